@@ -1,0 +1,42 @@
+"""omniseg: image segmentation in all its forms, from one command and a small Python API.
+
+Example:
+    >>> import omniseg
+    >>> model = omniseg.create_model("unet", num_classes=5, depth=2, base_channels=8)
+    >>> mask = omniseg.Predictor("runs/demo").predict("image.png")  # doctest: +SKIP
+"""
+
+from omniseg._version import __version__
+from omniseg.config import RunConfig, load_config
+from omniseg.data import DatasetInfo, load_dataset
+from omniseg.errors import ConfigError, DataError, OmnisegError, TrainingError
+from omniseg.inference import Predictor
+from omniseg.metrics import ConfusionMatrix
+from omniseg.models import create_model, list_models, load_model
+
+__all__ = [
+    "ConfigError",
+    "ConfusionMatrix",
+    "DataError",
+    "DatasetInfo",
+    "OmnisegError",
+    "Predictor",
+    "RunConfig",
+    "TrainingError",
+    "__version__",
+    "create_model",
+    "list_models",
+    "load_config",
+    "load_dataset",
+    "load_model",
+    "train",
+]
+
+
+def __getattr__(name: str):
+    # `train` pulls in Lightning; import it only when asked for, so prediction stays light
+    if name == "train":
+        from omniseg.engine import train
+
+        return train
+    raise AttributeError(f"module 'omniseg' has no attribute {name!r}")

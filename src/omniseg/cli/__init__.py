@@ -1,0 +1,1 @@
+"""The ``omniseg`` command line: one module per subcommand."""

@@ -1,0 +1,70 @@
+"""``omniseg eval``: a run on a dataset split, or a folder of predicted masks against ground truth."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from omniseg.cli.output import emit_json, print_report
+from omniseg.errors import ConfigError, DataError
+
+
+def add_parser(sub, name: str) -> None:
+    p = sub.add_parser(
+        name,
+        help="evaluate a run or a folder of predictions",
+        description="Evaluate RUN_DIR on --data, or compare --pred PNG masks with --gt PNG masks (matched by name).",
+    )
+    p.add_argument("run_dir", nargs="?", help="run directory written by `omniseg train`")
+    p.add_argument("--data", help="dataset to evaluate RUN_DIR on")
+    p.add_argument("--format", default="auto", help="force a dataset format")
+    p.add_argument("--split", default="val", help="split of --data (default val)")
+    p.add_argument("--pred", help="folder of predicted class-index PNGs")
+    p.add_argument("--gt", help="folder of ground-truth class-index PNGs")
+    p.add_argument("--num-classes", type=int, help="classes of --pred/--gt (default: largest label + 1)")
+    p.add_argument("--ignore-index", type=int, default=255)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print metrics as JSON (or write FILE)")
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    from omniseg.metrics import metrics_report
+
+    if args.pred or args.gt:
+        if not (args.pred and args.gt) or args.run_dir:
+            raise ConfigError("folder evaluation needs both --pred DIR and --gt DIR, and no RUN_DIR")
+        from omniseg.inference.evaluate import evaluate_folders
+
+        matrix = evaluate_folders(args.pred, args.gt, num_classes=args.num_classes, ignore_index=args.ignore_index)
+        names = [f"class_{i}" for i in range(matrix.num_classes)]
+        report = metrics_report(matrix.matrix, names)
+        title = f"{args.pred} vs {args.gt}"
+    else:
+        if not (args.run_dir and args.data):
+            raise ConfigError("pass RUN_DIR --data PATH, or --pred DIR --gt DIR")
+        from omniseg.data import load_dataset
+        from omniseg.data.transforms import TransformedDataset, eval_transforms
+        from omniseg.inference.evaluate import evaluate_model
+        from omniseg.models import load_model
+
+        model = load_model(args.run_dir)
+        info = model.card.info
+        source = load_dataset(args.data, format=args.format)
+        if source.info.num_classes != info.num_classes:
+            raise DataError(
+                f"{args.data} has {source.info.num_classes} classes but the model in {args.run_dir} predicts "
+                f"{info.num_classes}; evaluate on data with the same classes"
+            )
+        pre = model.card.preprocessing
+        dataset = TransformedDataset(source.dataset(args.split), eval_transforms(mean=pre["mean"], std=pre["std"]))
+        matrix = evaluate_model(model, dataset, num_classes=info.num_classes, ignore_index=info.ignore_index,
+                                batch_size=args.batch_size)
+        report = {"split": args.split, **metrics_report(matrix.matrix, info.class_names)}
+        title = f"{args.run_dir} on {args.data} ({args.split})"
+    if args.json == "-":
+        emit_json(console, report, "-")
+        return 0
+    print_report(console, report, title=title)
+    emit_json(console, report, args.json)
+    return 0

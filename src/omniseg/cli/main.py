@@ -1,0 +1,54 @@
+"""The ``omniseg`` command: parse, dispatch to a subcommand, print errors as one line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+
+from rich.console import Console
+
+from omniseg._version import __version__
+from omniseg.cli import demo, evaluate, models, predict, train
+from omniseg.errors import OmnisegError
+
+SUBCOMMANDS = {"demo": demo, "train": train, "eval": evaluate, "predict": predict, "models": models}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omniseg", description="Image segmentation: train, evaluate, predict.")
+    parser.add_argument("--version", action="version", version=f"omniseg {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in SUBCOMMANDS.items():
+        module.add_parser(sub, name)
+    return parser
+
+
+def quiet_libraries() -> None:
+    """Keep Lightning's banners out of the output (call again after importing Lightning: it resets them)."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="lightning")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=False)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_libraries()
+    try:
+        return SUBCOMMANDS[args.command].run(args, console) or 0
+    except OmnisegError as exc:
+        if args.debug:
+            raise
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Rich tables and JSON output shared by the subcommands."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
+def metrics_table(report: dict, title: str = "Per-class metrics") -> Table:
+    """The per-class table (IoU, Dice, accuracy, support) with the summary as its footer."""
+    table = Table(title=title, show_footer=True)
+    table.add_column("class", footer="mean")
+    table.add_column("IoU", justify="right", footer=_fmt(report["miou"]))
+    table.add_column("Dice", justify="right", footer=_fmt(report["mean_dice"]))
+    table.add_column("accuracy", justify="right", footer=_fmt(report["mean_accuracy"]))
+    table.add_column("support (px)", justify="right")
+    for row in report["per_class"]:
+        table.add_row(row["name"], _fmt(row["iou"]), _fmt(row["dice"]), _fmt(row["accuracy"]), f"{row['support']:,}")
+    return table
+
+
+def print_report(console: Console, report: dict, *, title: str) -> None:
+    console.print(metrics_table(report, title))
+    console.print(
+        f"pixel accuracy {_fmt(report['pixel_accuracy'])}   mean accuracy {_fmt(report['mean_accuracy'])}   "
+        f"mIoU {_fmt(report['miou'])}   FWIoU {_fmt(report['fwiou'])}   mean Dice {_fmt(report['mean_dice'])}"
+    )
+
+
+def emit_json(console: Console, values: dict, target: str | None) -> None:
+    """``target`` "-" prints JSON to stdout; a path writes it there."""
+    text = json.dumps(values, indent=2)
+    if target == "-":
+        print(text)
+    elif target:
+        Path(target).write_text(text)
+        console.print(f"wrote {target}")

@@ -1,0 +1,72 @@
+"""``omniseg train``: train a model on a dataset and write a run directory."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from omniseg.cli.output import emit_json, print_report
+from omniseg.config import RunConfig, apply_overrides, apply_values, load_config
+
+
+def add_parser(sub, name: str) -> None:
+    p = sub.add_parser(name, help="train a model", description="Train a segmentation model and write a run directory.")
+    p.add_argument("--data", help="dataset folder (format detected)")
+    p.add_argument("--format", help="force a dataset format (default: auto)")
+    p.add_argument("--model", help="architecture name (see `omniseg models`)")
+    p.add_argument("--encoder", help="timm encoder name, e.g. resnet34")
+    p.add_argument("--encoder-weights", help="'imagenet' (timm, online) or a .safetensors/.pth weights file")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--epochs", type=int, help="number of epochs")
+    group.add_argument("--time-budget", type=float, metavar="SECONDS", help="train for this long, keep the best weights")
+    p.add_argument("--img-size", type=int, help="training crop size")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--loss", help="e.g. ce, focal, dice, ce+dice, 1.0*ce+0.5*dice")
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--devices", type=int, help="processes / GPUs (DDP when > 1; gloo on CPU)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--workers", type=int, help="data loader workers")
+    p.add_argument("--out", help="run directory (default runs/train)")
+    p.add_argument("--config", help="YAML config file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. optim.lr=0.01")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
+    p.add_argument("--overwrite", action="store_true", help="replace the run files already in OUT")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print the final metrics as JSON (or write FILE)")
+
+
+FLAG_KEYS = {
+    "data": "data.path", "format": "data.format", "model": "model.name", "encoder": "model.encoder",
+    "encoder_weights": "model.encoder_weights", "epochs": "train.epochs", "time_budget": "train.time_budget",
+    "img_size": "data.img_size", "batch_size": "data.batch_size", "loss": "loss.name", "lr": "optim.lr",
+    "devices": "train.devices", "seed": "train.seed", "workers": "data.num_workers", "out": "train.out",
+}
+
+
+def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
+    """Defaults < ``--config`` file < flags < ``--set``."""
+    config = load_config(args.config) if args.config else (base or RunConfig())
+    flags = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items() if getattr(args, flag, None) is not None}
+    if "train.time_budget" in flags:
+        flags["train.epochs"] = 1_000_000  # the budget decides when to stop
+    return apply_overrides(apply_values(config, flags, source="option"), list(args.set))
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    from omniseg.cli.main import quiet_libraries
+    from omniseg.engine import train  # Lightning is imported only by the commands that train
+
+    quiet_libraries()
+
+    config = config_from_args(args)
+    result = train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    if result is None:  # a non-zero DDP process
+        return 0
+    if args.json == "-":
+        emit_json(console, result.metrics, "-")
+        return 0
+    print_report(console, result.metrics, title=f"Validation of the best weights (epoch {result.best_epoch})")
+    console.print(f"run directory: [bold]{result.run_dir}[/]  ({result.global_step} steps)")
+    emit_json(console, result.metrics, args.json)
+    return 0

@@ -1,0 +1,212 @@
+"""Run configuration: dataclasses <-> YAML, with ``--set a.b=c`` overrides.
+
+Every run directory holds the resolved config as ``config.yaml``; loading it back and training
+again reproduces the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from omniseg.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """Where the data is and how batches are made."""
+
+    path: str | None = None
+    format: str = "auto"
+    img_size: int = 256  # side of the square training crop
+    scale_range: tuple[float, float] = (0.5, 2.0)  # random rescale before the crop
+    batch_size: int = 8
+    eval_batch_size: int = 4
+    num_workers: int = 0
+    val_fraction: float = 0.2  # used only when the data has no val split
+    split_seed: int = 0
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    color_jitter: float = 0.3
+    hflip: bool = True
+    vflip: bool = False
+
+
+@dataclass
+class ModelConfig:
+    name: str = "unet"
+    encoder: str | None = None
+    encoder_weights: str | None = None  # None, "imagenet" (timm pretrained) or a weights file
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LossConfig:
+    name: str = "ce+dice"  # terms joined by '+', each optionally weighted: "1.0*ce+0.5*dice"
+    class_weights: str | list[float] | None = None  # None, "median_frequency" or one weight per class
+    label_smoothing: float = 0.0
+    focal_gamma: float = 2.0
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "poly"  # poly | cosine | constant
+    poly_power: float = 0.9
+    warmup_steps: int = 0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 50
+    time_budget: float | None = None  # seconds; stops training early, best weights are kept
+    devices: int = 1
+    accelerator: str = "auto"
+    precision: str = "32-true"
+    seed: int = 0
+    deterministic: bool = True
+    early_stopping_patience: int | None = None  # validation rounds without a better val mIoU
+    val_every: int = 1  # epochs between validations
+    out: str = "runs/train"
+    num_samples: int = 4  # val overlays written to samples/
+    sync_batchnorm: bool = False
+
+
+@dataclass
+class RunConfig:
+    task: str = "semantic"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain dict (tuples as lists) of a config dataclass, ready for YAML or JSON."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
+    """Build dataclass ``cls`` from a nested dict, rejecting unknown keys with close matches."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"config section {where or 'root'!r} must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; known keys: {', '.join(fields)}"
+            raise ConfigError(f"unknown config key {where + key!r}{hint}")
+        kwargs[key] = _coerce(hints[key], value, where + key)
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, key + ".")
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"config key {key!r}: {value!r} matches none of {hint}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"config key {key!r} needs {len(args)} values, got {value!r}")
+        return tuple(_coerce(a, v, key) for a, v in zip(args, value))
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {key!r} needs a list, got {value!r}")
+        return [_coerce(args[0], v, key) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r} needs a mapping, got {value!r}")
+        return dict(value)
+    if hint is Any:
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"config key {key!r} needs true or false, got {value!r}")
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"config key {key!r} needs an integer, got {value!r}")
+    if not isinstance(value, hint):
+        raise ConfigError(f"config key {key!r} needs {hint.__name__}, got {value!r}")
+    return value
+
+
+def apply_values(config: RunConfig, assignments: dict[str, Any], *, source: str = "--set") -> RunConfig:
+    """Set dotted keys (``{"optim.lr": 0.01}``) and re-validate; unknown keys raise ConfigError."""
+    values = to_dict(config)
+    for key, value in assignments.items():
+        parts = key.strip().split(".")
+        node = values
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if not isinstance(child, dict):
+                what = "unknown config key" if part not in node else "not a config section:"
+                raise ConfigError(f"{source} {key!r}: {what} {'.'.join(parts[: i + 1])!r}")
+            node = child
+        node[parts[-1]] = value
+    return from_dict(RunConfig, values)
+
+
+def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply ``a.b=c`` overrides; values are parsed as YAML (``3``, ``0.5``, ``[1, 2]``, ``null``).
+
+    Example:
+        >>> apply_overrides(RunConfig(), ["optim.lr=0.01", "model.kwargs.depth=3"]).optim.lr
+        0.01
+    """
+    assignments = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r} is not of the form a.b=c")
+        try:
+            assignments[key] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: value {raw!r} is not valid YAML ({exc})") from None
+    return apply_values(config, assignments)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a YAML config (a partial one is fine: missing keys keep their defaults)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; pass the path of a YAML file")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    return from_dict(RunConfig, values)
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))

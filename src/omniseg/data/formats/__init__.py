@@ -1,0 +1,34 @@
+"""On-disk dataset formats, one module each, registered by name and auto-detected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omniseg.data.formats.base import DataSource
+from omniseg.data.formats.folder import FolderSource
+from omniseg.errors import DataError
+from omniseg.registry import Registry
+
+FORMATS: Registry[type] = Registry("dataset format")
+FORMATS.add("folder", FolderSource, description="images/<split>/*, masks/<split>/*.png, classes.json")
+
+
+def load_dataset(path: str | Path, *, format: str = "auto", **options) -> DataSource:
+    """Open the dataset at ``path``, detecting its format unless ``format`` names one.
+
+    ``options`` go to the format's reader (the folder reader takes ``val_fraction`` and ``split_seed``).
+    """
+    root = Path(path)
+    if not root.exists():
+        raise DataError(f"dataset path {root} does not exist; check --data")
+    if format != "auto":
+        return FORMATS.get(format)(root, **options)
+    for name in FORMATS:
+        reader = FORMATS.get(name)
+        if reader.detect(root):
+            return reader(root, **options)
+    looked_for = "; ".join(f"{n}: {FORMATS.meta(n).get('description', '')}" for n in FORMATS)
+    raise DataError(f"{root} matches no known dataset layout (looked for {looked_for}); pass --format NAME")
+
+
+__all__ = ["DataSource", "FORMATS", "FolderSource", "load_dataset"]

@@ -1,0 +1,34 @@
+"""What every on-disk format gives: a DataSource with DatasetInfo, splits and per-split datasets."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from omniseg.data.sample import DatasetInfo, Sample
+
+
+class DataSource(Protocol):
+    """An opened dataset on disk.
+
+    Attributes:
+        info: class names, palette, ignore_index, things/stuff.
+        description: how the layout was read (e.g. "folder, palette masks, seeded split").
+    """
+
+    info: DatasetInfo
+    description: str
+
+    def splits(self) -> list[str]:
+        """Names of the splits present, e.g. ``["train", "val"]``."""
+        ...
+
+    def dataset(self, split: str) -> torch.utils.data.Dataset[Sample]:
+        """The Samples of ``split``; raises DataError if the split is missing or empty."""
+        ...
+
+    def class_pixel_stats(self, split: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(pixels of class c, pixels of the images that contain c)``, each [K], or None if unknown."""
+        ...

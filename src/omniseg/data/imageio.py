@@ -1,0 +1,75 @@
+"""Reading images and label masks from disk, with errors that name the file and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from omniseg.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _open(path: Path, what: str) -> Image.Image:
+    try:
+        image = Image.open(path)
+        image.load()
+    except FileNotFoundError:
+        raise DataError(f"{what} {path} does not exist; check the path") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{what} {path} is corrupt or not an image ({exc}); re-export it or remove it") from None
+    return image
+
+
+def verify_image(path: str | Path, what: str = "image") -> tuple[int, int]:
+    """Check that ``path`` decodes; returns its (height, width) after EXIF orientation."""
+    image = _open(Path(path), what)
+    width, height = image.size
+    orientation = image.getexif().get(0x0112, 1)
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """An image file as uint8 ``[3, H, W]`` RGB, EXIF orientation applied (grey and RGBA converted)."""
+    image = ImageOps.exif_transpose(_open(Path(path), "image"))
+    if image.mode not in ("RGB", "L"):
+        if image.mode in ("I;16", "I", "F"):  # scale high-bit-depth images to 8 bits
+            array = np.asarray(image, dtype=np.float64)
+            lo, hi = array.min(), array.max()
+            image = Image.fromarray(((array - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8))
+        image = image.convert("RGB")
+    array = np.asarray(image.convert("RGB"))
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def read_label_png(path: str | Path) -> tuple[np.ndarray, str, list[tuple[int, int, int]] | None]:
+    """The raw content of a label PNG: (array, PIL mode, palette of a 'P' image or None).
+
+    ``array`` is [H, W] for index and palette masks, [H, W, 3] for colour masks.
+    """
+    image = _open(Path(path), "mask")
+    palette = None
+    if image.mode == "P":
+        flat = image.getpalette() or []
+        palette = [tuple(flat[i : i + 3]) for i in range(0, len(flat), 3)]
+        return np.asarray(image), "P", palette
+    if image.mode in ("RGB", "RGBA"):
+        return np.asarray(image.convert("RGB")), "RGB", None
+    if image.mode in ("1", "L", "I;16", "I;16B", "I"):
+        return np.asarray(image).astype(np.int64), image.mode, None
+    raise DataError(f"mask {path} has mode {image.mode}; save masks as 8-bit index, palette or RGB PNGs")
+
+
+def write_index_png(path: str | Path, mask: np.ndarray, palette: list[tuple[int, int, int]] | None = None) -> None:
+    """Write class ids [H, W] as a palette PNG (values must fit in 0..255)."""
+    mask = np.asarray(mask)
+    if mask.min(initial=0) < 0 or mask.max(initial=0) > 255:
+        raise ValueError(f"mask values must be within 0..255 for a palette PNG, got {mask.min()}..{mask.max()}")
+    image = Image.fromarray(mask.astype(np.uint8))
+    if palette:
+        flat = [c for colour in palette for c in colour]
+        image.putpalette(flat + [0] * (768 - len(flat)))
+    image.save(path)

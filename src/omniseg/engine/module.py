@@ -1,0 +1,132 @@
+"""The Lightning module of semantic segmentation: loss, optimiser, schedule, exact val metrics."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import lightning as L
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from omniseg.config import OptimConfig
+from omniseg.errors import TrainingError
+from omniseg.metrics import ConfusionMatrix, metrics_from_confusion
+
+
+def schedule_factor(step: int, total_steps: int, config: OptimConfig, progress_floor: float = 0.0) -> float:
+    """Learning-rate multiplier at ``step``: linear warm-up, then poly, cosine or constant.
+
+    ``progress_floor`` (0..1) lets a time budget advance the schedule faster than the step count.
+    """
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(total_steps - config.warmup_steps, 1)
+    progress = min(max(progress, progress_floor), 1.0)
+    if config.schedule == "poly":
+        return (1 - progress) ** config.poly_power
+    if config.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0
+
+
+class SemanticTask(L.LightningModule):
+    """Trains a semantic model; validation accumulates one confusion matrix, summed across processes.
+
+    After each validation, ``last_validation`` holds the metrics (identical on every process).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: nn.Module,
+        *,
+        num_classes: int,
+        ignore_index: int,
+        optim: OptimConfig,
+        time_budget: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.model, self.loss = model, loss
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.optim_config, self.time_budget = optim, time_budget
+        self.confusion = ConfusionMatrix(num_classes, ignore_index=ignore_index)
+        self._val_loss = torch.zeros(2, dtype=torch.float64)  # (sum, batches)
+        self._train_loss = torch.zeros(2, dtype=torch.float64)
+        self._start_time = time.monotonic()
+        self.last_validation: dict = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def on_train_start(self) -> None:
+        self._start_time = time.monotonic()
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        logits = self.model(batch["image"])
+        loss = self.loss(logits, batch["mask"])
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"the loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+                "lower the learning rate (--set optim.lr=...) or check the labels and class weights"
+            )
+        self._train_loss += torch.tensor([loss.item(), 1.0], dtype=torch.float64)
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["image"]))
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self.confusion.reset()
+        self._val_loss.zero_()
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        logits = self.model(batch["image"])
+        self._val_loss += torch.tensor([self.loss(logits, batch["mask"]).item(), 1.0], dtype=torch.float64)
+        self.confusion.update(logits.argmax(1), batch["mask"])
+
+    def _all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        if dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1:
+            tensor = tensor.clone()
+            dist.all_reduce(tensor)
+        return tensor
+
+    def on_validation_epoch_end(self) -> None:
+        matrix = self._all_reduce(self.confusion.matrix)
+        val_loss = self._all_reduce(self._val_loss)
+        train_loss = self._all_reduce(self._train_loss)
+        self._train_loss.zero_()
+        metrics = metrics_from_confusion(matrix)
+        summary = {
+            "val_loss": (val_loss[0] / val_loss[1]).item() if val_loss[1] else math.nan,
+            "val_miou": metrics["miou"],
+            "val_pixel_accuracy": metrics["pixel_accuracy"],
+            "val_mean_accuracy": metrics["mean_accuracy"],
+            "val_mean_dice": metrics["mean_dice"],
+            "val_fwiou": metrics["fwiou"],
+        }
+        self.last_validation = {
+            **summary,
+            "train_loss": (train_loss[0] / train_loss[1]).item() if train_loss[1] else math.nan,
+            "matrix": matrix.clone(),
+        }
+        if not self.trainer.sanity_checking:
+            for key, value in summary.items():
+                self.log(key, 0.0 if math.isnan(value) else value, prog_bar=key == "val_miou", sync_dist=False)
+
+    def configure_optimizers(self):
+        config = self.optim_config
+        decay, no_decay = [], []
+        for name, param in self.model.named_parameters():
+            (no_decay if param.ndim <= 1 else decay).append(param)  # no decay on norms and biases
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=config.lr,
+        )
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+
+        def factor(step: int) -> float:
+            floor = (time.monotonic() - self._start_time) / self.time_budget if self.time_budget else 0.0
+            return schedule_factor(step, total, config, floor)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,41 @@
+"""The end-of-training report: final validation of the best weights, plots and sample overlays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from omniseg.config import RunConfig
+from omniseg.data.transforms import TransformedDataset, eval_transforms
+from omniseg.inference.evaluate import evaluate_model
+from omniseg.metrics import metrics_report
+from omniseg.models.hub import load_model
+from omniseg.viz.plots import plot_confusion, plot_curves, plot_sample
+
+
+def write_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, config: RunConfig, extra: dict) -> dict:
+    """Evaluate ``model.safetensors`` on ``val_set`` and write ``curves.png``, ``confusion.png`` and
+    ``samples/``; returns the metrics report (with ``extra`` merged in)."""
+    model = load_model(run_dir)
+    info = model.card.info
+    normalised = TransformedDataset(val_set, eval_transforms(mean=config.data.mean, std=config.data.std))
+    matrix = evaluate_model(
+        model, normalised, num_classes=info.num_classes, ignore_index=info.ignore_index,
+        batch_size=config.data.eval_batch_size,
+    ).matrix
+    if (run_dir / "history.csv").exists():
+        plot_curves(run_dir / "history.csv", run_dir / "curves.png")
+    plot_confusion(matrix.numpy(), info.class_names, run_dir / "confusion.png")
+    samples = run_dir / "samples"
+    samples.mkdir(exist_ok=True)
+    with torch.inference_mode():
+        for index in range(min(config.train.num_samples, len(val_set))):
+            raw, normal = val_set[index], normalised[index]
+            pred = model(normal["image"].unsqueeze(0)).argmax(1)[0].numpy()
+            truth = raw["mask"].numpy() if "mask" in raw else None
+            image = raw["image"].permute(1, 2, 0).numpy().astype(np.uint8)
+            plot_sample(image, truth, pred, info.palette, info.class_names,
+                        samples / f"{raw['meta']['id'] or index}.png", ignore_index=info.ignore_index)
+    return {"split": "val", **metrics_report(matrix, info.class_names), **extra}

@@ -1,0 +1,171 @@
+"""The trainer factory and ``train``: config in, run directory out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
+
+from omniseg.config import RunConfig, TrainConfig, save_config
+from omniseg.data.formats import DataSource, load_dataset
+from omniseg.engine.callbacks import RunWriter
+from omniseg.engine.datamodule import SemanticDataModule
+from omniseg.engine.module import SemanticTask
+from omniseg.engine.report import write_report
+from omniseg.errors import ConfigError
+from omniseg.losses import build_loss, median_frequency_weights
+from omniseg.models import create_model
+from omniseg.models.hub import ModelCard
+
+log = logging.getLogger(__name__)
+
+RUN_FILES = ("config.yaml", "model.json", "model.safetensors", "last.ckpt", "metrics.json", "history.csv",
+             "curves.png", "confusion.png")
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns on the main process."""
+
+    run_dir: Path
+    metrics: dict
+    best_epoch: int
+    global_step: int
+
+
+def build_trainer(config: TrainConfig, callbacks: list[L.Callback], *, progress: bool = True) -> L.Trainer:
+    """A Lightning Trainer for ``config``: DDP when ``devices > 1`` (gloo on CPU), optional time budget."""
+    if config.devices < 1:
+        raise ConfigError(f"train.devices must be at least 1, got {config.devices}")
+    if progress:
+        callbacks = [*callbacks, RichProgressBar(leave=True)]
+    return L.Trainer(
+        accelerator=config.accelerator,
+        devices=config.devices,
+        strategy="ddp" if config.devices > 1 else "auto",
+        precision=config.precision,
+        max_epochs=config.epochs,
+        max_time=timedelta(seconds=config.time_budget) if config.time_budget else None,
+        check_val_every_n_epoch=config.val_every,
+        num_sanity_val_steps=0,
+        deterministic=config.deterministic,
+        sync_batchnorm=config.sync_batchnorm and config.devices > 1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=progress,
+        callbacks=callbacks,
+    )
+
+
+def _model_kwargs(config: RunConfig, num_classes: int) -> dict:
+    kwargs = {"num_classes": num_classes, **config.model.kwargs}
+    if config.model.encoder is not None:
+        kwargs["encoder"] = config.model.encoder
+    if config.model.encoder_weights is not None:
+        kwargs["encoder_weights"] = config.model.encoder_weights
+    return kwargs
+
+
+def _class_weights(config: RunConfig, source: DataSource) -> torch.Tensor | None:
+    weights = config.loss.class_weights
+    num_classes = source.info.num_classes
+    if weights is None:
+        return None
+    if weights == "median_frequency":
+        stats = source.class_pixel_stats("train")
+        if stats is None:
+            raise ConfigError("median_frequency class weights need masks for every training image")
+        result = median_frequency_weights(*map(torch.from_numpy, stats))
+        log.info("median-frequency class weights: %s", np.round(result.numpy(), 3).tolist())
+        return result
+    if isinstance(weights, str) or len(weights) != num_classes:
+        raise ConfigError(
+            f"loss.class_weights must be null, 'median_frequency' or {num_classes} numbers, got {weights!r}"
+        )
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def _prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    if resume:
+        if not (run_dir / "last.ckpt").is_file():
+            raise ConfigError(f"cannot resume: {run_dir / 'last.ckpt'} does not exist; train without --resume first")
+        return
+    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"{run_dir} already holds a run ({existing[0]}); pass --resume, --overwrite or another --out")
+    for name in existing:
+        (run_dir / name).unlink()
+    for sample in (run_dir / "samples").glob("*.png"):
+        sample.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> TrainResult | None:
+    """Train a model as ``config`` says and write its run directory (``config.train.out``).
+
+    Returns the final validation report on the main process, ``None`` on the other DDP processes.
+    """
+    if config.task != "semantic":
+        raise ConfigError(f"task {config.task!r} is not available yet; use task 'semantic'")
+    if config.data.path is None:
+        raise ConfigError("no dataset: pass --data PATH (or set data.path in the config)")
+    run_dir = Path(config.train.out)
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
+    source = load_dataset(
+        config.data.path, format=config.data.format, val_fraction=config.data.val_fraction, split_seed=config.data.split_seed
+    )
+    info = source.info
+    kwargs = _model_kwargs(config, info.num_classes)
+    model = create_model(config.model.name, **kwargs)
+    loss = build_loss(
+        config.loss.name,
+        class_weights=_class_weights(config, source),
+        ignore_index=info.ignore_index,
+        label_smoothing=config.loss.label_smoothing,
+        focal_gamma=config.loss.focal_gamma,
+    )
+    card = ModelCard(
+        architecture=config.model.name,
+        kwargs=kwargs,
+        info=info,
+        preprocessing={"mean": list(config.data.mean), "std": list(config.data.std)},
+        task=config.task,
+    )
+    datamodule = SemanticDataModule(source, config.data, seed=config.train.seed)
+    task = SemanticTask(
+        model, loss, num_classes=info.num_classes, ignore_index=info.ignore_index, optim=config.optim,
+        time_budget=config.train.time_budget,
+    )
+    writer = RunWriter(run_dir, card)
+    callbacks: list[L.Callback] = [writer]
+    if config.train.early_stopping_patience is not None:
+        callbacks.append(EarlyStopping("val_miou", mode="max", patience=config.train.early_stopping_patience))
+    trainer = build_trainer(config.train, callbacks, progress=progress)
+    if trainer.is_global_zero:
+        _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        save_config(config, run_dir / "config.yaml")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*Trying to infer the `batch_size`.*")
+        trainer.fit(task, datamodule=datamodule, ckpt_path=str(run_dir / "last.ckpt") if resume else None,
+                    weights_only=True)
+    if not trainer.is_global_zero:
+        return None
+    metrics = write_report(
+        run_dir,
+        source.dataset("val"),
+        config=config,
+        extra={"best_epoch": writer.best_epoch, "global_step": trainer.global_step, "epochs": trainer.current_epoch,
+               "train_seconds": round(writer.state_dict()["seconds"], 1)},
+    )
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return TrainResult(run_dir, metrics, writer.best_epoch, trainer.global_step)

@@ -1,0 +1,83 @@
+"""Evaluating a model on a dataset split, or prediction PNGs against ground-truth PNGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from omniseg.data.imageio import read_label_png
+from omniseg.data.transforms import PadCollate
+from omniseg.errors import DataError
+from omniseg.metrics import ConfusionMatrix
+
+
+@torch.inference_mode()
+def evaluate_model(
+    model: nn.Module,
+    dataset: torch.utils.data.Dataset,
+    *,
+    num_classes: int,
+    ignore_index: int = 255,
+    batch_size: int = 4,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
+) -> ConfusionMatrix:
+    """Confusion matrix of ``model`` over a dataset of already-normalised Samples with masks."""
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=PadCollate(ignore_index)
+    )
+    matrix = ConfusionMatrix(num_classes, ignore_index=ignore_index)
+    model = model.eval().to(device)
+    for batch in loader:
+        if "mask" not in batch:
+            raise DataError("the split has images without masks; evaluation needs ground truth")
+        pred = model(batch["image"].to(device)).argmax(1).cpu()
+        matrix.update(pred, batch["mask"])
+    return matrix
+
+
+def _label_files(directory: Path) -> dict[str, Path]:
+    if not directory.is_dir():
+        raise DataError(f"{directory} is not a folder; pass a folder of PNG masks")
+    files = {p.stem: p for p in sorted(directory.glob("*.png"))}
+    if not files:
+        raise DataError(f"{directory} holds no PNG masks")
+    return files
+
+
+def evaluate_folders(
+    pred_dir: str | Path, gt_dir: str | Path, *, num_classes: int | None = None, ignore_index: int = 255
+) -> ConfusionMatrix:
+    """Confusion matrix of class-index PNGs in ``pred_dir`` against those in ``gt_dir``, matched by stem.
+
+    Without ``num_classes`` it is the largest label seen (other than ``ignore_index``) plus one.
+    """
+    preds, truths = _label_files(Path(pred_dir)), _label_files(Path(gt_dir))
+    missing = sorted(set(truths) - set(preds))
+    if missing:
+        raise DataError(f"no prediction for {truths[missing[0]]} ({len(missing)} missing) in {pred_dir}")
+    pairs = []
+    for stem, truth_path in truths.items():
+        truth, pred = read_label_png(truth_path)[0], read_label_png(preds[stem])[0]
+        if truth.ndim != 2 or pred.ndim != 2:
+            raise DataError(f"{truth_path if truth.ndim != 2 else preds[stem]} is a colour image; pass class-index PNGs")
+        if truth.shape != pred.shape:
+            raise DataError(
+                f"prediction {preds[stem]} is {pred.shape[1]}x{pred.shape[0]} but {truth_path} is "
+                f"{truth.shape[1]}x{truth.shape[0]}; predict at the ground truth's size"
+            )
+        pairs.append((pred.astype(np.int64), truth.astype(np.int64)))
+    if num_classes is None:
+        labels = [np.unique(a) for pair in pairs for a in pair]
+        seen = np.unique(np.concatenate(labels))
+        num_classes = int(seen[seen != ignore_index].max()) + 1
+    matrix = ConfusionMatrix(num_classes, ignore_index=ignore_index)
+    for (pred, truth), stem in zip(pairs, truths):
+        try:
+            matrix.update(torch.from_numpy(pred), torch.from_numpy(truth))
+        except ValueError as exc:
+            raise DataError(f"{stem}.png: {exc}; pass --num-classes or fix the masks") from None
+    return matrix

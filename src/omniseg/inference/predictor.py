@@ -1,0 +1,91 @@
+"""Predictor: a saved model applied to images of any size, without a trainer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from omniseg.data.imageio import read_image
+from omniseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from omniseg.errors import OmnisegError
+from omniseg.inference.optimize import fold_batchnorm
+from omniseg.models.hub import ModelCard, load_model
+
+ImageLike = str | Path | np.ndarray | Image.Image | torch.Tensor
+
+
+def to_image_tensor(image: ImageLike) -> torch.Tensor:
+    """A path, PIL image, uint8 ``[H, W, 3]`` / ``[H, W]`` array or uint8 ``[3, H, W]`` tensor as uint8 ``[3, H, W]``."""
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] not in (3, 4):
+            raise OmnisegError(f"expected an [H, W, 3] image array, got shape {image.shape}")
+        image = torch.from_numpy(np.ascontiguousarray(image[..., :3])).permute(2, 0, 1)
+    if not isinstance(image, torch.Tensor) or image.ndim != 3:
+        raise OmnisegError(f"expected an image path, PIL image, [H, W, 3] array or [3, H, W] tensor, got {type(image)}")
+    return image
+
+
+class Predictor:
+    """Predict class masks with a trained model.
+
+    Args:
+        model: a run directory (``model.json`` + ``model.safetensors``) or a loaded model with ``.card``.
+        device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
+        optimize: fold BatchNorm into convolutions and use channels-last memory (same outputs, faster).
+
+    Example:
+        >>> mask = Predictor("runs/demo").predict("scene.png")  # doctest: +SKIP
+        >>> mask.shape  # (H, W) class ids  # doctest: +SKIP
+    """
+
+    def __init__(self, model: str | Path | nn.Module, *, device: str | None = None, optimize: bool = True) -> None:
+        if not isinstance(model, nn.Module):
+            model = load_model(model)
+        card: ModelCard | None = getattr(model, "card", None)
+        if card is None:
+            raise OmnisegError("the model has no .card; load it with omniseg.load_model(run_dir)")
+        self.card, self.info = card, card.info
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        mean = card.preprocessing.get("mean", IMAGENET_MEAN)
+        std = card.preprocessing.get("std", IMAGENET_STD)
+        self._mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
+        self._std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
+        model = model.eval().to(self.device)
+        self._memory_format = torch.contiguous_format
+        if optimize:
+            example = torch.randn(1, card.kwargs.get("in_channels", 3), 64, 64, device=self.device)
+            model = fold_batchnorm(model, example)
+            if self.device.type == "cpu":
+                self._memory_format = torch.channels_last
+                model = model.to(memory_format=torch.channels_last)
+        self.model = model
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[N, 3, H, W]`` -> normalised float on the device."""
+        x = images.to(self.device, torch.float32)
+        return ((x - self._mean) / self._std).contiguous(memory_format=self._memory_format)
+
+    @torch.inference_mode()
+    def predict_proba(self, image: ImageLike) -> torch.Tensor:
+        """Class probabilities ``[K, H, W]`` (float32, on the CPU)."""
+        x = self.preprocess(to_image_tensor(image).unsqueeze(0))
+        return self.model(x).softmax(1)[0].float().cpu()
+
+    @torch.inference_mode()
+    def predict_batch(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[N, 3, H, W]`` -> class ids ``[N, H, W]`` (int64, on the CPU)."""
+        return self.model(self.preprocess(images)).argmax(1).cpu()
+
+    def predict(self, image: ImageLike) -> np.ndarray:
+        """Class ids ``[H, W]`` (int64) for one image of any size."""
+        return self.predict_batch(to_image_tensor(image).unsqueeze(0))[0].numpy()

@@ -1,0 +1,19 @@
+"""Losses: a functional core with thin module wrappers, combined by config (``"ce+dice"``)."""
+
+from omniseg.losses.builder import LOSSES, build_loss, parse_loss_spec
+from omniseg.losses.functional import cross_entropy, focal_loss, median_frequency_weights, soft_dice_loss
+from omniseg.losses.modules import CrossEntropyLoss, DiceLoss, FocalLoss, WeightedSumLoss
+
+__all__ = [
+    "LOSSES",
+    "CrossEntropyLoss",
+    "DiceLoss",
+    "FocalLoss",
+    "WeightedSumLoss",
+    "build_loss",
+    "cross_entropy",
+    "focal_loss",
+    "median_frequency_weights",
+    "parse_loss_spec",
+    "soft_dice_loss",
+]

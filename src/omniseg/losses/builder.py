@@ -1,0 +1,51 @@
+"""Losses by name, and sums of them from a spec like ``"ce+dice"`` or ``"1.0*ce+0.5*dice"``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from omniseg.errors import ConfigError
+from omniseg.losses.modules import CrossEntropyLoss, DiceLoss, FocalLoss, WeightedSumLoss
+from omniseg.registry import Registry
+
+LOSSES: Registry = Registry("loss")
+LOSSES.add("ce", lambda w, opts: CrossEntropyLoss(weight=w, ignore_index=opts["ignore_index"], label_smoothing=opts["label_smoothing"]))
+LOSSES.add("focal", lambda w, opts: FocalLoss(gamma=opts["focal_gamma"], weight=w, ignore_index=opts["ignore_index"]))
+LOSSES.add("dice", lambda w, opts: DiceLoss(ignore_index=opts["ignore_index"]))
+
+
+def parse_loss_spec(spec: str) -> list[tuple[float, str]]:
+    """``"ce+0.5*dice"`` -> ``[(1.0, "ce"), (0.5, "dice")]``."""
+    terms = []
+    for part in spec.replace(" ", "").split("+"):
+        weight, _, name = part.rpartition("*")
+        try:
+            terms.append((float(weight) if weight else 1.0, name))
+        except ValueError:
+            raise ConfigError(f"loss term {part!r} in {spec!r} is not NAME or WEIGHT*NAME") from None
+        LOSSES.get(name)
+    if not terms or any(not name for _, name in terms):
+        raise ConfigError(f"loss {spec!r} is empty; use e.g. 'ce', 'focal' or 'ce+dice'")
+    return terms
+
+
+def build_loss(
+    spec: str,
+    *,
+    class_weights: torch.Tensor | None = None,
+    ignore_index: int = 255,
+    label_smoothing: float = 0.0,
+    focal_gamma: float = 2.0,
+) -> nn.Module:
+    """The loss named by ``spec``: one term, or a :class:`WeightedSumLoss` of several.
+
+    Example:
+        >>> build_loss("ce+0.5*dice").weights
+        {'ce': 1.0, 'dice': 0.5}
+    """
+    options = {"ignore_index": ignore_index, "label_smoothing": label_smoothing, "focal_gamma": focal_gamma}
+    terms = parse_loss_spec(spec)
+    if len(terms) == 1 and terms[0][0] == 1.0:
+        return LOSSES.get(terms[0][1])(class_weights, options)
+    return WeightedSumLoss({name: (w, LOSSES.get(name)(class_weights, options)) for w, name in terms})

@@ -1,0 +1,107 @@
+"""Loss functions as pure functions of ``logits [N, K, H, W]`` and ``target [N, H, W]`` (int64).
+
+Pixels equal to ``ignore_index`` count nowhere: not in the numerator, not in the normaliser.
+A batch with no labelled pixel gives a loss of 0 that still carries a (zero) gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _valid(target: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(valid [N, H, W] bool, target with ignored pixels set to class 0)``."""
+    valid = target != ignore_index
+    return valid, torch.where(valid, target, torch.zeros_like(target))
+
+
+def cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = 255,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Pixel-wise cross entropy, averaged over labelled pixels (weighted mean when ``weight`` [K] is given).
+
+    Example:
+        >>> logits = torch.tensor([[[[0.0]], [[0.0]]]])  # two classes, equal scores
+        >>> round(cross_entropy(logits, torch.tensor([[[1]]])).item(), 4)  # log 2
+        0.6931
+    """
+    if not (target != ignore_index).any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(
+        logits, target, weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing
+    )
+
+
+def focal_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gamma: float = 2.0,
+    alpha: torch.Tensor | None = None,
+    ignore_index: int = 255,
+) -> torch.Tensor:
+    """Focal loss (Lin et al., 2017): ``-alpha_t (1 - p_t)^gamma log p_t``, mean over labelled pixels.
+
+    ``gamma = 0`` and no ``alpha`` is plain cross entropy.
+    """
+    valid, safe_target = _valid(target, ignore_index)
+    log_p = F.log_softmax(logits, dim=1).gather(1, safe_target.unsqueeze(1)).squeeze(1)  # [N, H, W]
+    loss = -((1 - log_p.exp()) ** gamma) * log_p
+    if alpha is not None:
+        loss = loss * alpha.to(loss.dtype)[safe_target]
+    count = valid.sum()
+    if count == 0:
+        return logits.sum() * 0.0
+    return (loss * valid).sum() / count
+
+
+def soft_dice_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    ignore_index: int = 255,
+    smooth: float = 0.0,
+    eps: float = 1e-7,
+) -> torch.Tensor:
+    """Multiclass soft Dice loss: ``1 - mean_c 2 |P_c T_c| / (|P_c| + |T_c|)`` over the batch.
+
+    ``P_c`` are softmax probabilities and ``T_c`` the one-hot target, summed over all labelled pixels
+    of the batch. The mean runs over the classes present in the target, so absent classes neither
+    reward nor punish (``smooth`` adds to numerator and denominator).
+    """
+    num_classes = logits.shape[1]
+    valid, safe_target = _valid(target, ignore_index)
+    probs = logits.softmax(dim=1) * valid.unsqueeze(1)
+    one_hot = F.one_hot(safe_target, num_classes).permute(0, 3, 1, 2).to(probs.dtype) * valid.unsqueeze(1)
+    dims = (0, 2, 3)
+    intersection = (probs * one_hot).sum(dims)
+    cardinality = probs.sum(dims) + one_hot.sum(dims)
+    dice = (2 * intersection + smooth) / (cardinality + smooth).clamp_min(eps)
+    present = one_hot.sum(dims) > 0
+    if not present.any():
+        return logits.sum() * 0.0
+    return 1 - dice[present].mean()
+
+
+def median_frequency_weights(pixels: torch.Tensor, image_pixels: torch.Tensor) -> torch.Tensor:
+    """Class weights by median frequency balancing (Eigen & Fergus, 2015).
+
+    ``freq_c = pixels_c / image_pixels_c`` (pixels of class c over the pixels of the images where c
+    appears); ``weight_c = median(freq) / freq_c``. Classes never seen get weight 0.
+
+    Example:
+        >>> median_frequency_weights(torch.tensor([30, 10, 10]), torch.tensor([40, 40, 20])).tolist()
+        [0.6666666865348389, 2.0, 1.0]
+    """
+    pixels = torch.as_tensor(pixels, dtype=torch.float64)
+    image_pixels = torch.as_tensor(image_pixels, dtype=torch.float64)
+    seen = pixels > 0
+    freq = torch.where(seen, pixels / image_pixels.clamp_min(1), torch.ones_like(pixels))
+    median = freq[seen].median() if seen.any() else torch.tensor(1.0, dtype=torch.float64)
+    return torch.where(seen, median / freq, torch.zeros_like(freq)).float()

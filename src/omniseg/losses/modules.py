@@ -1,0 +1,57 @@
+"""Thin ``nn.Module`` wrappers around :mod:`omniseg.losses.functional`, and their weighted sum."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from omniseg.losses import functional as LF
+
+
+class CrossEntropyLoss(nn.Module):
+    """Cross entropy with class weights, ``ignore_index`` and label smoothing."""
+
+    def __init__(self, *, weight: torch.Tensor | None = None, ignore_index: int = 255, label_smoothing: float = 0.0):
+        super().__init__()
+        self.register_buffer("weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return LF.cross_entropy(
+            logits, target, weight=self.weight, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing
+        )
+
+
+class FocalLoss(nn.Module):
+    """Focal loss; ``weight`` (per class) acts as ``alpha``."""
+
+    def __init__(self, *, gamma: float = 2.0, weight: torch.Tensor | None = None, ignore_index: int = 255):
+        super().__init__()
+        self.register_buffer("weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
+        self.gamma, self.ignore_index = gamma, ignore_index
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return LF.focal_loss(logits, target, gamma=self.gamma, alpha=self.weight, ignore_index=self.ignore_index)
+
+
+class DiceLoss(nn.Module):
+    """Multiclass soft Dice loss over the classes present in the batch."""
+
+    def __init__(self, *, ignore_index: int = 255, smooth: float = 0.0):
+        super().__init__()
+        self.ignore_index, self.smooth = ignore_index, smooth
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return LF.soft_dice_loss(logits, target, ignore_index=self.ignore_index, smooth=self.smooth)
+
+
+class WeightedSumLoss(nn.Module):
+    """``sum_i w_i * loss_i(logits, target)``; ``terms`` maps a name to ``(weight, loss)``."""
+
+    def __init__(self, terms: dict[str, tuple[float, nn.Module]]):
+        super().__init__()
+        self.weights = {name: w for name, (w, _) in terms.items()}
+        self.losses = nn.ModuleDict({name: loss for name, (_, loss) in terms.items()})
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return sum(self.weights[name] * loss(logits, target) for name, loss in self.losses.items())

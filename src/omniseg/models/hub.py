@@ -1,0 +1,104 @@
+"""Saving and loading models as ``model.json`` + ``model.safetensors``: no pickle anywhere."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+from torch import nn
+
+from omniseg._version import __version__
+from omniseg.data.sample import DatasetInfo
+from omniseg.errors import OmnisegError
+from omniseg.models.builder import create_model
+
+CARD_FILE = "model.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class ModelCard:
+    """Everything needed to rebuild and use a model besides its weights.
+
+    Attributes:
+        architecture: registry name of the model.
+        kwargs: the builder's arguments (``encoder_weights`` is dropped: the saved weights replace it).
+        info: the dataset's classes, palette and ignore_index.
+        preprocessing: ``{"mean": [...], "std": [...]}`` applied to 0..1 images before the model.
+        task: "semantic", "instance", ...
+    """
+
+    architecture: str
+    kwargs: dict[str, Any]
+    info: DatasetInfo
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    task: str = "semantic"
+    version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "architecture": self.architecture,
+            "kwargs": self.kwargs,
+            "task": self.task,
+            "dataset_info": self.info.to_dict(),
+            "preprocessing": self.preprocessing,
+            "omniseg_version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelCard:
+        return cls(
+            architecture=values["architecture"],
+            kwargs=dict(values.get("kwargs", {})),
+            info=DatasetInfo.from_dict(values["dataset_info"]),
+            preprocessing=dict(values.get("preprocessing", {})),
+            task=values.get("task", "semantic"),
+            version=values.get("omniseg_version", "unknown"),
+        )
+
+
+def save_model(model: nn.Module, directory: str | Path, card: ModelCard) -> None:
+    """Write ``model.json`` and ``model.safetensors`` into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    kwargs = {k: v for k, v in card.kwargs.items() if k != "encoder_weights"}
+    values = {**card.to_dict(), "kwargs": kwargs}
+    (directory / CARD_FILE).write_text(json.dumps(values, indent=2))
+    safetensors.torch.save_model(model, str(directory / WEIGHTS_FILE))
+
+
+def load_card(directory: str | Path) -> ModelCard:
+    path = Path(directory) / CARD_FILE
+    if not path.is_file():
+        raise OmnisegError(f"{path} not found; pass a run directory written by `omniseg train`")
+    try:
+        return ModelCard.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise OmnisegError(f"{path} is not a valid model card ({exc}); re-export the model") from None
+
+
+def load_model(directory: str | Path) -> nn.Module:
+    """Rebuild the model of a run directory from ``model.json`` and load ``model.safetensors``.
+
+    The returned module is in eval mode and carries its :class:`ModelCard` as ``model.card``.
+
+    Example:
+        >>> model = load_model("runs/demo")  # doctest: +SKIP
+        >>> model.card.info.class_names  # doctest: +SKIP
+    """
+    card = load_card(directory)
+    weights = Path(directory) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise OmnisegError(f"{weights} not found; the run has not saved weights yet")
+    model = create_model(card.architecture, **card.kwargs)
+    missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False)
+    if missing or unexpected:
+        raise OmnisegError(
+            f"{weights} does not match {card.architecture} {card.kwargs}: missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}; the card and weights come from different models"
+        )
+    model.card = card
+    return model.eval()

@@ -1,0 +1,168 @@
+"""U-Net (Ronneberger et al., 2015) with its own encoder or any timm encoder."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from omniseg.models.builder import MODELS
+from omniseg.models.encoders import TimmEncoder, UNetEncoder
+from omniseg.models.layers import DoubleConv, make_upsample
+from omniseg.models.layers.factory import ActLayer, NormLayer
+from omniseg.models.semantic.base import SegmentationModel
+
+
+class UNetDecoder(nn.Module):
+    """Expanding path: upsample, concatenate the skip of the same stride, DoubleConv.
+
+    When the shallowest skip has stride > 1 (timm encoders start at stride 2), extra blocks without a
+    skip upsample on to full resolution.
+    """
+
+    def __init__(
+        self,
+        encoder_channels: Sequence[int],
+        encoder_strides: Sequence[int],
+        decoder_channels: Sequence[int],
+        *,
+        upsampling: str = "transposed",
+        norm_layer: NormLayer = "batch",
+        act_layer: ActLayer = "relu",
+    ) -> None:
+        super().__init__()
+        skips = list(zip(encoder_channels[:-1], encoder_strides[:-1]))[::-1]
+        stride = encoder_strides[-1]
+        n_extra = max(round(math.log2(encoder_strides[0])), 0)
+        plan = [(c, s) for c, s in skips] + [(0, None)] * n_extra
+        if len(decoder_channels) != len(plan):
+            raise ValueError(
+                f"decoder_channels needs {len(plan)} entries for this encoder (strides {list(encoder_strides)}), "
+                f"got {len(decoder_channels)}"
+            )
+        self.ups, self.blocks, self.scales = nn.ModuleList(), nn.ModuleList(), []
+        previous = encoder_channels[-1]
+        for (skip_channels, skip_stride), out_channels in zip(plan, decoder_channels):
+            scale = stride // skip_stride if skip_stride else 2
+            stride = skip_stride or stride // 2
+            up, up_channels = make_upsample(upsampling, previous, scale=scale)
+            self.ups.append(up)
+            self.blocks.append(
+                DoubleConv(up_channels + skip_channels, out_channels, norm_layer=norm_layer, act_layer=act_layer)
+            )
+            self.scales.append(scale)
+            previous = out_channels
+        self.out_channels = previous
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        x = features[-1]
+        skips = features[:-1][::-1]
+        for i, (up, block) in enumerate(zip(self.ups, self.blocks)):
+            x = up(x)
+            if i < len(skips):
+                skip = skips[i]
+                if x.shape[-2:] != skip.shape[-2:]:  # odd feature sizes in some backbones
+                    x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
+                x = torch.cat([x, skip], dim=1)
+            x = block(x)
+        return x
+
+
+class UNet(SegmentationModel):
+    """U-Net: a contracting encoder, an expanding decoder with skip connections, a 1x1 classifier.
+
+    Args:
+        num_classes: K, the number of output channels (logits).
+        in_channels: input image channels.
+        encoder: ``None`` for the paper's encoder (``depth``, ``base_channels``), or a timm model name.
+        encoder_weights: for a timm encoder: ``None``, ``"imagenet"`` or a weights file.
+        depth: poolings of the built-in encoder.
+        base_channels: channels of the first level of the built-in encoder (64 in the paper).
+        decoder_channels: channels of each decoder block, deepest first; defaults mirror the built-in
+            encoder, or ``(256, 128, 64, 32, 16)`` for a timm encoder.
+        upsampling: ``"transposed"`` (the paper's 2x2 up-convolution), ``"bilinear"`` or ``"nearest"``.
+        norm_layer, act_layer: names or callables (see ``omniseg.models.layers.factory``).
+
+    Shape: ``[N, in_channels, H, W] -> [N, num_classes, H, W]`` for any H, W.
+
+    Example:
+        >>> model = UNet(num_classes=3, depth=2, base_channels=8)
+        >>> model(torch.randn(1, 3, 37, 50)).shape
+        torch.Size([1, 3, 37, 50])
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        in_channels: int = 3,
+        encoder: str | None = None,
+        encoder_weights: str | None = None,
+        depth: int = 4,
+        base_channels: int = 64,
+        decoder_channels: Sequence[int] | None = None,
+        upsampling: str | None = None,
+        norm_layer: NormLayer = "batch",
+        act_layer: ActLayer = "relu",
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        if encoder is None:
+            if encoder_weights is not None:
+                raise ValueError("encoder_weights needs a timm encoder (encoder='resnet34', ...)")
+            self.encoder = UNetEncoder(
+                in_channels=in_channels, depth=depth, base_channels=base_channels, norm_layer=norm_layer, act_layer=act_layer
+            )
+            decoder_channels = decoder_channels or self.encoder.channels[-2::-1]
+            upsampling = upsampling or "transposed"
+        else:
+            self.encoder = TimmEncoder(encoder, in_channels=in_channels, weights=encoder_weights)
+            decoder_channels = decoder_channels or (256, 128, 64, 32, 16)[-len(self.encoder.strides) :]
+            upsampling = upsampling or "nearest"
+        self.decoder = UNetDecoder(
+            self.encoder.channels,
+            self.encoder.strides,
+            list(decoder_channels),
+            upsampling=upsampling,
+            norm_layer=norm_layer,
+            act_layer=act_layer,
+        )
+        self.head = nn.Conv2d(self.decoder.out_channels, num_classes, kernel_size=1)
+        self.size_divisor = max(self.encoder.strides)
+
+    def _forward(self, x: torch.Tensor, aux: bool = False):
+        if aux:
+            raise ValueError("UNet has no auxiliary heads; call it without aux=True")
+        return self.head(self.decoder(self.encoder(x)))
+
+
+@MODELS.register("unet", task="semantic", description="U-Net, built-in encoder or any timm encoder")
+def unet(
+    *,
+    num_classes: int,
+    in_channels: int = 3,
+    encoder: str | None = None,
+    encoder_weights: str | None = None,
+    depth: int = 4,
+    base_channels: int = 64,
+    decoder_channels: Sequence[int] | None = None,
+    upsampling: str | None = None,
+    norm_layer: NormLayer = "batch",
+    act_layer: ActLayer = "relu",
+) -> UNet:
+    """Build a :class:`UNet` (see its arguments)."""
+    return UNet(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        encoder=encoder,
+        encoder_weights=encoder_weights,
+        depth=depth,
+        base_channels=base_channels,
+        decoder_channels=decoder_channels,
+        upsampling=upsampling,
+        norm_layer=norm_layer,
+        act_layer=act_layer,
+    )

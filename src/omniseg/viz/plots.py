@@ -1,0 +1,87 @@
+"""Plots written into run directories: training curves, confusion matrix, sample panels."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from omniseg.viz.overlay import colorize, overlay  # noqa: E402
+
+
+def plot_curves(history_csv: str | Path, out: str | Path) -> None:
+    """Loss (train/val) and val metrics per epoch from ``history.csv``."""
+    with open(history_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+
+    def series(key: str) -> tuple[list[float], list[float]]:
+        pts = [(float(r["epoch"]), float(r[key])) for r in rows if r.get(key) not in (None, "", "nan")]
+        return [p[0] for p in pts], [p[1] for p in pts]
+
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    for key in ("train_loss", "val_loss"):
+        ax_loss.plot(*series(key), marker="o", ms=3, label=key)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
+    for key in ("val_miou", "val_pixel_accuracy", "val_mean_dice"):
+        ax_metric.plot(*series(key), marker="o", ms=3, label=key)
+    ax_metric.set(xlabel="epoch", ylabel="score", title="Validation", ylim=(0, 1))
+    for ax in (ax_loss, ax_metric):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], out: str | Path) -> None:
+    """Row-normalised confusion matrix (recall per true class), with counts' shares printed."""
+    m = np.asarray(matrix, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norm = np.nan_to_num(m / m.sum(1, keepdims=True))
+    k = len(class_names)
+    size = max(4.0, 0.5 * k + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(k), class_names)
+    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (row-normalised)")
+    if k <= 25:
+        for t in range(k):
+            for p in range(k):
+                ax.text(p, t, f"{norm[t, p]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if norm[t, p] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def plot_sample(image: np.ndarray, truth: np.ndarray | None, pred: np.ndarray, palette: Sequence[Sequence[int]],
+                class_names: Sequence[str], out: str | Path, *, ignore_index: int = 255) -> None:
+    """Image | ground truth | prediction | overlay, with a legend of the classes shown."""
+    panels = [("image", image)]
+    if truth is not None:
+        panels.append(("ground truth", colorize(truth, palette, ignore_index=ignore_index)))
+    panels += [("prediction", colorize(pred, palette, ignore_index=ignore_index)),
+               ("overlay", overlay(image, pred, palette, ignore_index=ignore_index))]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
+    for ax, (title, array) in zip(axes, panels):
+        ax.imshow(array, interpolation="nearest")
+        ax.set_title(title)
+        ax.axis("off")
+    shown = sorted(set(np.unique(pred).tolist()) | (set(np.unique(truth).tolist()) if truth is not None else set()))
+    handles = [plt.Rectangle((0, 0), 1, 1, color=np.asarray(palette[c]) / 255) for c in shown if c < len(class_names)]
+    labels = [class_names[c] for c in shown if c < len(class_names)]
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8) or 1, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08 if labels else 0, 1, 1))
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+
+
+__all__ = ["plot_confusion", "plot_curves", "plot_sample"]
