@@ -77,7 +77,8 @@ class TrainConfig:
     val_every: int = 1  # epochs between validations
     out: str = "runs/train"
     num_samples: int = 4  # val overlays written to samples/
-    sync_batchnorm: bool = False
+    channels_last: bool = True  # NHWC memory layout: about 1.5x faster convolutions on CPU
+    sync_batchnorm: bool = False  # with devices > 1: BatchNorm statistics over the global batch
 
 
 @dataclass

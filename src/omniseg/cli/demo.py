@@ -8,8 +8,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from omniseg.cli.output import emit_json, print_report
+from omniseg.cli.output import emit_json, print_report, quiet_libraries
 from omniseg.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+
+
+DEMO_TRAIN, DEMO_VAL, DEMO_SIZE, DEMO_EPOCHS, DEMO_BUDGET = 800, 100, 64, 20, 150.0
 
 
 def add_parser(sub, name: str) -> None:
@@ -26,15 +29,12 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print metrics as JSON (or write FILE)")
 
 
-DEMO_TRAIN, DEMO_VAL, DEMO_SIZE, DEMO_EPOCHS, DEMO_BUDGET = 400, 100, 96, 12, 140.0
-
-
 def demo_config(data: Path, out: str, *, size: int, epochs: int, time_budget: float | None) -> RunConfig:
     """The demo's configuration: a 4-level U-Net of width 16, CE + Dice, AdamW with a poly schedule."""
     return RunConfig(
-        data=DataConfig(path=str(data), img_size=size, scale_range=(0.75, 1.5), batch_size=8, eval_batch_size=25,
+        data=DataConfig(path=str(data), img_size=size, scale_range=(0.8, 1.25), batch_size=8, eval_batch_size=50,
                         color_jitter=0.2),
-        model=ModelConfig(name="unet", kwargs={"depth": 4, "base_channels": 16}),
+        model=ModelConfig(name="unet", kwargs={"depth": 4, "base_channels": 16, "upsampling": "bilinear"}),
         optim=OptimConfig(lr=3e-3, weight_decay=1e-4, schedule="poly", warmup_steps=20),
         train=TrainConfig(epochs=epochs, time_budget=time_budget, out=out, seed=0),
     )
@@ -42,7 +42,6 @@ def demo_config(data: Path, out: str, *, size: int, epochs: int, time_budget: fl
 
 def run(args: argparse.Namespace, console: Console) -> int:
     from omniseg.data.synthetic import write_synthetic
-    from omniseg.cli.main import quiet_libraries
     from omniseg.engine import train
 
     quiet_libraries()

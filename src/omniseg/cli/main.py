@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import warnings
 
 from rich.console import Console
 
 from omniseg._version import __version__
 from omniseg.cli import demo, evaluate, models, predict, train
+from omniseg.cli.output import quiet_libraries
 from omniseg.errors import OmnisegError
 
 SUBCOMMANDS = {"demo": demo, "train": train, "eval": evaluate, "predict": predict, "models": models}
@@ -24,14 +24,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module in SUBCOMMANDS.items():
         module.add_parser(sub, name)
     return parser
-
-
-def quiet_libraries() -> None:
-    """Keep Lightning's banners out of the output (call again after importing Lightning: it resets them)."""
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", module="lightning")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
 def main(argv: list[str] | None = None) -> int:

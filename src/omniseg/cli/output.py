@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import warnings
 from pathlib import Path
 
 from rich.console import Console
@@ -43,3 +45,11 @@ def emit_json(console: Console, values: dict, target: str | None) -> None:
     elif target:
         Path(target).write_text(text)
         console.print(f"wrote {target}")
+
+
+def quiet_libraries() -> None:
+    """Keep Lightning's banners out of the output (call again after importing Lightning: it resets them)."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="lightning")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")

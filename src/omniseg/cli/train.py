@@ -6,7 +6,7 @@ import argparse
 
 from rich.console import Console
 
-from omniseg.cli.output import emit_json, print_report
+from omniseg.cli.output import emit_json, print_report, quiet_libraries
 from omniseg.config import RunConfig, apply_overrides, apply_values, load_config
 
 
@@ -54,7 +54,6 @@ def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) ->
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from omniseg.cli.main import quiet_libraries
     from omniseg.engine import train  # Lightning is imported only by the commands that train
 
     quiet_libraries()

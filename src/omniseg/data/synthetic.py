@@ -65,26 +65,26 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
     return cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
 
 
-def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A multiplicative texture in roughly [0.6, 1.4]: flat, stripes, checks or blotches."""
+def _texture(rng: np.random.Generator, size: int, strength: float) -> np.ndarray:
+    """A multiplicative texture in ``1 +- strength``: flat, stripes, checks or blotches."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     kind = rng.integers(4)
     if kind == 0:
         return np.ones((size, size), np.float32)
     if kind == 1:
         angle, period = rng.uniform(0, np.pi), rng.uniform(4, 12)
-        return 1 + 0.3 * np.sign(np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period))
+        return 1 + strength * np.sign(np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period))
     if kind == 2:
         period = rng.uniform(4, 10)
-        return 1 + 0.25 * np.sign(np.sin(xx * np.pi / period) * np.sin(yy * np.pi / period))
-    return 1 + 0.35 * _smooth_noise(rng, size, int(rng.integers(6, 16)))
+        return 1 + strength * np.sign(np.sin(xx * np.pi / period) * np.sin(yy * np.pi / period))
+    return 1 + strength * 1.2 * _smooth_noise(rng, size, int(rng.integers(6, 16)))
 
 
 def _colour(rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(20, 235, 3).astype(np.float32)
 
 
-def generate_scene(seed: int, index: int, *, size: int = 128, max_shapes: int = 6) -> Scene:
+def generate_scene(seed: int, index: int, *, size: int = 128, max_shapes: int = 5) -> Scene:
     """The scene numbered ``index`` of the set with ``seed``, ``size`` x ``size`` pixels.
 
     Example:
@@ -95,13 +95,13 @@ def generate_scene(seed: int, index: int, *, size: int = 128, max_shapes: int = 
     rng = np.random.default_rng([seed, index])
     bg = _colour(rng)
     gradient = _smooth_noise(rng, size, 2)[..., None] * rng.uniform(10, 50)
-    image = (bg * _texture(rng, size)[..., None] + gradient).astype(np.float32)
+    image = (bg * _texture(rng, size, 0.12)[..., None] + gradient).astype(np.float32)
     semantic = np.zeros((size, size), np.int64)
     instance_ids = np.zeros((size, size), np.int32)
     labels = []
     for _ in range(int(rng.integers(2, max_shapes + 1))):
         kind = int(rng.integers(1, len(CLASS_NAMES)))
-        radius = rng.uniform(0.08, 0.2) * size
+        radius = rng.uniform(0.12, 0.25) * size
         center = rng.uniform(0.1 * size, 0.9 * size, 2)
         polygon = _shape_polygon(kind, center, radius, rng.uniform(0, 2 * np.pi), rng)
         canvas = np.zeros((size, size), np.uint8)
@@ -110,9 +110,9 @@ def generate_scene(seed: int, index: int, *, size: int = 128, max_shapes: int = 
         if inside.sum() < 12:
             continue
         colour = _colour(rng)
-        while np.abs(colour - image[inside].mean(0)).sum() < 90:  # keep every shape visible
+        while np.abs(colour - image[inside].mean(0)).sum() < 120:  # keep every shape visible
             colour = _colour(rng)
-        shade = _texture(rng, size)[..., None]
+        shade = _texture(rng, size, 0.25)[..., None]
         image[inside] = (colour * shade)[inside]
         semantic[inside] = kind
         labels.append(kind)

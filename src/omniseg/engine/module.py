@@ -46,11 +46,13 @@ class SemanticTask(L.LightningModule):
         ignore_index: int,
         optim: OptimConfig,
         time_budget: float | None = None,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         self.model, self.loss = model, loss
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.optim_config, self.time_budget = optim, time_budget
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.confusion = ConfusionMatrix(num_classes, ignore_index=ignore_index)
         self._val_loss = torch.zeros(2, dtype=torch.float64)  # (sum, batches)
         self._train_loss = torch.zeros(2, dtype=torch.float64)
@@ -60,11 +62,17 @@ class SemanticTask(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def on_fit_start(self) -> None:
+        self.model.to(memory_format=self.memory_format)
+
     def on_train_start(self) -> None:
         self._start_time = time.monotonic()
 
+    def _logits(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images.contiguous(memory_format=self.memory_format))
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self.model(batch["image"])
+        logits = self._logits(batch["image"])
         loss = self.loss(logits, batch["mask"])
         if not torch.isfinite(loss):
             raise TrainingError(
@@ -78,15 +86,22 @@ class SemanticTask(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self.confusion.reset()
         self._val_loss.zero_()
+        if self._distributed():
+            # BatchNorm running statistics drift apart per process; validate (and save) one model
+            for buffer in self.model.buffers():
+                dist.broadcast(buffer, src=0)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self.model(batch["image"])
+        logits = self._logits(batch["image"])
         self._val_loss += torch.tensor([self.loss(logits, batch["mask"]).item(), 1.0], dtype=torch.float64)
         self.confusion.update(logits.argmax(1), batch["mask"])
 
+    def _distributed(self) -> bool:
+        return dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1
+
     def _all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
-        if dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1:
-            tensor = tensor.clone()
+        tensor = tensor.clone()
+        if self._distributed():
             dist.all_reduce(tensor)
         return tensor
 

@@ -56,6 +56,7 @@ def build_trainer(config: TrainConfig, callbacks: list[L.Callback], *, progress:
         max_time=timedelta(seconds=config.time_budget) if config.time_budget else None,
         check_val_every_n_epoch=config.val_every,
         num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # the datamodule shards exactly (see ShardSampler)
         deterministic=config.deterministic,
         sync_batchnorm=config.sync_batchnorm and config.devices > 1,
         logger=False,
@@ -143,7 +144,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
     datamodule = SemanticDataModule(source, config.data, seed=config.train.seed)
     task = SemanticTask(
         model, loss, num_classes=info.num_classes, ignore_index=info.ignore_index, optim=config.optim,
-        time_budget=config.train.time_budget,
+        time_budget=config.train.time_budget, channels_last=config.train.channels_last,
     )
     writer = RunWriter(run_dir, card)
     callbacks: list[L.Callback] = [writer]

@@ -67,7 +67,9 @@ def save_model(model: nn.Module, directory: str | Path, card: ModelCard) -> None
     kwargs = {k: v for k, v in card.kwargs.items() if k != "encoder_weights"}
     values = {**card.to_dict(), "kwargs": kwargs}
     (directory / CARD_FILE).write_text(json.dumps(values, indent=2))
-    safetensors.torch.save_model(model, str(directory / WEIGHTS_FILE))
+    # contiguous copies: models trained channels-last hold weights in another memory layout
+    state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
+    safetensors.torch.save_file(state, str(directory / WEIGHTS_FILE))
 
 
 def load_card(directory: str | Path) -> ModelCard:
@@ -94,7 +96,7 @@ def load_model(directory: str | Path) -> nn.Module:
     if not weights.is_file():
         raise OmnisegError(f"{weights} not found; the run has not saved weights yet")
     model = create_model(card.architecture, **card.kwargs)
-    missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False)
+    missing, unexpected = model.load_state_dict(safetensors.torch.load_file(str(weights)), strict=False)
     if missing or unexpected:
         raise OmnisegError(
             f"{weights} does not match {card.architecture} {card.kwargs}: missing {missing[:3]}, "

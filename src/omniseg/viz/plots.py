@@ -70,7 +70,7 @@ def plot_sample(image: np.ndarray, truth: np.ndarray | None, pred: np.ndarray, p
         panels.append(("ground truth", colorize(truth, palette, ignore_index=ignore_index)))
     panels += [("prediction", colorize(pred, palette, ignore_index=ignore_index)),
                ("overlay", overlay(image, pred, palette, ignore_index=ignore_index))]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.9))
     for ax, (title, array) in zip(axes, panels):
         ax.imshow(array, interpolation="nearest")
         ax.set_title(title)

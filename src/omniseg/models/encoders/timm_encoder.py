@@ -7,9 +7,51 @@ from pathlib import Path
 
 import timm
 import torch
+from safetensors import safe_open
 from torch import nn
 
 from omniseg.errors import ConfigError
+
+
+def _read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes of a weights file, without unpickling anything."""
+    if path.suffix == ".safetensors":
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ConfigError(
+            f"encoder weights {path} cannot be read as a plain state dict ({str(exc).splitlines()[0]}); "
+            "save model.state_dict() or convert it to .safetensors"
+        ) from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise ConfigError(f"encoder weights {path} hold a {type(state).__name__}, not a state dict")
+    return {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def _check_weights_file(name: str, path: Path, in_channels: int) -> None:
+    """Refuse a weights file that is not a state dict of ``timm.create_model(name)``: timm itself
+    loads feature backbones non-strictly and would only log the mismatch."""
+    reference = timm.create_model(name, in_chans=in_channels)
+    classifier = reference.pretrained_cfg.get("classifier") or ()
+    skip = tuple(f"{c}." for c in ((classifier,) if isinstance(classifier, str) else classifier))
+    expected = {k: tuple(v.shape) for k, v in reference.state_dict().items() if not k.startswith(skip)}
+    found = {k: v for k, v in _read_shapes(path).items() if not k.startswith(skip)}
+    first_conv = reference.pretrained_cfg.get("first_conv")
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = [k for k in set(expected) & set(found) if expected[k] != found[k]
+             and not (in_channels != 3 and first_conv and k == f"{first_conv}.weight")]
+    if missing or unexpected or wrong:
+        detail = "; ".join(
+            f"{what} {keys[:3]}" for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", sorted(wrong))) if keys
+        )
+        raise ConfigError(
+            f"encoder weights {path} do not fit timm model {name!r} ({detail}); "
+            f"save the state_dict of timm.create_model({name!r})"
+        )
 
 
 class TimmEncoder(nn.Module):
@@ -43,24 +85,10 @@ class TimmEncoder(nn.Module):
             path = Path(weights)
             if not path.is_file():
                 raise ConfigError(f"encoder weights file {path} does not exist; pass a .safetensors or .pth file")
+            _check_weights_file(name, path, in_channels)
             kwargs["pretrained"] = True
             kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
-        try:
-            self.model = timm.create_model(name, **kwargs)
-        except RuntimeError as exc:
-            if weights not in (None, "imagenet"):
-                raise ConfigError(
-                    f"encoder weights {weights} do not fit timm model {name!r} ({str(exc).splitlines()[0]}); "
-                    f"save the state_dict of timm.create_model({name!r})"
-                ) from None
-            raise
-        except Exception as exc:
-            if weights is not None and "pickle" in str(exc).lower():
-                raise ConfigError(
-                    f"encoder weights {weights} need unpickling of arbitrary objects, which omniseg refuses; "
-                    "save a plain state_dict or convert it to .safetensors"
-                ) from None
-            raise
+        self.model = timm.create_model(name, **kwargs)
         self.name = name
         self.channels = list(self.model.feature_info.channels())
         self.strides = list(self.model.feature_info.reduction())

@@ -13,6 +13,7 @@ from omniseg.models.builder import MODELS
 from omniseg.models.encoders import TimmEncoder, UNetEncoder
 from omniseg.models.layers import DoubleConv, make_upsample
 from omniseg.models.layers.factory import ActLayer, NormLayer
+from omniseg.models.layers.init import init_weights
 from omniseg.models.semantic.base import SegmentationModel
 
 
@@ -132,6 +133,8 @@ class UNet(SegmentationModel):
         )
         self.head = nn.Conv2d(self.decoder.out_channels, num_classes, kernel_size=1)
         self.size_divisor = max(self.encoder.strides)
+        for part in (self.decoder, self.head) if encoder is not None else (self.encoder, self.decoder, self.head):
+            init_weights(part)
 
     def _forward(self, x: torch.Tensor, aux: bool = False):
         if aux:

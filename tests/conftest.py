@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny generated datasets and a CLI runner. Nothing is downloaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from omniseg.cli.main import main
+from omniseg.data.synthetic import write_synthetic
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shapes_dir(tmp_path_factory) -> Path:
+    """A small synthetic folder dataset: 24 train + 8 val scenes of 48x48."""
+    return write_synthetic(tmp_path_factory.mktemp("shapes"), splits={"train": 24, "val": 8}, size=48, seed=3)
+
+
+def write_pair(root: Path, split: str | None, stem: str, image: np.ndarray, mask: Image.Image | np.ndarray) -> None:
+    """Write one image/mask pair into a folder dataset (``split=None``: the flat layout)."""
+    image_dir = root / "images" / split if split else root / "images"
+    mask_dir = root / "masks" / split if split else root / "masks"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    mask_dir.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(image_dir / f"{stem}.png")
+    (mask if isinstance(mask, Image.Image) else Image.fromarray(mask)).save(mask_dir / f"{stem}.png")
+
+
+def write_classes(root: Path, names: list[str], palette: list[list[int]] | None = None, ignore_index: int = 255) -> None:
+    values = {"class_names": names, "ignore_index": ignore_index}
+    if palette is not None:
+        values["palette"] = palette
+    (root / "classes.json").write_text(json.dumps(values))
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``omniseg ARGS`` in-process; returns (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

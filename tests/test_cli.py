@@ -1,0 +1,175 @@
+"""The real `omniseg` command on tiny generated data in temp dirs."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from omniseg import Predictor, load_model
+from omniseg.data.synthetic import write_synthetic
+from tests.conftest import write_pair
+
+TINY = ["--model", "unet", "--set", "model.kwargs.depth=2", "--set", "model.kwargs.base_channels=8",
+        "--batch-size", "4", "--img-size", "32", "--no-progress", "--set", "data.eval_batch_size=8"]
+RUN_FILES = ["config.yaml", "model.json", "model.safetensors", "last.ckpt", "metrics.json", "history.csv",
+             "curves.png", "confusion.png"]
+
+
+def _history(run_dir):
+    with open(run_dir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_eval_predict_round_trip(run_cli, shapes_dir, tmp_path):
+    run = tmp_path / "run"
+    code, out, err = run_cli("train", "--data", shapes_dir, *TINY, "--epochs", "2", "--out", run)
+    assert code == 0, err
+    assert "Per-class" in out or "Validation" in out
+    for name in RUN_FILES:
+        assert (run / name).is_file(), name
+    assert len(list((run / "samples").glob("*.png"))) == 4
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [c["name"] for c in metrics["per_class"]] == ["background", "circle", "square", "triangle", "star"]
+    assert 0 <= metrics["miou"] <= 1 and metrics["global_step"] == 12  # 24 images / batch 4 x 2 epochs
+    assert len(_history(run)) == 2
+
+    # eval of the run on the same split reproduces the saved metrics exactly
+    code, out, _ = run_cli("eval", run, "--data", shapes_dir, "--json")
+    assert code == 0
+    evaluated = json.loads(out)
+    assert evaluated["miou"] == pytest.approx(metrics["miou"], abs=1e-12)
+    assert evaluated["per_class"] == metrics["per_class"]
+
+    # predict writes palette PNGs that agree with the model
+    preds = tmp_path / "pred"
+    code, out, _ = run_cli("predict", run, shapes_dir / "images" / "val", "--out", preds)
+    assert code == 0
+    written = sorted(preds.glob("val_*[0-9].png"))
+    assert len(written) == 8 and len(list(preds.glob("*_overlay.png"))) == 8
+    first = Image.open(written[0])
+    assert first.mode == "P" and first.size == (48, 48)
+    model = load_model(run)
+    direct = Predictor(model, optimize=False).predict(shapes_dir / "images" / "val" / written[0].name)
+    assert (np.asarray(first) == direct).mean() > 0.999
+
+    # folder evaluation of those PNGs against the ground truth gives the same mIoU
+    code, out, _ = run_cli("eval", "--pred", preds, "--gt", shapes_dir / "masks" / "val", "--num-classes", "5", "--json")
+    assert code == 0
+    assert json.loads(out)["miou"] == pytest.approx(metrics["miou"], abs=2e-3)
+
+
+def test_resume_continues_the_step_count(run_cli, shapes_dir, tmp_path):
+    run = tmp_path / "run"
+    assert run_cli("train", "--data", shapes_dir, *TINY, "--epochs", "1", "--out", run)[0] == 0
+    first = _history(run)
+    assert [int(r["step"]) for r in first] == [6]
+    code, _, err = run_cli("train", "--data", shapes_dir, *TINY, "--epochs", "3", "--out", run, "--resume")
+    assert code == 0, err
+    rows = _history(run)
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert [int(r["step"]) for r in rows] == [6, 12, 18]
+    assert json.loads((run / "metrics.json").read_text())["global_step"] == 18
+    # training again into the same run without --resume or --overwrite is refused
+    code, _, err = run_cli("train", "--data", shapes_dir, *TINY, "--epochs", "1", "--out", run)
+    assert code == 2 and "--resume, --overwrite" in err
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_keep_exact_bookkeeping(shapes_dir, tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "omniseg.cli.main", "train", "--data", str(shapes_dir), *TINY,
+           "--epochs", "1", "--devices", "2", "--out", str(run)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = _history(run)
+    assert len(rows) == 1 and int(rows[0]["step"]) == 3  # 24 images / (batch 4 x 2 processes)
+    # the val mIoU summed over both processes equals a single-process evaluation of the same weights
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert float(rows[0]["val_miou"]) == pytest.approx(metrics["miou"], abs=1e-9)
+
+
+@pytest.mark.parametrize("defect", ["size", "label", "corrupt", "empty", "missing"])
+def test_bad_input_is_one_line_and_exit_2(run_cli, tmp_path, defect):
+    data = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for i in range(2):
+            write_pair(data, split, f"{split}{i}", rng.integers(0, 255, (16, 16, 3), dtype=np.uint8),
+                       rng.integers(0, 3, (16, 16), dtype=np.uint8))
+    (data / "classes.json").write_text(json.dumps({"class_names": ["a", "b", "c"]}))
+    expected = {"size": "train1.png", "label": "train0.png", "corrupt": "val0.png", "empty": "val", "missing": "nowhere"}
+    if defect == "size":
+        Image.fromarray(np.zeros((10, 16), np.uint8)).save(data / "masks" / "train" / "train1.png")
+    elif defect == "label":
+        Image.fromarray(np.full((16, 16), 9, np.uint8)).save(data / "masks" / "train" / "train0.png")
+    elif defect == "corrupt":
+        (data / "images" / "val" / "val0.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    elif defect == "empty":
+        for p in (data / "images" / "val").iterdir():
+            p.unlink()
+    elif defect == "missing":
+        data = tmp_path / "nowhere"
+    code, out, err = run_cli("train", "--data", data, *TINY, "--epochs", "1", "--out", tmp_path / "run")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert expected[defect] in lines[0] and "Traceback" not in err
+
+
+def test_unknown_option_value_is_one_line(run_cli, shapes_dir, tmp_path):
+    code, _, err = run_cli("train", "--data", shapes_dir, "--model", "unte", "--out", tmp_path / "r")
+    assert code == 2 and "did you mean 'unet'" in err
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    from omniseg.cli.main import main
+    from omniseg.errors import DataError
+
+    with pytest.raises(DataError):
+        main(["--debug", "train", "--data", str(tmp_path / "nowhere"), "--no-progress"])
+
+
+def test_models_and_version(run_cli, capsys):
+    code, out, _ = run_cli("models", "--num-classes", "2", "--json")
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)["models"]}
+    assert rows["unet"]["task"] == "semantic" and rows["unet"]["parameters"] == 31_037_698
+    with pytest.raises(SystemExit) as exc:
+        run_cli("--version")
+    assert exc.value.code == 0 and "omniseg 0.1.0" in capsys.readouterr().out
+
+
+def test_eval_folders_reports_a_mismatch(run_cli, tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "g").mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "p" / "a.png")
+    Image.fromarray(np.zeros((5, 4), np.uint8)).save(tmp_path / "g" / "a.png")
+    code, _, err = run_cli("eval", "--pred", tmp_path / "p", "--gt", tmp_path / "g")
+    assert code == 2 and "predict at the ground truth's size" in err
+
+
+def test_train_on_a_flat_folder_with_binary_masks(run_cli, tmp_path):
+    data = tmp_path / "flat"
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        write_pair(data, None, f"im{i}", rng.integers(0, 255, (20, 20, 3), dtype=np.uint8),
+                   (rng.random((20, 20)) > 0.5).astype(np.uint8) * 255)
+    with pytest.warns(UserWarning, match="0/255 binary"):
+        code, _, err = run_cli("train", "--data", data, *TINY, "--epochs", "1", "--out", tmp_path / "run", "--json", tmp_path / "m.json")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert [c["name"] for c in metrics["per_class"]] == ["background", "foreground"]
+    assert (tmp_path / "run" / "config.yaml").read_text().count("val_fraction: 0.2") == 1
+
+
+def test_synthetic_writer_is_deterministic(tmp_path):
+    a = write_synthetic(tmp_path / "a", splits={"train": 2}, size=32, seed=5)
+    b = write_synthetic(tmp_path / "b", splits={"train": 2}, size=32, seed=5)
+    for name in ("images/train/train_00000.png", "masks/train/train_00001.png"):
+        assert np.array_equal(np.asarray(Image.open(a / name)), np.asarray(Image.open(b / name)))

@@ -1,0 +1,107 @@
+import math
+
+import pytest
+import torch
+
+from omniseg.errors import ConfigError
+from omniseg.losses import (
+    DiceLoss,
+    WeightedSumLoss,
+    build_loss,
+    cross_entropy,
+    focal_loss,
+    median_frequency_weights,
+    soft_dice_loss,
+)
+
+
+def _two_pixels():
+    # pixel 0: target 0, p = (0.25, 0.75); pixel 1: target 1, p = (0.5, 0.5)
+    logits = torch.tensor([[0.0, 0.0], [math.log(3), 0.0]]).view(1, 2, 1, 2)
+    target = torch.tensor([[[0, 1]]])
+    return logits, target
+
+
+def test_cross_entropy_hand_computed():
+    logits, target = _two_pixels()
+    assert cross_entropy(logits, target).item() == pytest.approx((math.log(4) + math.log(2)) / 2)
+    weighted = cross_entropy(logits, target, weight=torch.tensor([2.0, 1.0]))
+    assert weighted.item() == pytest.approx((2 * math.log(4) + math.log(2)) / 3)
+    smooth = cross_entropy(logits[..., :1], target[..., :1], label_smoothing=0.1)
+    assert smooth.item() == pytest.approx(-(0.95 * math.log(0.25) + 0.05 * math.log(0.75)))
+
+
+def test_ignore_index_counts_nowhere():
+    logits, target = _two_pixels()
+    padded_logits = torch.cat([logits, torch.randn(1, 2, 1, 3)], dim=-1)
+    padded_target = torch.cat([target, torch.full((1, 1, 3), 255)], dim=-1)
+    for fn in (cross_entropy, focal_loss, soft_dice_loss):
+        assert fn(padded_logits, padded_target).item() == pytest.approx(fn(logits, target).item())
+
+
+def test_all_ignored_gives_zero_with_gradient():
+    logits = torch.randn(1, 3, 4, 4, requires_grad=True)
+    target = torch.full((1, 4, 4), 255)
+    for fn in (cross_entropy, focal_loss, soft_dice_loss):
+        loss = fn(logits, target)
+        loss.backward()
+        assert loss.item() == 0.0 and logits.grad is not None
+
+
+def test_focal_hand_computed_and_reduces_to_ce():
+    logits, target = _two_pixels()
+    expected = (0.75**2 * math.log(4) + 0.5**2 * math.log(2)) / 2
+    assert focal_loss(logits, target, gamma=2.0).item() == pytest.approx(expected)
+    assert focal_loss(logits, target, gamma=0.0).item() == pytest.approx(cross_entropy(logits, target).item())
+    alpha = torch.tensor([0.25, 0.75])
+    assert focal_loss(logits, target, gamma=0.0, alpha=alpha).item() == pytest.approx(
+        (0.25 * math.log(4) + 0.75 * math.log(2)) / 2
+    )
+
+
+def test_dice_hand_computed():
+    probs = torch.tensor([[0.8, 0.4], [0.2, 0.6]]).view(1, 2, 1, 2)
+    target = torch.tensor([[[0, 1]]])
+    dice0, dice1 = 1.6 / 2.2, 1.2 / 1.8
+    assert soft_dice_loss(probs.log(), target).item() == pytest.approx(1 - (dice0 + dice1) / 2)
+    # only class 0 present in the target: class 1 is left out of the mean
+    only0 = torch.tensor([[[0, 0]]])
+    assert soft_dice_loss(probs.log(), only0).item() == pytest.approx(1 - 2 * 1.2 / (1.2 + 2))
+    assert DiceLoss()(probs.log(), target).item() == pytest.approx(1 - (dice0 + dice1) / 2)
+
+
+@pytest.mark.parametrize("name", ["ce", "focal", "dice", "ce+dice"])
+def test_gradcheck(name):
+    torch.manual_seed(0)
+    loss = build_loss(name, class_weights=torch.tensor([1.0, 2.0, 0.5]), label_smoothing=0.1).double()
+    logits = torch.randn(2, 3, 3, 4, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(0, 3, (2, 3, 4))
+    target[0, 0, 0] = 255
+    assert torch.autograd.gradcheck(lambda x: loss(x, target), (logits,))
+
+
+def test_loss_spec_parsing():
+    combo = build_loss("ce+0.5*dice")
+    assert isinstance(combo, WeightedSumLoss) and combo.weights == {"ce": 1.0, "dice": 0.5}
+    logits, target = _two_pixels()
+    expected = cross_entropy(logits, target) + 0.5 * soft_dice_loss(logits, target)
+    assert combo(logits, target).item() == pytest.approx(expected.item())
+    with pytest.raises(ConfigError, match="did you mean 'dice'"):
+        build_loss("ce+dise")
+    with pytest.raises(ConfigError, match="not NAME or WEIGHT"):
+        build_loss("x*ce")
+
+
+def test_median_frequency_weights():
+    # freq = (30/40, 10/40, 10/20) = (0.75, 0.25, 0.5); median 0.5
+    weights = median_frequency_weights(torch.tensor([30, 10, 10]), torch.tensor([40, 40, 20]))
+    assert weights.tolist() == pytest.approx([0.5 / 0.75, 2.0, 1.0])
+    assert median_frequency_weights(torch.tensor([5, 0]), torch.tensor([10, 0])).tolist() == [1.0, 0.0]
+
+
+def test_losses_do_not_modify_inputs():
+    logits, target = _two_pixels()
+    before_l, before_t = logits.clone(), target.clone()
+    for fn in (cross_entropy, focal_loss, soft_dice_loss):
+        fn(logits, target)
+    assert torch.equal(logits, before_l) and torch.equal(target, before_t)
