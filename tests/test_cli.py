@@ -173,3 +173,23 @@ def test_synthetic_writer_is_deterministic(tmp_path):
     b = write_synthetic(tmp_path / "b", splits={"train": 2}, size=32, seed=5)
     for name in ("images/train/train_00000.png", "masks/train/train_00001.png"):
         assert np.array_equal(np.asarray(Image.open(a / name)), np.asarray(Image.open(b / name)))
+
+
+def test_same_seed_same_run(run_cli, shapes_dir, tmp_path):
+    for name in ("a", "b"):
+        assert run_cli("train", "--data", shapes_dir, *TINY, "--epochs", "1", "--out", tmp_path / name)[0] == 0
+    a, b = _history(tmp_path / "a"), _history(tmp_path / "b")
+    assert a[0]["train_loss"] == b[0]["train_loss"] and a[0]["val_miou"] == b[0]["val_miou"]
+
+
+def test_time_budget_and_early_stopping_end_training(run_cli, shapes_dir, tmp_path):
+    code, _, err = run_cli("train", "--data", shapes_dir, *TINY, "--time-budget", "1", "--out", tmp_path / "budget")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "budget" / "metrics.json").read_text())
+    assert 0 < metrics["global_step"] < 400 and (tmp_path / "budget" / "model.safetensors").is_file()
+    # without norm layers a learning rate of zero changes nothing: patience 1 stops after two validations
+    code, _, err = run_cli("train", "--data", shapes_dir, *TINY, "--epochs", "10", "--lr", "0",
+                           "--set", "train.early_stopping_patience=1", "--set", "model.kwargs.norm_layer=none",
+                           "--out", tmp_path / "early")
+    assert code == 0, err
+    assert len(_history(tmp_path / "early")) == 2

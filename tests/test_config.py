@@ -21,6 +21,9 @@ def test_partial_yaml_keeps_defaults(tmp_path):
 def test_override_types_are_checked():
     assert apply_overrides(RunConfig(), ["train.time_budget=null"]).train.time_budget is None
     assert apply_overrides(RunConfig(), ["optim.lr=1"]).optim.lr == 1.0  # int widens to float
+    assert apply_overrides(RunConfig(), ["optim.lr=5e-3"]).optim.lr == 0.005  # YAML 1.1 reads this as text
+    with pytest.raises(ConfigError, match="optim.lr"):
+        apply_overrides(RunConfig(), ["optim.lr=fast"])
     with pytest.raises(ConfigError, match="needs an integer"):
         apply_overrides(RunConfig(), ["train.epochs=many"])
     with pytest.raises(ConfigError, match="did you mean epochs"):

@@ -12,7 +12,7 @@ from omniseg.cli.output import emit_json, print_report, quiet_libraries
 from omniseg.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
 
 
-DEMO_TRAIN, DEMO_VAL, DEMO_SIZE, DEMO_EPOCHS, DEMO_BUDGET = 800, 100, 64, 20, 150.0
+DEMO_TRAIN, DEMO_VAL, DEMO_SIZE, DEMO_EPOCHS, DEMO_BUDGET = 800, 100, 64, 26, 150.0
 
 
 def add_parser(sub, name: str) -> None:
@@ -30,12 +30,16 @@ def add_parser(sub, name: str) -> None:
 
 
 def demo_config(data: Path, out: str, *, size: int, epochs: int, time_budget: float | None) -> RunConfig:
-    """The demo's configuration: a 4-level U-Net of width 16, CE + Dice, AdamW with a poly schedule."""
+    """The demo's configuration: a 4-level U-Net of width 16, CE + Dice, AdamW with a poly schedule.
+
+    The scenes already vary colour, so the demo skips colour jitter (about a fifth of the CPU time of
+    a step here) and keeps the rescaling mild; ``--time-budget`` caps the training time.
+    """
     return RunConfig(
-        data=DataConfig(path=str(data), img_size=size, scale_range=(0.8, 1.25), batch_size=8, eval_batch_size=50,
-                        color_jitter=0.2),
+        data=DataConfig(path=str(data), img_size=size, scale_range=(0.9, 1.15), batch_size=8, eval_batch_size=50,
+                        color_jitter=0.0),
         model=ModelConfig(name="unet", kwargs={"depth": 4, "base_channels": 16, "upsampling": "bilinear"}),
-        optim=OptimConfig(lr=3e-3, weight_decay=1e-4, schedule="poly", warmup_steps=20),
+        optim=OptimConfig(lr=4e-3, weight_decay=1e-4, schedule="poly", warmup_steps=50),
         train=TrainConfig(epochs=epochs, time_budget=time_budget, out=out, seed=0),
     )
 

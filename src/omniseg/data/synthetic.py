@@ -84,7 +84,27 @@ def _colour(rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(20, 235, 3).astype(np.float32)
 
 
-def generate_scene(seed: int, index: int, *, size: int = 128, max_shapes: int = 5) -> Scene:
+def _place_shape(rng: np.random.Generator, kind: int, size: int, instance_ids: np.ndarray,
+                 max_cover: float = 0.35, tries: int = 8) -> np.ndarray | None:
+    """Pixels of a new shape that hides at most ``max_cover`` of any shape already drawn, so that
+    shapes overlap without becoming unrecognisable; None if no such place was found."""
+    for _ in range(tries):
+        radius = rng.uniform(0.13, 0.27) * size
+        center = rng.uniform(0.1 * size, 0.9 * size, 2)
+        polygon = _shape_polygon(kind, center, radius, rng.uniform(0, 2 * np.pi), rng)
+        canvas = np.zeros((size, size), np.uint8)
+        cv2.fillPoly(canvas, [np.round(polygon * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
+        inside = canvas.astype(bool)
+        if inside.sum() < 12:
+            continue
+        covered = np.bincount(instance_ids[inside], minlength=instance_ids.max() + 1)[1:]
+        visible = np.bincount(instance_ids.ravel(), minlength=instance_ids.max() + 1)[1:]
+        if not np.any(covered > max_cover * np.maximum(visible, 1)):
+            return inside
+    return None
+
+
+def generate_scene(seed: int, index: int, *, size: int = 128, max_shapes: int = 4) -> Scene:
     """The scene numbered ``index`` of the set with ``seed``, ``size`` x ``size`` pixels.
 
     Example:
@@ -101,13 +121,8 @@ def generate_scene(seed: int, index: int, *, size: int = 128, max_shapes: int = 
     labels = []
     for _ in range(int(rng.integers(2, max_shapes + 1))):
         kind = int(rng.integers(1, len(CLASS_NAMES)))
-        radius = rng.uniform(0.12, 0.25) * size
-        center = rng.uniform(0.1 * size, 0.9 * size, 2)
-        polygon = _shape_polygon(kind, center, radius, rng.uniform(0, 2 * np.pi), rng)
-        canvas = np.zeros((size, size), np.uint8)
-        cv2.fillPoly(canvas, [np.round(polygon * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
-        inside = canvas.astype(bool)
-        if inside.sum() < 12:
+        inside = _place_shape(rng, kind, size, instance_ids)
+        if inside is None:
             continue
         colour = _colour(rng)
         while np.abs(colour - image[inside].mean(0)).sum() < 120:  # keep every shape visible

@@ -72,6 +72,7 @@ class UNetDecoder(nn.Module):
         return x
 
 
+@MODELS.register("unet", task="semantic", description="U-Net, built-in encoder or any timm encoder")
 class UNet(SegmentationModel):
     """U-Net: a contracting encoder, an expanding decoder with skip connections, a 1x1 classifier.
 
@@ -140,32 +141,3 @@ class UNet(SegmentationModel):
         if aux:
             raise ValueError("UNet has no auxiliary heads; call it without aux=True")
         return self.head(self.decoder(self.encoder(x)))
-
-
-@MODELS.register("unet", task="semantic", description="U-Net, built-in encoder or any timm encoder")
-def unet(
-    *,
-    num_classes: int,
-    in_channels: int = 3,
-    encoder: str | None = None,
-    encoder_weights: str | None = None,
-    depth: int = 4,
-    base_channels: int = 64,
-    decoder_channels: Sequence[int] | None = None,
-    upsampling: str | None = None,
-    norm_layer: NormLayer = "batch",
-    act_layer: ActLayer = "relu",
-) -> UNet:
-    """Build a :class:`UNet` (see its arguments)."""
-    return UNet(
-        num_classes=num_classes,
-        in_channels=in_channels,
-        encoder=encoder,
-        encoder_weights=encoder_weights,
-        depth=depth,
-        base_channels=base_channels,
-        decoder_channels=decoder_channels,
-        upsampling=upsampling,
-        norm_layer=norm_layer,
-        act_layer=act_layer,
-    )
