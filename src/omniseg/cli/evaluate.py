@@ -7,7 +7,7 @@ import argparse
 from rich.console import Console
 
 from omniseg.cli.output import emit_json, print_report
-from omniseg.errors import ConfigError, DataError
+from omniseg.errors import ConfigError
 
 
 def add_parser(sub, name: str) -> None:
@@ -43,24 +43,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     else:
         if not (args.run_dir and args.data):
             raise ConfigError("pass RUN_DIR --data PATH, or --pred DIR --gt DIR")
-        from omniseg.data import load_dataset
-        from omniseg.data.transforms import TransformedDataset, eval_transforms
-        from omniseg.inference.evaluate import evaluate_model
-        from omniseg.models import load_model
+        from omniseg.inference.evaluate import evaluate_run
 
-        model = load_model(args.run_dir)
-        info = model.card.info
-        source = load_dataset(args.data, format=args.format)
-        if source.info.num_classes != info.num_classes:
-            raise DataError(
-                f"{args.data} has {source.info.num_classes} classes but the model in {args.run_dir} predicts "
-                f"{info.num_classes}; evaluate on data with the same classes"
-            )
-        pre = model.card.preprocessing
-        dataset = TransformedDataset(source.dataset(args.split), eval_transforms(mean=pre["mean"], std=pre["std"]))
-        matrix = evaluate_model(model, dataset, num_classes=info.num_classes, ignore_index=info.ignore_index,
-                                batch_size=args.batch_size)
-        report = {"split": args.split, **metrics_report(matrix.matrix, info.class_names)}
+        report = evaluate_run(args.run_dir, args.data, split=args.split, format=args.format, batch_size=args.batch_size)
         title = f"{args.run_dir} on {args.data} ({args.split})"
     if args.json == "-":
         emit_json(console, report, "-")

@@ -8,10 +8,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from omniseg.data.formats import load_dataset
 from omniseg.data.imageio import read_label_png
-from omniseg.data.transforms import PadCollate
+from omniseg.data.transforms import PadCollate, TransformedDataset, eval_transforms
 from omniseg.errors import DataError
-from omniseg.metrics import ConfusionMatrix
+from omniseg.metrics import ConfusionMatrix, metrics_report
+from omniseg.models.hub import load_model
 
 
 @torch.inference_mode()
@@ -37,6 +39,26 @@ def evaluate_model(
         pred = model(batch["image"].to(device)).argmax(1).cpu()
         matrix.update(pred, batch["mask"])
     return matrix
+
+
+def evaluate_run(
+    run_dir: str | Path, data: str | Path, *, split: str = "val", format: str = "auto", batch_size: int = 4,
+    device: str | torch.device = "cpu",
+) -> dict:
+    """The metrics report of the model in ``run_dir`` on ``split`` of the dataset at ``data``."""
+    model = load_model(run_dir)
+    info = model.card.info
+    source = load_dataset(data, format=format)
+    if source.info.num_classes != info.num_classes:
+        raise DataError(
+            f"{data} has {source.info.num_classes} classes but the model in {run_dir} predicts "
+            f"{info.num_classes}; evaluate on data with the same classes"
+        )
+    pre = model.card.preprocessing
+    dataset = TransformedDataset(source.dataset(split), eval_transforms(mean=pre["mean"], std=pre["std"]))
+    matrix = evaluate_model(model, dataset, num_classes=info.num_classes, ignore_index=info.ignore_index,
+                            batch_size=batch_size, device=device)
+    return {"split": split, **metrics_report(matrix.matrix, info.class_names)}
 
 
 def _label_files(directory: Path) -> dict[str, Path]:
