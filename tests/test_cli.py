@@ -193,3 +193,30 @@ def test_time_budget_and_early_stopping_end_training(run_cli, shapes_dir, tmp_pa
                            "--out", tmp_path / "early")
     assert code == 0, err
     assert len(_history(tmp_path / "early")) == 2
+
+
+def test_timm_encoder_with_local_weights_config_file_and_loss_options(run_cli, shapes_dir, tmp_path):
+    import safetensors.torch
+    import timm
+    import torch
+
+    reference = timm.create_model("resnet18")
+    safetensors.torch.save_file(reference.state_dict(), tmp_path / "resnet18.safetensors")
+    (tmp_path / "exp.yaml").write_text(
+        "model:\n  name: unet\n  encoder: resnet18\n"
+        "loss:\n  name: focal+0.5*dice\n  class_weights: median_frequency\n  label_smoothing: 0.0\n"
+        "data:\n  batch_size: 4\n  img_size: 32\n  eval_batch_size: 8\n"
+    )
+    run = tmp_path / "run"
+    code, _, err = run_cli("train", "--config", tmp_path / "exp.yaml", "--data", shapes_dir, "--epochs", "1", "--lr", "0",
+                           "--encoder-weights", tmp_path / "resnet18.safetensors", "--out", run, "--no-progress")
+    assert code == 0, err
+    saved = (run / "config.yaml").read_text()
+    assert "encoder: resnet18" in saved and "focal+0.5*dice" in saved and "median_frequency" in saved
+    card = json.loads((run / "model.json").read_text())
+    assert card["kwargs"] == {"num_classes": 5, "encoder": "resnet18"}  # the weights file is not needed later
+    assert card["dataset_info"]["class_names"][1] == "circle"
+    model = load_model(run)
+    # with a zero learning rate the saved encoder convolutions are exactly the file's
+    assert torch.equal(model.encoder.model.conv1.weight, reference.conv1.weight)
+    assert torch.equal(model.encoder.model.layer3[0].conv2.weight, reference.layer3[0].conv2.weight)

@@ -12,7 +12,7 @@ from omniseg.cli.output import emit_json, print_report, quiet_libraries
 from omniseg.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
 
 
-DEMO_TRAIN, DEMO_VAL, DEMO_SIZE, DEMO_EPOCHS, DEMO_BUDGET = 800, 100, 64, 28, 160.0
+DEMO_TRAIN, DEMO_VAL, DEMO_SIZE, DEMO_EPOCHS, DEMO_BUDGET = 800, 100, 64, 28, 155.0
 
 
 def add_parser(sub, name: str) -> None:
