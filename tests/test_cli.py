@@ -220,3 +220,14 @@ def test_timm_encoder_with_local_weights_config_file_and_loss_options(run_cli, s
     # with a zero learning rate the saved encoder convolutions are exactly the file's
     assert torch.equal(model.encoder.model.conv1.weight, reference.conv1.weight)
     assert torch.equal(model.encoder.model.layer3[0].conv2.weight, reference.layer3[0].conv2.weight)
+
+
+def test_training_without_masks_is_refused_early(run_cli, tmp_path):
+    data = tmp_path / "data"
+    (data / "images" / "train").mkdir(parents=True)
+    (data / "images" / "val").mkdir(parents=True)
+    for split in ("train", "val"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(data / "images" / split / "a.png")
+    (data / "classes.json").write_text(json.dumps({"class_names": ["a", "b"]}))
+    code, _, err = run_cli("train", "--data", data, *TINY, "--epochs", "1", "--out", tmp_path / "run")
+    assert code == 2 and "split 'train'" in err and "without masks" in err

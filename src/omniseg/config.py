@@ -128,14 +128,12 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(arg, value, key)
-            except ConfigError as exc:
-                errors.append(str(exc))
+            if arg is not type(None):
+                try:
+                    return _coerce(arg, value, key)
+                except ConfigError:
+                    continue
         raise ConfigError(f"config key {key!r}: {value!r} matches none of {hint}")
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):

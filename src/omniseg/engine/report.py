@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from omniseg.config import RunConfig
-from omniseg.data.transforms import TransformedDataset, eval_transforms
+from omniseg.data.transforms import TransformedDataset, eval_transforms, semantic_only
 from omniseg.inference.evaluate import evaluate_model
 from omniseg.metrics import metrics_report
 from omniseg.models.hub import load_model
@@ -32,7 +32,8 @@ def write_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, config: Ru
     samples.mkdir(exist_ok=True)
     with torch.inference_mode():
         for index in range(min(config.train.num_samples, len(val_set))):
-            raw, normal = val_set[index], normalised[index]
+            raw = val_set[index]
+            normal = normalised.transform(semantic_only(raw))
             pred = model(normal["image"].unsqueeze(0)).argmax(1)[0].numpy()
             truth = raw["mask"].numpy() if "mask" in raw else None
             image = raw["image"].permute(1, 2, 0).numpy().astype(np.uint8)

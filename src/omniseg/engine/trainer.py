@@ -20,7 +20,7 @@ from omniseg.engine.callbacks import RunWriter
 from omniseg.engine.datamodule import SemanticDataModule
 from omniseg.engine.module import SemanticTask
 from omniseg.engine.report import write_report
-from omniseg.errors import ConfigError
+from omniseg.errors import ConfigError, DataError
 from omniseg.losses import build_loss, median_frequency_weights
 from omniseg.models import create_model
 from omniseg.models.hub import ModelCard
@@ -125,6 +125,9 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
         config.data.path, format=config.data.format, val_fraction=config.data.val_fraction, split_seed=config.data.split_seed
     )
     info = source.info
+    for split in ("train", "val"):
+        if split in source.splits() and source.class_pixel_stats(split) is None:
+            raise DataError(f"split {split!r} of {config.data.path} has images without masks; training needs a mask for each")
     kwargs = _model_kwargs(config, info.num_classes)
     model = create_model(config.model.name, **kwargs)
     loss = build_loss(

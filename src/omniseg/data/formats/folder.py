@@ -99,6 +99,7 @@ class FolderSource:
 
     def __init__(self, root: str | Path, *, val_fraction: float = 0.2, split_seed: int = 0) -> None:
         self.root = Path(root)
+        self._png_palette: list[tuple[int, int, int]] | None = None  # palette of the first palette mask
         if not self.root.is_dir():
             raise DataError(f"dataset folder {self.root} does not exist; check --data")
         images_dir = self.root / "images"
@@ -163,7 +164,7 @@ class FolderSource:
                 raw = _pack_rgb(array) if mode == "RGB" else array
                 item.values, item.counts = np.unique(raw, return_counts=True)
                 item.mode = "rgb" if mode == "RGB" else ("palette" if mode == "P" else "index")
-                if palette is not None and not hasattr(self, "_png_palette"):
+                if palette is not None and self._png_palette is None:
                     self._png_palette = palette
 
     def _labelled(self) -> list[_Item]:
@@ -199,7 +200,7 @@ class FolderSource:
         values = values[values != 255]
         num_classes = int(values.max()) + 1 if len(values) else 1
         num_classes = max(num_classes, 2)
-        palette = getattr(self, "_png_palette", None)
+        palette = self._png_palette
         log.info("no %s in %s: %d classes inferred from the masks", CLASSES_FILE, self.root, num_classes)
         return DatasetInfo(
             class_names=[f"class_{i}" for i in range(num_classes)],
