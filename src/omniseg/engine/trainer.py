@@ -57,7 +57,8 @@ def build_trainer(config: TrainConfig, callbacks: list[L.Callback], *, progress:
         check_val_every_n_epoch=config.val_every,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # the datamodule shards exactly (see ShardSampler)
-        deterministic=config.deterministic,
+        # "warn": ops without a deterministic kernel warn instead of stopping the run
+        deterministic="warn" if config.deterministic else False,
         sync_batchnorm=config.sync_batchnorm and config.devices > 1,
         logger=False,
         enable_checkpointing=False,

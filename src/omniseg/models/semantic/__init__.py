@@ -1,6 +1,8 @@
 """Semantic segmentation architectures, one module each; importing registers them."""
 
 from omniseg.models.semantic.base import SegmentationModel
+from omniseg.models.semantic.fcn import FCN
+from omniseg.models.semantic.segnet import SegNet
 from omniseg.models.semantic.unet import UNet
 
-__all__ = ["SegmentationModel", "UNet"]
+__all__ = ["FCN", "SegNet", "SegmentationModel", "UNet"]

@@ -1,0 +1,107 @@
+"""FCN-32s, FCN-16s and FCN-8s (Long, Shelhamer & Darrell, 2015) on a VGG16 trunk."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from omniseg.models.builder import MODELS
+from omniseg.models.layers import bilinear_kernel
+from omniseg.models.semantic.base import SegmentationModel
+
+VGG16_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+
+
+def _vgg_stage(in_channels: int, widths: tuple[int, ...], batch_norm: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in widths:
+        layers.append(nn.Conv2d(in_channels, width, 3, padding=1, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(width))
+        layers.append(nn.ReLU(inplace=True))
+        in_channels = width
+    return nn.Sequential(*layers)
+
+
+def _upsampler(num_classes: int, scale: int) -> nn.ConvTranspose2d:
+    """A learnable ``scale``x transposed convolution initialised to bilinear interpolation."""
+    layer = nn.ConvTranspose2d(num_classes, num_classes, 2 * scale, stride=scale, padding=scale // 2, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(bilinear_kernel(num_classes, 2 * scale))
+    return layer
+
+
+class FCN(SegmentationModel):
+    """Fully convolutional network: VGG16 with fc6/fc7 as convolutions, a 1x1 class scorer, and
+    learnable upsampling (transposed convolutions initialised to bilinear) with skip fusion.
+
+    ``stride=32`` is FCN-32s (one 32x upsampling), ``16`` fuses pool4 (FCN-16s), ``8`` also fuses pool3
+    (FCN-8s). The skip scorers start at zero, as in the paper, so a finer FCN starts as its coarser parent.
+    fc6 is a 7x7 convolution with padding 3 (the paper padded the input by 100 pixels instead); inputs are
+    padded to a multiple of 32 and the output cropped back.
+
+    Args:
+        num_classes: K.
+        in_channels: input image channels.
+        stride: 32, 16 or 8.
+        dropout: dropout after fc6 and fc7 (0.5 in the paper).
+
+    Example:
+        >>> FCN(num_classes=21, stride=8)(torch.randn(1, 3, 70, 90)).shape
+        torch.Size([1, 21, 70, 90])
+    """
+
+    size_divisor = 32
+
+    def __init__(self, *, num_classes: int, in_channels: int = 3, stride: int = 8, dropout: float = 0.5) -> None:
+        super().__init__()
+        if stride not in (8, 16, 32):
+            raise ValueError(f"FCN stride must be 8, 16 or 32, got {stride}")
+        self.num_classes, self.stride = num_classes, stride
+        self.stages = nn.ModuleList()
+        channels = in_channels
+        for widths in VGG16_STAGES:
+            self.stages.append(_vgg_stage(channels, widths, batch_norm=False))
+            channels = widths[-1]
+        self.pool = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.fc6 = nn.Sequential(nn.Conv2d(512, 4096, 7, padding=3), nn.ReLU(inplace=True), nn.Dropout2d(dropout))
+        self.fc7 = nn.Sequential(nn.Conv2d(4096, 4096, 1), nn.ReLU(inplace=True), nn.Dropout2d(dropout))
+        self.score = nn.Conv2d(4096, num_classes, 1)
+        self.skips = nn.ModuleDict()
+        self.ups = nn.ModuleDict()
+        if stride <= 16:
+            self.skips["pool4"] = nn.Conv2d(512, num_classes, 1)
+            self.ups["to16"] = _upsampler(num_classes, 2)
+        if stride == 8:
+            self.skips["pool3"] = nn.Conv2d(256, num_classes, 1)
+            self.ups["to8"] = _upsampler(num_classes, 2)
+        for skip in self.skips.values():
+            nn.init.zeros_(skip.weight)
+            nn.init.zeros_(skip.bias)
+        self.ups["final"] = _upsampler(num_classes, stride)
+
+    def _forward(self, x: torch.Tensor, aux: bool = False):
+        if aux:
+            raise ValueError("FCN has no auxiliary heads; call it without aux=True")
+        pools = []
+        for stage in self.stages:
+            x = self.pool(stage(x))
+            pools.append(x)  # strides 2, 4, 8 (pool3), 16 (pool4), 32 (pool5)
+        score = self.score(self.fc7(self.fc6(x)))
+        if self.stride <= 16:
+            score = self.ups["to16"](score) + self.skips["pool4"](pools[3])
+        if self.stride == 8:
+            score = self.ups["to8"](score) + self.skips["pool3"](pools[2])
+        return self.ups["final"](score)
+
+
+def _register(stride: int) -> None:
+    def build(*, num_classes: int, in_channels: int = 3, dropout: float = 0.5) -> FCN:
+        return FCN(num_classes=num_classes, in_channels=in_channels, stride=stride, dropout=dropout)
+
+    build.__doc__ = f"FCN-{stride}s (see :class:`FCN`)."
+    MODELS.add(f"fcn{stride}s", build, task="semantic", description=f"FCN-{stride}s, VGG16 trunk (Long et al. 2015)")
+
+
+for _stride in (32, 16, 8):
+    _register(_stride)

@@ -1,0 +1,80 @@
+"""SegNet (Badrinarayanan, Kendall & Cipolla, 2017): decoders upsample with the encoder's pooling indices."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from omniseg.models.builder import MODELS
+from omniseg.models.layers import MaxUnpool
+from omniseg.models.semantic.base import SegmentationModel
+from omniseg.models.semantic.fcn import VGG16_STAGES, _vgg_stage
+
+
+class SegNet(SegmentationModel):
+    """Encoder-decoder without skip concatenation: each decoder stage max-unpools with the indices its
+    encoder stage stored, then convolves. No fully connected layers.
+
+    ``variant="vgg16"``: the 13-layer VGG16-BN encoder and its mirror decoder (about 29.4M parameters).
+    ``variant="basic"``: SegNet-Basic, 4 stages of 64-channel 7x7 conv + BN (no biases, and no ReLU in the
+    decoder, as the paper describes).
+
+    Example:
+        >>> SegNet(num_classes=11, variant="basic")(torch.randn(1, 3, 45, 60)).shape
+        torch.Size([1, 11, 45, 60])
+    """
+
+    def __init__(self, *, num_classes: int, in_channels: int = 3, variant: str = "vgg16") -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.pool = nn.MaxPool2d(2, 2, return_indices=True)
+        self.unpool = MaxUnpool(2)
+        self.encoder, self.decoder = nn.ModuleList(), nn.ModuleList()
+        if variant == "vgg16":
+            channels = in_channels
+            for widths in VGG16_STAGES:
+                self.encoder.append(_vgg_stage(channels, widths, batch_norm=True))
+                channels = widths[-1]
+            # mirror: decoder stage i maps the encoder's output width back to its input width
+            inputs = [in_channels] + [w[-1] for w in VGG16_STAGES[:-1]]
+            for widths, out in zip(VGG16_STAGES[::-1], inputs[::-1]):
+                dec_widths = tuple(widths[:-1]) + (out if out != in_channels else widths[0],)
+                self.decoder.append(_vgg_stage(widths[-1], dec_widths, batch_norm=True))
+            self.classifier = nn.Conv2d(VGG16_STAGES[0][0], num_classes, 3, padding=1)
+        elif variant == "basic":
+            channels = in_channels
+            for _ in range(4):
+                self.encoder.append(nn.Sequential(nn.Conv2d(channels, 64, 7, padding=3, bias=False),
+                                                  nn.BatchNorm2d(64), nn.ReLU(inplace=True)))
+                channels = 64
+            for _ in range(4):
+                self.decoder.append(nn.Sequential(nn.Conv2d(64, 64, 7, padding=3, bias=False), nn.BatchNorm2d(64)))
+            self.classifier = nn.Conv2d(64, num_classes, 1)
+        else:
+            raise ValueError(f"SegNet variant must be 'vgg16' or 'basic', got {variant!r}")
+        self.size_divisor = 2 ** len(self.encoder)
+
+    def _forward(self, x: torch.Tensor, aux: bool = False):
+        if aux:
+            raise ValueError("SegNet has no auxiliary heads; call it without aux=True")
+        indices, sizes = [], []
+        for stage in self.encoder:
+            x = stage(x)
+            sizes.append(x.shape)
+            x, index = self.pool(x)
+            indices.append(index)
+        for stage, index, size in zip(self.decoder, indices[::-1], sizes[::-1]):
+            x = stage(self.unpool(x, index, size))
+        return self.classifier(x)
+
+
+@MODELS.register("segnet", task="semantic", description="SegNet, VGG16-BN encoder, max-unpooling decoder")
+def segnet(*, num_classes: int, in_channels: int = 3) -> SegNet:
+    """SegNet with the VGG16-BN encoder (see :class:`SegNet`)."""
+    return SegNet(num_classes=num_classes, in_channels=in_channels, variant="vgg16")
+
+
+@MODELS.register("segnet_basic", task="semantic", description="SegNet-Basic: 4 x (7x7 conv 64, BN), max-unpooling")
+def segnet_basic(*, num_classes: int, in_channels: int = 3) -> SegNet:
+    """SegNet-Basic (see :class:`SegNet`)."""
+    return SegNet(num_classes=num_classes, in_channels=in_channels, variant="basic")

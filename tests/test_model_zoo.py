@@ -1,0 +1,64 @@
+"""Contract tests over every registered semantic model, and the paper parameter counts."""
+
+import pytest
+import torch
+
+from omniseg.data.synthetic import SyntheticShapes
+from omniseg.data.transforms import PadCollate, TransformedDataset, eval_transforms
+from omniseg.losses import build_loss
+from omniseg.models import create_model, list_models
+
+SEMANTIC = list_models("semantic")
+
+
+@pytest.mark.parametrize("name", SEMANTIC)
+def test_contract_odd_size_gradients_no_nan_deterministic_eval(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=3)
+    # timm zero-initialises some norms, which blocks gradients at init; unit weights stand in for training
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.ones_(m.weight)
+    x = torch.randn(2, 3, 97, 131)
+    out = model.train()(x)
+    assert out.shape == (2, 3, 97, 131) and torch.isfinite(out).all()
+    out.square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, f"no gradient for {missing[:5]}"
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x[:1]), model(x[:1]))
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "expected", "source"),
+    [
+        ("unet", {"num_classes": 2, "in_channels": 1}, 31.03e6, "Ronneberger et al. 2015, same padding"),
+        ("segnet", {"num_classes": 11}, 29.5e6, "Badrinarayanan et al. 2017, Table 6 (29.5M)"),
+        ("fcn8s", {"num_classes": 21}, 134e6, "Long et al. 2015, VGG16 FCN-8s (134M)"),
+    ],
+)
+def test_paper_parameter_counts(name, kwargs, expected, source):
+    count = sum(p.numel() for p in create_model(name, **kwargs).parameters())
+    assert abs(count - expected) / expected < 0.02, f"{name}: {count:,} vs {expected:,.0f} ({source})"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SEMANTIC)
+def test_trains_30_steps_with_falling_loss(name):
+    torch.manual_seed(0)
+    data = TransformedDataset(SyntheticShapes(8, size=64, seed=1), eval_transforms())
+    batch = PadCollate()([data[i] for i in range(8)])
+    model = create_model(name, num_classes=5).train()
+    loss_fn = build_loss("ce")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    losses = []
+    for step in range(30):
+        idx = torch.arange(4) + 4 * (step % 2)
+        loss = loss_fn(model(batch["image"][idx]), batch["mask"][idx])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < 0.8 * first, f"{name}: loss {first:.3f} -> {last:.3f}"
