@@ -1,8 +1,9 @@
 """Semantic segmentation architectures, one module each; importing registers them."""
 
 from omniseg.models.semantic.base import SegmentationModel
+from omniseg.models.semantic.deeplab import DeepLab
 from omniseg.models.semantic.fcn import FCN
 from omniseg.models.semantic.segnet import SegNet
 from omniseg.models.semantic.unet import UNet
 
-__all__ = ["FCN", "SegNet", "SegmentationModel", "UNet"]
+__all__ = ["DeepLab", "FCN", "SegNet", "SegmentationModel", "UNet"]

@@ -1,0 +1,40 @@
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from omniseg.errors import ConfigError
+from omniseg.models import create_model
+
+
+def _dilations(aspp):
+    return [m.dilation[0] for m in aspp.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+
+
+def test_parameter_parity_with_torchvision_deeplabv3():
+    ours = create_model("deeplabv3", num_classes=21, aux_head=True)
+    theirs = torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=21, aux_loss=True)
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters()) == 42_004_074
+
+
+def test_aspp_rates_follow_the_output_stride():
+    assert _dilations(create_model("deeplabv3", num_classes=2, encoder="resnet18", output_stride=16).aspp) == [6, 12, 18]
+    assert _dilations(create_model("deeplabv3", num_classes=2, encoder="resnet18", output_stride=8).aspp) == [12, 24, 36]
+
+
+def test_v3plus_uses_atrous_separable_convolutions_and_a_low_level_decoder():
+    model = create_model("deeplabv3plus", num_classes=3, encoder="resnet18")
+    depthwise = [m for m in model.aspp.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
+    assert [m.dilation[0] for m in depthwise] == [6, 12, 18] and all(m.groups == m.in_channels for m in depthwise)
+    assert any(isinstance(m, nn.Conv2d) and m.groups > 1 for m in model.head.modules())
+    assert model.encoder.strides[model.low_level_index] == 4 and model.reduce[0].out_channels == 48
+
+
+def test_aux_head_and_its_absence():
+    model = create_model("deeplabv3", num_classes=3, encoder="resnet18", aux_head=True).train()
+    logits, aux = model(torch.randn(2, 3, 45, 61), aux=True)
+    assert logits.shape == aux[0].shape == (2, 3, 45, 61)
+    with pytest.raises(ValueError, match="no auxiliary head"):
+        create_model("deeplabv3", num_classes=3, encoder="resnet18")(torch.randn(2, 3, 32, 32), aux=True)
+    with pytest.raises(ConfigError, match="output_stride must be 8 or 16"):
+        create_model("deeplabv3", num_classes=3, encoder="resnet18", output_stride=32)
