@@ -231,3 +231,12 @@ def test_training_without_masks_is_refused_early(run_cli, tmp_path):
     (data / "classes.json").write_text(json.dumps({"class_names": ["a", "b"]}))
     code, _, err = run_cli("train", "--data", data, *TINY, "--epochs", "1", "--out", tmp_path / "run")
     assert code == 2 and "split 'train'" in err and "without masks" in err
+
+
+def test_train_a_model_with_an_auxiliary_head(run_cli, shapes_dir, tmp_path):
+    run = tmp_path / "psp"
+    code, _, err = run_cli("train", "--data", shapes_dir, "--model", "pspnet", "--encoder", "resnet18", "--epochs", "1",
+                           "--batch-size", "4", "--img-size", "32", "--no-progress", "--out", run)
+    assert code == 0, err
+    model = load_model(run)
+    assert model.aux is not None and json.loads((run / "metrics.json").read_text())["global_step"] == 6

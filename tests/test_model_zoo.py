@@ -20,9 +20,11 @@ def test_contract_odd_size_gradients_no_nan_deterministic_eval(name):
         if isinstance(m, torch.nn.BatchNorm2d):
             torch.nn.init.ones_(m.weight)
     x = torch.randn(2, 3, 97, 131)
-    out = model.train()(x)
-    assert out.shape == (2, 3, 97, 131) and torch.isfinite(out).all()
-    out.square().mean().backward()
+    has_aux = getattr(model, "aux", None) is not None  # auxiliary heads learn through forward(x, aux=True)
+    out, extra = model.train()(x, aux=True) if has_aux else (model.train()(x), [])
+    for y in (out, *extra):
+        assert y.shape == (2, 3, 97, 131) and torch.isfinite(y).all()
+    sum(y.square().mean() for y in (out, *extra)).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, f"no gradient for {missing[:5]}"
     model.eval()

@@ -53,6 +53,7 @@ class LossConfig:
     class_weights: str | list[float] | None = None  # None, "median_frequency" or one weight per class
     label_smoothing: float = 0.0
     focal_gamma: float = 2.0
+    aux_weight: float = 0.4  # weight of auxiliary-head losses (PSPNet's 0.4), for models that have them
 
 
 @dataclass

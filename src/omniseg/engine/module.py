@@ -47,12 +47,14 @@ class SemanticTask(L.LightningModule):
         optim: OptimConfig,
         time_budget: float | None = None,
         channels_last: bool = True,
+        aux_weight: float = 0.4,
     ) -> None:
         super().__init__()
         self.model, self.loss = model, loss
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.optim_config, self.time_budget = optim, time_budget
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.aux_weight = aux_weight
         self.confusion = ConfusionMatrix(num_classes, ignore_index=ignore_index)
         self._val_loss = torch.zeros(2, dtype=torch.float64)  # (sum, batches)
         self._train_loss = torch.zeros(2, dtype=torch.float64)
@@ -72,8 +74,12 @@ class SemanticTask(L.LightningModule):
         return self.model(images.contiguous(memory_format=self.memory_format))
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self._logits(batch["image"])
-        loss = self.loss(logits, batch["mask"])
+        images = batch["image"].contiguous(memory_format=self.memory_format)
+        if getattr(self.model, "aux", None) is not None:  # deep supervision through the auxiliary heads
+            logits, extra = self.model(images, aux=True)
+            loss = self.loss(logits, batch["mask"]) + self.aux_weight * sum(self.loss(e, batch["mask"]) for e in extra)
+        else:
+            loss = self.loss(self.model(images), batch["mask"])
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"the loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "

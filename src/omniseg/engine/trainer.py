@@ -149,6 +149,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
     task = SemanticTask(
         model, loss, num_classes=info.num_classes, ignore_index=info.ignore_index, optim=config.optim,
         time_budget=config.train.time_budget, channels_last=config.train.channels_last,
+        aux_weight=config.loss.aux_weight,
     )
     writer = RunWriter(run_dir, card)
     callbacks: list[L.Callback] = [writer]

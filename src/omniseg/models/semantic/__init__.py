@@ -3,7 +3,9 @@
 from omniseg.models.semantic.base import SegmentationModel
 from omniseg.models.semantic.deeplab import DeepLab
 from omniseg.models.semantic.fcn import FCN
+from omniseg.models.semantic.fpn import FPN
+from omniseg.models.semantic.pspnet import PSPNet
 from omniseg.models.semantic.segnet import SegNet
 from omniseg.models.semantic.unet import UNet
 
-__all__ = ["DeepLab", "FCN", "SegNet", "SegmentationModel", "UNet"]
+__all__ = ["FCN", "FPN", "DeepLab", "PSPNet", "SegNet", "SegmentationModel", "UNet"]

@@ -89,21 +89,17 @@ class DeepLab(SegmentationModel):
         return logits, [extra]
 
 
-@MODELS.register("deeplabv3", task="semantic", description="DeepLabV3: dilated encoder + ASPP (Chen et al. 2017)")
-def deeplabv3(
-    *, num_classes: int, in_channels: int = 3, encoder: str = "resnet50", encoder_weights: str | None = None,
-    output_stride: int = 16, separable: bool = False, aux_head: bool = False,
-) -> DeepLab:
-    """DeepLabV3 (see :class:`DeepLab`)."""
-    return DeepLab(num_classes=num_classes, in_channels=in_channels, encoder=encoder, encoder_weights=encoder_weights,
-                   output_stride=output_stride, plus=False, separable=separable, aux_head=aux_head)
+def _register(name: str, plus: bool, description: str) -> None:
+    def build(
+        *, num_classes: int, in_channels: int = 3, encoder: str = "resnet50", encoder_weights: str | None = None,
+        output_stride: int = 16, separable: bool = plus, aux_head: bool = False,
+    ) -> DeepLab:
+        return DeepLab(num_classes=num_classes, in_channels=in_channels, encoder=encoder, encoder_weights=encoder_weights,
+                       output_stride=output_stride, plus=plus, separable=separable, aux_head=aux_head)
+
+    build.__doc__ = f"{description} (see :class:`DeepLab`)."
+    MODELS.add(name, build, task="semantic", description=description)
 
 
-@MODELS.register("deeplabv3plus", task="semantic", description="DeepLabV3+: ASPP + decoder, separable convs (Chen et al. 2018)")
-def deeplabv3plus(
-    *, num_classes: int, in_channels: int = 3, encoder: str = "resnet50", encoder_weights: str | None = None,
-    output_stride: int = 16, separable: bool = True, aux_head: bool = False,
-) -> DeepLab:
-    """DeepLabV3+ (see :class:`DeepLab`)."""
-    return DeepLab(num_classes=num_classes, in_channels=in_channels, encoder=encoder, encoder_weights=encoder_weights,
-                   output_stride=output_stride, plus=True, separable=separable, aux_head=aux_head)
+_register("deeplabv3", False, "DeepLabV3: dilated encoder + ASPP (Chen et al. 2017)")
+_register("deeplabv3plus", True, "DeepLabV3+: ASPP + decoder, separable convs (Chen et al. 2018)")

@@ -38,3 +38,18 @@ def test_aux_head_and_its_absence():
         create_model("deeplabv3", num_classes=3, encoder="resnet18")(torch.randn(2, 3, 32, 32), aux=True)
     with pytest.raises(ConfigError, match="output_stride must be 8 or 16"):
         create_model("deeplabv3", num_classes=3, encoder="resnet18", output_stride=32)
+
+
+def test_fpn_parameter_parity_with_smp():
+    smp = pytest.importorskip("segmentation_models_pytorch")
+    ours = create_model("fpn", num_classes=21, encoder="resnet34")
+    theirs = smp.FPN("resnet34", encoder_weights=None, classes=21)
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters()) == 23_157_973
+
+
+def test_pspnet_pyramid_bins_and_aux():
+    model = create_model("pspnet", num_classes=3, encoder="resnet18").train()
+    pools = [m.output_size for m in model.ppm.modules() if isinstance(m, nn.AdaptiveAvgPool2d)]
+    assert pools == [1, 2, 3, 6] and model.encoder.strides[-1] == 8
+    logits, aux = model(torch.randn(2, 3, 41, 53), aux=True)
+    assert logits.shape == aux[0].shape == (2, 3, 41, 53)
