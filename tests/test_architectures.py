@@ -53,3 +53,31 @@ def test_pspnet_pyramid_bins_and_aux():
     assert pools == [1, 2, 3, 6] and model.encoder.strides[-1] == 8
     logits, aux = model(torch.randn(2, 3, 41, 53), aux=True)
     assert logits.shape == aux[0].shape == (2, 3, 41, 53)
+
+
+def test_unet_valid_padding_reproduces_the_paper_tile():
+    model = create_model("unet", num_classes=2, in_channels=1, padding="valid").eval()
+    assert sum(p.numel() for p in model.parameters()) == 31_036_546  # same weights as padding="same"
+    assert model.valid_output_size(572) == 388 and model.valid_output_size(570) is None
+    with torch.no_grad():
+        assert model.valid_forward(torch.randn(1, 1, 572, 572)).shape == (1, 2, 388, 388)
+
+
+def test_unet_valid_overlap_tile_covers_any_input_and_is_translation_consistent():
+    torch.manual_seed(0)
+    model = create_model("unet", num_classes=3, depth=2, base_channels=8, padding="valid", norm_layer="none").eval()
+    x = torch.randn(1, 3, 97, 131, requires_grad=True)
+    out = model(x)
+    assert out.shape == (1, 3, 97, 131)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters()) and x.grad.abs().sum() > 0
+    # an interior output pixel depends only on its context window: the valid network applied to a tile
+    # (aligned with the pooling grid of the padded image) gives the same values
+    margin = 60 - model.valid_output_size(60)  # context the valid network consumes: 40 at depth 2
+    half = margin // 2
+    top, left = 20, 32  # (offset + half) % 4 == 0: same pooling grid as the full, mirrored image
+    with torch.no_grad():
+        direct = model.valid_forward(x[..., top : top + 60, left : left + 60])
+        n = direct.shape[-1]
+        torch.testing.assert_close(out[..., top + half : top + half + n, left + half : left + half + n], direct,
+                                   atol=1e-5, rtol=1e-5)

@@ -10,7 +10,8 @@ from omniseg.models.layers.factory import ActLayer, NormLayer
 
 
 class UNetEncoder(nn.Module):
-    """``depth`` poolings, ``base_channels * 2**i`` channels at stride ``2**i``.
+    """``depth`` poolings, ``base_channels * 2**i`` channels at stride ``2**i``; ``padding=0`` gives the
+    paper's valid convolutions (each DoubleConv trims 2 pixels per side).
 
     ``forward(x: [N, C, H, W]) -> [f0, ..., f_depth]`` with ``f_i: [N, base * 2**i, H / 2**i, W / 2**i]``.
     """
@@ -23,6 +24,7 @@ class UNetEncoder(nn.Module):
         base_channels: int = 64,
         norm_layer: NormLayer = "batch",
         act_layer: ActLayer = "relu",
+        padding: int = 1,
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -33,7 +35,7 @@ class UNetEncoder(nn.Module):
         self.blocks = nn.ModuleList()
         previous = in_channels
         for channels in self.channels:
-            self.blocks.append(DoubleConv(previous, channels, norm_layer=norm_layer, act_layer=act_layer))
+            self.blocks.append(DoubleConv(previous, channels, padding=padding, norm_layer=norm_layer, act_layer=act_layer))
             previous = channels
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -33,8 +33,10 @@ class UNetDecoder(nn.Module):
         upsampling: str = "transposed",
         norm_layer: NormLayer = "batch",
         act_layer: ActLayer = "relu",
+        padding: int = 1,
     ) -> None:
         super().__init__()
+        self.crop_skips = padding == 0
         skips = list(zip(encoder_channels[:-1], encoder_strides[:-1]))[::-1]
         stride = encoder_strides[-1]
         n_extra = max(round(math.log2(encoder_strides[0])), 0)
@@ -52,7 +54,8 @@ class UNetDecoder(nn.Module):
             up, up_channels = make_upsample(upsampling, previous, scale=scale)
             self.ups.append(up)
             self.blocks.append(
-                DoubleConv(up_channels + skip_channels, out_channels, norm_layer=norm_layer, act_layer=act_layer)
+                DoubleConv(up_channels + skip_channels, out_channels, padding=padding, norm_layer=norm_layer,
+                           act_layer=act_layer)
             )
             self.scales.append(scale)
             previous = out_channels
@@ -65,7 +68,11 @@ class UNetDecoder(nn.Module):
             x = up(x)
             if i < len(skips):
                 skip = skips[i]
-                if x.shape[-2:] != skip.shape[-2:]:  # odd feature sizes in some backbones
+                if self.crop_skips:  # valid convolutions: copy and crop the skip to the centre
+                    top = (skip.shape[-2] - x.shape[-2]) // 2
+                    left = (skip.shape[-1] - x.shape[-1]) // 2
+                    skip = skip[..., top : top + x.shape[-2], left : left + x.shape[-1]]
+                elif x.shape[-2:] != skip.shape[-2:]:  # odd feature sizes in some backbones
                     x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
                 x = torch.cat([x, skip], dim=1)
             x = block(x)
@@ -87,6 +94,9 @@ class UNet(SegmentationModel):
             encoder, or ``(256, 128, 64, 32, 16)`` for a timm encoder.
         upsampling: ``"transposed"`` (the paper's 2x2 up-convolution), ``"bilinear"`` or ``"nearest"``.
         norm_layer, act_layer: names or callables (see ``omniseg.models.layers.factory``).
+        padding: ``"same"`` (outputs at the input size, inputs padded to the stride) or ``"valid"``, the
+            paper's unpadded convolutions with copy-and-crop skips; ``valid_forward`` maps a 572x572 tile
+            to 388x388, and ``forward`` mirrors the borders (overlap-tile) to cover any input.
 
     Shape: ``[N, in_channels, H, W] -> [N, num_classes, H, W]`` for any H, W.
 
@@ -109,14 +119,21 @@ class UNet(SegmentationModel):
         upsampling: str | None = None,
         norm_layer: NormLayer = "batch",
         act_layer: ActLayer = "relu",
+        padding: str = "same",
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
+        if padding not in ("same", "valid"):
+            raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+        self.valid = padding == "valid"
+        if self.valid and encoder is not None:
+            raise ValueError("padding='valid' needs the built-in encoder (encoder=None)")
         if encoder is None:
             if encoder_weights is not None:
                 raise ValueError("encoder_weights needs a timm encoder (encoder='resnet34', ...)")
             self.encoder = UNetEncoder(
-                in_channels=in_channels, depth=depth, base_channels=base_channels, norm_layer=norm_layer, act_layer=act_layer
+                in_channels=in_channels, depth=depth, base_channels=base_channels, norm_layer=norm_layer,
+                act_layer=act_layer, padding=0 if self.valid else 1,
             )
             decoder_channels = decoder_channels or self.encoder.channels[-2::-1]
             upsampling = upsampling or "transposed"
@@ -131,13 +148,50 @@ class UNet(SegmentationModel):
             upsampling=upsampling,
             norm_layer=norm_layer,
             act_layer=act_layer,
+            padding=0 if self.valid else 1,
         )
         self.head = nn.Conv2d(self.decoder.out_channels, num_classes, kernel_size=1)
         self.size_divisor = max(self.encoder.strides)
         for part in (self.decoder, self.head) if encoder is not None else (self.encoder, self.decoder, self.head):
             init_weights(part)
 
+    def valid_output_size(self, size: int) -> int | None:
+        """Output side of the unpadded network for an input side ``size`` (572 -> 388 at depth 4), or None
+        when ``size`` does not fit the valid convolutions and poolings."""
+        depth = len(self.encoder.strides) - 1
+        for _ in range(depth):
+            size -= 4
+            if size <= 0 or size % 2:
+                return None
+            size //= 2
+        size -= 4
+        for _ in range(depth):
+            size = size * 2 - 4
+        return size if size > 0 else None
+
+    def valid_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The paper's network as is: valid convolutions, output smaller than the input (572 -> 388)."""
+        return self.head(self.decoder(self.encoder(x)))
+
+    def forward(self, x: torch.Tensor, aux: bool = False):
+        if not self.valid:
+            return super().forward(x, aux=aux)
+        if aux:
+            raise ValueError("UNet has no auxiliary heads; call it without aux=True")
+        # overlap-tile: mirror the borders so the valid output covers the whole input
+        height, width = x.shape[-2:]
+        pads = []
+        for side in (width, height):
+            total = side
+            while (out := self.valid_output_size(total)) is None or out < side:
+                total += 1
+            margin = total - out
+            pads += [margin // 2, total - side - margin // 2]
+        mode = "reflect" if max(pads) < min(height, width) else "replicate"
+        out = self.valid_forward(F.pad(x, pads, mode=mode))
+        return out[..., :height, :width]
+
     def _forward(self, x: torch.Tensor, aux: bool = False):
         if aux:
             raise ValueError("UNet has no auxiliary heads; call it without aux=True")
-        return self.head(self.decoder(self.encoder(x)))
+        return self.valid_forward(x)
