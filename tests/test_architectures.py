@@ -81,3 +81,12 @@ def test_unet_valid_overlap_tile_covers_any_input_and_is_translation_consistent(
         n = direct.shape[-1]
         torch.testing.assert_close(out[..., top + half : top + half + n, left + half : left + half + n], direct,
                                    atol=1e-5, rtol=1e-5)
+
+
+def test_fcdensenet56_count_and_upsampling_of_new_maps_only():
+    # the paper's Table 2 says 1.5M; this architecture (k=12, 4 layers a block, 48 first maps) has 1.377M,
+    # while the same code gives 67 and 103 within 1% of the paper: see the issue note
+    model = create_model("fcdensenet56", num_classes=11)
+    assert sum(p.numel() for p in model.parameters()) == 1_376_795
+    # transition ups see only the new maps of the block below: bottleneck 4 x 12, then 4 x 12 per block
+    assert [t.in_channels for t in model.transitions_up] == [48] * 5

@@ -6,6 +6,7 @@ from omniseg.models.semantic.fcn import FCN
 from omniseg.models.semantic.fpn import FPN
 from omniseg.models.semantic.pspnet import PSPNet
 from omniseg.models.semantic.segnet import SegNet
+from omniseg.models.semantic.tiramisu import FCDenseNet
 from omniseg.models.semantic.unet import UNet
 
-__all__ = ["FCN", "FPN", "DeepLab", "PSPNet", "SegNet", "SegmentationModel", "UNet"]
+__all__ = ["FCDenseNet", "FCN", "FPN", "DeepLab", "PSPNet", "SegNet", "SegmentationModel", "UNet"]
