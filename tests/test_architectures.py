@@ -90,3 +90,12 @@ def test_fcdensenet56_count_and_upsampling_of_new_maps_only():
     assert sum(p.numel() for p in model.parameters()) == 1_376_795
     # transition ups see only the new maps of the block below: bottleneck 4 x 12, then 4 x 12 per block
     assert [t.in_channels for t in model.transitions_up] == [48] * 5
+
+
+def test_unetplusplus_nested_nodes_and_deep_supervision():
+    model = create_model("unetplusplus", num_classes=2, depth=3, base_channels=8, deep_supervision=True)
+    assert sorted(model.nodes) == ["0_1", "0_2", "0_3", "1_1", "1_2", "2_1"]
+    # X[0][3] sees X[0][0..2] (8 channels each) and the upsampled X[1][2] (16 channels)
+    assert model.nodes["0_3"][0][0].in_channels == 3 * 8 + 16
+    logits, aux = model.train()(torch.randn(2, 3, 33, 41), aux=True)
+    assert logits.shape == (2, 2, 33, 41) and [a.shape for a in aux] == [(2, 2, 33, 41)] * 2

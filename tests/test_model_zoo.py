@@ -39,6 +39,7 @@ def test_contract_odd_size_gradients_no_nan_deterministic_eval(name):
         ("segnet", {"num_classes": 11}, 29.5e6, "Badrinarayanan et al. 2017, Table 6 (29.5M)"),
         ("fcn8s", {"num_classes": 21}, 134e6, "Long et al. 2015, VGG16 FCN-8s (134M)"),
         ("fcdensenet67", {"num_classes": 11}, 3.5e6, "Jegou et al. 2017, Table 2 (3.5M)"),
+        ("unetplusplus", {"num_classes": 1}, 9.04e6, "Zhou et al. 2018, Table 1 (9.04M)"),
         ("fcdensenet103", {"num_classes": 11}, 9.4e6, "Jegou et al. 2017, Table 2 (9.4M)"),
     ],
 )

@@ -8,5 +8,6 @@ from omniseg.models.semantic.pspnet import PSPNet
 from omniseg.models.semantic.segnet import SegNet
 from omniseg.models.semantic.tiramisu import FCDenseNet
 from omniseg.models.semantic.unet import UNet
+from omniseg.models.semantic.unetplusplus import UNetPlusPlus
 
-__all__ = ["FCDenseNet", "FCN", "FPN", "DeepLab", "PSPNet", "SegNet", "SegmentationModel", "UNet"]
+__all__ = ["FCDenseNet", "FCN", "FPN", "DeepLab", "PSPNet", "SegNet", "SegmentationModel", "UNet", "UNetPlusPlus"]
