@@ -67,3 +67,21 @@ def test_trains_30_steps_with_falling_loss(name):
         losses.append(loss.item())
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < 0.8 * first, f"{name}: loss {first:.3f} -> {last:.3f}"
+
+
+def test_profile_counts_flops_of_a_known_convolution():
+    from omniseg.models.profile import profile_model
+
+    model = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    result = profile_model(model, size=16, repeats=1)
+    assert result["parameters"] == 8 * 3 * 9
+    assert result["gflops"] * 1e9 == 2 * 8 * 3 * 9 * 16 * 16  # multiply-adds count twice
+    assert result["latency_ms"] > 0
+
+
+def test_models_benchmark_writes_markdown(run_cli, tmp_path):
+    out = tmp_path / "models.md"
+    code, _, err = run_cli("models", "--benchmark", "--size", "64", "--markdown", out)
+    assert code == 0, err
+    text = out.read_text()
+    assert all(f"`{name}`" in text for name in SEMANTIC) and "GFLOPs" in text
