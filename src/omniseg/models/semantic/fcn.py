@@ -6,22 +6,9 @@ import torch
 from torch import nn
 
 from omniseg.models.builder import MODELS
+from omniseg.models.encoders.vgg import VGG16_STAGES, vgg_stage
 from omniseg.models.layers import bilinear_kernel
 from omniseg.models.semantic.base import SegmentationModel
-
-VGG16_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
-
-
-def _vgg_stage(in_channels: int, widths: tuple[int, ...], batch_norm: bool) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for width in widths:
-        layers.append(nn.Conv2d(in_channels, width, 3, padding=1, bias=not batch_norm))
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(width))
-        layers.append(nn.ReLU(inplace=True))
-        in_channels = width
-    return nn.Sequential(*layers)
-
 
 def _upsampler(num_classes: int, scale: int) -> nn.ConvTranspose2d:
     """A learnable ``scale``x transposed convolution initialised to bilinear interpolation."""
@@ -61,7 +48,7 @@ class FCN(SegmentationModel):
         self.stages = nn.ModuleList()
         channels = in_channels
         for widths in VGG16_STAGES:
-            self.stages.append(_vgg_stage(channels, widths, batch_norm=False))
+            self.stages.append(vgg_stage(channels, widths, batch_norm=False))
             channels = widths[-1]
         self.pool = nn.MaxPool2d(2, 2, ceil_mode=True)
         self.fc6 = nn.Sequential(nn.Conv2d(512, 4096, 7, padding=3), nn.ReLU(inplace=True), nn.Dropout2d(dropout))

@@ -6,16 +6,16 @@ import torch
 from torch import nn
 
 from omniseg.models.builder import MODELS
+from omniseg.models.encoders.vgg import VGG16_STAGES, vgg_stage
 from omniseg.models.layers import MaxUnpool
 from omniseg.models.semantic.base import SegmentationModel
-from omniseg.models.semantic.fcn import VGG16_STAGES, _vgg_stage
 
 
 class SegNet(SegmentationModel):
     """Encoder-decoder without skip concatenation: each decoder stage max-unpools with the indices its
     encoder stage stored, then convolves. No fully connected layers.
 
-    ``variant="vgg16"``: the 13-layer VGG16-BN encoder and its mirror decoder (about 29.4M parameters).
+    ``variant="vgg16"``: the 13-layer VGG16-BN encoder and its mirror decoder (29.5M parameters at 11 classes).
     ``variant="basic"``: SegNet-Basic, 4 stages of 64-channel 7x7 conv + BN (no biases, and no ReLU in the
     decoder, as the paper describes).
 
@@ -33,13 +33,13 @@ class SegNet(SegmentationModel):
         if variant == "vgg16":
             channels = in_channels
             for widths in VGG16_STAGES:
-                self.encoder.append(_vgg_stage(channels, widths, batch_norm=True))
+                self.encoder.append(vgg_stage(channels, widths, batch_norm=True))
                 channels = widths[-1]
             # mirror: decoder stage i maps the encoder's output width back to its input width
             inputs = [in_channels] + [w[-1] for w in VGG16_STAGES[:-1]]
             for widths, out in zip(VGG16_STAGES[::-1], inputs[::-1]):
                 dec_widths = tuple(widths[:-1]) + (out if out != in_channels else widths[0],)
-                self.decoder.append(_vgg_stage(widths[-1], dec_widths, batch_norm=True))
+                self.decoder.append(vgg_stage(widths[-1], dec_widths, batch_norm=True))
             self.classifier = nn.Conv2d(VGG16_STAGES[0][0], num_classes, 3, padding=1)
         elif variant == "basic":
             channels = in_channels
