@@ -20,7 +20,7 @@ def test_contract_odd_size_gradients_no_nan_deterministic_eval(name):
         if isinstance(m, torch.nn.BatchNorm2d):
             torch.nn.init.ones_(m.weight)
     x = torch.randn(2, 3, 97, 131)
-    has_aux = getattr(model, "aux", None) is not None  # auxiliary heads learn through forward(x, aux=True)
+    has_aux = model.has_aux  # auxiliary heads learn through forward(x, aux=True)
     out, extra = model.train()(x, aux=True) if has_aux else (model.train()(x), [])
     for y in (out, *extra):
         assert y.shape == (2, 3, 97, 131) and torch.isfinite(y).all()

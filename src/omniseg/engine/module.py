@@ -70,12 +70,12 @@ class SemanticTask(L.LightningModule):
     def on_train_start(self) -> None:
         self._start_time = time.monotonic()
 
-    def _logits(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images.contiguous(memory_format=self.memory_format))
+    def _layout(self, images: torch.Tensor) -> torch.Tensor:
+        return images.contiguous(memory_format=self.memory_format)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        images = batch["image"].contiguous(memory_format=self.memory_format)
-        if getattr(self.model, "aux", None) is not None:  # deep supervision through the auxiliary heads
+        images = self._layout(batch["image"])
+        if getattr(self.model, "has_aux", False):  # deep supervision through the auxiliary heads
             logits, extra = self.model(images, aux=True)
             loss = self.loss(logits, batch["mask"]) + self.aux_weight * sum(self.loss(e, batch["mask"]) for e in extra)
         else:
@@ -98,7 +98,7 @@ class SemanticTask(L.LightningModule):
                 dist.broadcast(buffer, src=0)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self._logits(batch["image"])
+        logits = self.model(self._layout(batch["image"]))
         self._val_loss += torch.tensor([self.loss(logits, batch["mask"]).item(), 1.0], dtype=torch.float64)
         self.confusion.update(logits.argmax(1), batch["mask"])
 

@@ -19,10 +19,22 @@ class SegmentationModel(nn.Module):
 
     size_divisor: int = 1
     num_classes: int
+    @property
+    def has_aux(self) -> bool:
+        """Whether ``forward(x, aux=True)`` returns auxiliary outputs (models with heads set ``self.aux``)."""
+        return getattr(self, "aux", None) is not None
+
+    def _check_aux(self, aux: bool) -> None:
+        if aux and not self.has_aux:
+            raise ValueError(
+                f"this {type(self).__name__} has no auxiliary heads; build it with its auxiliary option "
+                "(aux_head=True, deep_supervision=True) where it has one, or call it without aux=True"
+            )
 
     def forward(self, x: torch.Tensor, aux: bool = False):
         if x.ndim != 4:
             raise ValueError(f"expected input of shape [N, C, H, W], got {tuple(x.shape)}")
+        self._check_aux(aux)
         height, width = x.shape[-2:]
         pad_h = -height % self.size_divisor
         pad_w = -width % self.size_divisor

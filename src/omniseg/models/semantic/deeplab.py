@@ -83,8 +83,6 @@ class DeepLab(SegmentationModel):
         logits = F.interpolate(self.head(y), size=size, mode="bilinear", align_corners=False)
         if not aux:
             return logits
-        if self.aux is None:
-            raise ValueError("this DeepLab has no auxiliary head; build it with aux_head=True")
         extra = F.interpolate(self.aux(features[-2]), size=size, mode="bilinear", align_corners=False)
         return logits, [extra]
 

@@ -68,8 +68,6 @@ class FCN(SegmentationModel):
         self.ups["final"] = _upsampler(num_classes, stride)
 
     def _forward(self, x: torch.Tensor, aux: bool = False):
-        if aux:
-            raise ValueError("FCN has no auxiliary heads; call it without aux=True")
         pools = []
         for stage in self.stages:
             x = self.pool(stage(x))

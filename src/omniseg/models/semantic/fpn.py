@@ -51,8 +51,6 @@ class FPN(SegmentationModel):
             init_weights(part)
 
     def _forward(self, x: torch.Tensor, aux: bool = False):
-        if aux:
-            raise ValueError("FPN has no auxiliary heads; call it without aux=True")
         features = self.encoder(x)
         pyramid = [lateral(features[i]) for lateral, i in zip(self.laterals, self.levels)]
         for k in range(len(pyramid) - 2, -1, -1):  # top-down pathway

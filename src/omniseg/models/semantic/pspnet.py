@@ -65,6 +65,4 @@ class PSPNet(SegmentationModel):
         logits = F.interpolate(self.head(self.ppm(features[-1])), size=size, mode="bilinear", align_corners=False)
         if not aux:
             return logits
-        if self.aux is None:
-            raise ValueError("this PSPNet has no auxiliary head; build it with aux_head=True")
         return logits, [F.interpolate(self.aux(features[-2]), size=size, mode="bilinear", align_corners=False)]

@@ -55,8 +55,6 @@ class SegNet(SegmentationModel):
         self.size_divisor = 2 ** len(self.encoder)
 
     def _forward(self, x: torch.Tensor, aux: bool = False):
-        if aux:
-            raise ValueError("SegNet has no auxiliary heads; call it without aux=True")
         indices, sizes = [], []
         for stage in self.encoder:
             x = stage(x)

@@ -94,8 +94,6 @@ class FCDenseNet(SegmentationModel):
         self.size_divisor = 2 ** len(down_layers)
 
     def _forward(self, x: torch.Tensor, aux: bool = False):
-        if aux:
-            raise ValueError("FC-DenseNet has no auxiliary heads; call it without aux=True")
         x = self.first(x)
         skips = []
         for block, down in zip(self.down_blocks, self.transitions_down):

@@ -176,8 +176,7 @@ class UNet(SegmentationModel):
     def forward(self, x: torch.Tensor, aux: bool = False):
         if not self.valid:
             return super().forward(x, aux=aux)
-        if aux:
-            raise ValueError("UNet has no auxiliary heads; call it without aux=True")
+        self._check_aux(aux)
         # overlap-tile: mirror the borders so the valid output covers the whole input
         height, width = x.shape[-2:]
         pads = []
@@ -192,6 +191,4 @@ class UNet(SegmentationModel):
         return out[..., :height, :width]
 
     def _forward(self, x: torch.Tensor, aux: bool = False):
-        if aux:
-            raise ValueError("UNet has no auxiliary heads; call it without aux=True")
         return self.valid_forward(x)

@@ -70,6 +70,4 @@ class UNetPlusPlus(SegmentationModel):
         logits = self.head(grid[0][self.depth])
         if not aux:
             return logits
-        if self.aux is None:
-            raise ValueError("this UNet++ has no auxiliary heads; build it with deep_supervision=True")
         return logits, [head(grid[0][j]) for head, j in zip(self.aux, range(1, self.depth))]
