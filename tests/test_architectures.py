@@ -85,7 +85,8 @@ def test_unet_valid_overlap_tile_covers_any_input_and_is_translation_consistent(
 
 def test_fcdensenet56_count_and_upsampling_of_new_maps_only():
     # the paper's Table 2 says 1.5M; this architecture (k=12, 4 layers a block, 48 first maps) has 1.377M,
-    # while the same code gives 67 and 103 within 1% of the paper: see the issue note
+    # as exact re-implementations report (1.4M, SimJeg/FC-DenseNet issue 31), while the same code gives
+    # 67 and 103 within 1% of the paper
     model = create_model("fcdensenet56", num_classes=11)
     assert sum(p.numel() for p in model.parameters()) == 1_376_795
     # transition ups see only the new maps of the block below: bottleneck 4 x 12, then 4 x 12 per block
@@ -99,3 +100,150 @@ def test_unetplusplus_nested_nodes_and_deep_supervision():
     assert model.nodes["0_3"][0][0].in_channels == 3 * 8 + 16
     logits, aux = model.train()(torch.randn(2, 3, 33, 41), aux=True)
     assert logits.shape == (2, 2, 33, 41) and [a.shape for a in aux] == [(2, 2, 33, 41)] * 2
+
+
+def test_deeplabv3plus_on_xception65_at_output_stride_16_and_8():
+    for stride in (16, 8):
+        model = create_model("deeplabv3plus", num_classes=3, encoder="xception65", output_stride=stride).eval()
+        assert model.encoder.strides[-1] == stride and model.encoder.strides[model.low_level_index] == 4
+        with torch.no_grad():
+            assert model(torch.randn(1, 3, 65, 70)).shape == (1, 3, 65, 70)
+
+
+def _layer_indices(model):
+    return model.layers, model.main_positions, model.aux_positions
+
+
+def test_setr_decoders_read_the_paper_layers():
+    # ViT-L has 24 layers: Naive/PUP decode the last, MLA layers 6/12/18/24; aux heads at 10/15/20
+    with torch.device("meta"):
+        naive = create_model("setr_naive", num_classes=19, aux_head=True)
+        mla = create_model("setr_mla", num_classes=19)
+        pup = create_model("setr_pup", num_classes=19)
+    assert _layer_indices(naive) == ([9, 14, 19, 23], [3], [0, 1, 2])
+    assert mla.layers == [5, 11, 17, 23] and len(mla.decode_head.heads) == 4
+    # PUP: four 2x stages bring the 1/16 tokens back to full resolution
+    assert len(pup.decode_head.stages) == 4 and pup.size_divisor == 16
+
+
+def test_setr_pup_upsamples_progressively_and_aux_heads_train():
+    torch.manual_seed(0)
+    model = create_model("setr_pup", num_classes=4, encoder="vit_tiny_patch16_224", aux_head=True).train()
+    features = model.encoder(torch.randn(1, 3, 64, 96))
+    assert features[-1].shape[-2:] == (4, 6)  # 16x16 patches
+    logits, aux = model(torch.randn(2, 3, 50, 70), aux=True)
+    assert logits.shape == (2, 4, 50, 70) and [a.shape for a in aux] == [(2, 4, 50, 70)] * 3
+
+
+def test_segformer_stages_strides_and_efficient_attention():
+    model = create_model("segformer_b0", num_classes=3).eval()
+    features = model.encoder(torch.randn(1, 3, 64, 96))
+    assert [f.shape[1:] for f in features] == [(32, 16, 24), (64, 8, 12), (160, 4, 6), (256, 2, 3)]
+    # spatial reduction 8/4/2/1: keys and values of stage 1 come from a grid 8x smaller per side
+    assert [model.encoder.block1[0].attn.sr.stride, model.encoder.block4[0].attn.sr_ratio] == [(8, 8), 1]
+    assert model.linear_fuse[0].in_channels == 4 * 256
+
+
+def test_segformer_loads_mit_weights_of_the_release_layout(tmp_path):
+    from omniseg.models.encoders.mit import MixTransformer
+
+    torch.manual_seed(0)
+    reference = MixTransformer("mit_b0")
+    state = {**reference.state_dict(), "head.weight": torch.zeros(1000, 256), "head.bias": torch.zeros(1000)}
+    assert "block1.0.attn.sr.weight" in state and "block1.0.mlp.dwconv.dwconv.weight" in state
+    torch.save(state, tmp_path / "mit_b0.pth")  # the authors' files are plain state dicts
+    model = create_model("segformer_b0", num_classes=2, encoder_weights=str(tmp_path / "mit_b0.pth"))
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.encoder.state_dict()[key], value), key
+    grey = create_model("segformer_b0", num_classes=2, in_channels=1, encoder_weights=str(tmp_path / "mit_b0.pth"))
+    first = reference.state_dict()["patch_embed1.proj.weight"]
+    torch.testing.assert_close(grey.encoder.patch_embed1.proj.weight, first.sum(1, keepdim=True))
+    torch.save({k: v for k, v in state.items() if not k.startswith("block4")}, tmp_path / "partial.pth")
+    with pytest.raises(ConfigError, match="missing"):
+        create_model("segformer_b0", num_classes=2, encoder_weights=str(tmp_path / "partial.pth"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        create_model("segformer_b0", num_classes=2, encoder_weights=str(tmp_path / "absent.pth"))
+
+
+def test_fcn_loads_torchvision_vgg16_with_fc6_fc7_as_convolutions(tmp_path):
+    torch.manual_seed(0)
+    reference = torchvision.models.vgg16().eval()
+    torch.save(reference.state_dict(), tmp_path / "vgg16.pth")
+    model = create_model("fcn8s", num_classes=3, encoder_weights=str(tmp_path / "vgg16.pth")).eval()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        pool5 = x
+        for stage in model.stages:
+            pool5 = model.pool(stage(pool5))
+        torch.testing.assert_close(pool5, reference.features(x))
+        # on the 7x7 pool5 map, the centre of the 7x7 fc6 convolution sees what the Linear fc6 sees
+        fc7 = model.fc7(model.fc6(pool5))[0, :, 3, 3]
+        expected = reference.classifier[:5](torch.flatten(reference.features(x), 1))[0]
+        torch.testing.assert_close(fc7, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_segnet_loads_torchvision_vgg16_bn_folding_conv_biases(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    reference = torchvision.models.vgg16_bn().eval()
+    for m in reference.modules():  # non-trivial statistics and biases, so a wrong mapping shows
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+        if isinstance(m, nn.Conv2d):
+            nn.init.uniform_(m.bias, -0.5, 0.5)
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, tmp_path / "vgg16_bn.safetensors")
+    model = create_model("segnet", num_classes=3, encoder_weights=str(tmp_path / "vgg16_bn.safetensors")).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        y = x
+        for stage in model.encoder:
+            y, _ = model.pool(stage(y))
+        torch.testing.assert_close(y, reference.features(x), atol=1e-4, rtol=1e-4)
+    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, tmp_path / "other.pth")
+    with pytest.raises(ConfigError, match="not a torchvision VGG16 state dict"):
+        create_model("segnet", num_classes=3, encoder_weights=str(tmp_path / "other.pth"))
+
+
+def test_unet3d_paper_tile_and_overlap_tile():
+    model = create_model("unet3d", num_classes=3, in_channels=3, padding="valid").eval()
+    assert (model.valid_output_size(132), model.valid_output_size(116)) == (44, 28)
+    small = create_model("unet3d", num_classes=2, base_channels=4, depth=2, padding="valid").eval()
+    with torch.no_grad():
+        assert small(torch.randn(1, 1, 9, 14, 11)).shape == (1, 2, 9, 14, 11)
+
+
+def test_vnet_stages_are_residual_with_5x5x5_kernels_and_prelu():
+    model = create_model("vnet", num_classes=2)
+    convs = [len(stage.convs) for stage in model.left] + [len(stage.convs) for stage in model.right]
+    assert convs == [1, 2, 3, 3, 3, 3, 3, 2, 1]
+    kernels = {m.kernel_size for stage in model.left for m in stage.modules() if isinstance(m, nn.Conv3d)}
+    assert kernels == {(5, 5, 5)} and all(isinstance(stage.act, nn.PReLU) for stage in model.left)
+    assert [d[0].out_channels for d in model.downs] == [32, 64, 128, 256]
+    # the residual of a stage is its input: zeroing the convolutions leaves PReLU(input)
+    stage = model.right[-1].eval()
+    for m in stage.convs.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.zeros_(m.weight)
+        if isinstance(m, nn.BatchNorm3d):
+            nn.init.zeros_(m.bias)
+    x = torch.rand(1, 32, 4, 4, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(stage(x), x)
+
+
+def test_3d_models_refuse_images_and_2d_models_refuse_volumes():
+    with pytest.raises(ValueError, match=r"\[N, C, D, H, W\]"):
+        create_model("vnet", num_classes=2)(torch.randn(1, 1, 32, 32))
+    with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
+        create_model("unet", num_classes=2, depth=2, base_channels=4)(torch.randn(1, 3, 8, 32, 32))
+
+
+def test_unetplusplus_on_a_timm_encoder_uses_its_stages_as_levels():
+    model = create_model("unetplusplus", num_classes=3, encoder="resnet18", deep_supervision=True).train()
+    assert model.depth == 4 and model.size_divisor == 32
+    # X[0][4] sees X[0][0..3] (64 channels each, stride 2) and the upsampled X[1][3] (64 channels)
+    assert model.nodes["0_4"][0][0].in_channels == 4 * 64 + 64
+    logits, aux = model(torch.randn(2, 3, 45, 61), aux=True)
+    assert logits.shape == (2, 3, 45, 61) and [a.shape for a in aux] == [(2, 3, 45, 61)] * 3

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from omniseg import Predictor, load_model
@@ -61,6 +62,18 @@ def test_train_eval_predict_round_trip(run_cli, shapes_dir, tmp_path):
     code, out, _ = run_cli("eval", "--pred", preds, "--gt", shapes_dir / "masks" / "val", "--num-classes", "5", "--json")
     assert code == 0
     assert json.loads(out)["miou"] == pytest.approx(metrics["miou"], abs=2e-3)
+
+    # export as a torch.export program: same logits as the loaded model, classes beside it
+    code, out, err = run_cli("export", run, "--format", "torch", "--size", "48x64", "--out", tmp_path / "m.pt2")
+    assert code == 0, err
+    program = torch.export.load(tmp_path / "m.pt2").module()
+    x = torch.randn(1, 3, 48, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(program(x), load_model(run).eval()(x))
+    sidecar = json.loads((tmp_path / "m.json").read_text())
+    assert sidecar["class_names"][1] == "circle" and sidecar["input_shape"] == [1, 3, 48, 64]
+    code, _, err = run_cli("export", run, "--size", "48", "--out", tmp_path / "bad.onnx")
+    assert code == 2 and "is not HxW" in err
 
 
 def test_resume_continues_the_step_count(run_cli, shapes_dir, tmp_path):

@@ -105,3 +105,16 @@ def test_losses_do_not_modify_inputs():
     for fn in (cross_entropy, focal_loss, soft_dice_loss):
         fn(logits, target)
     assert torch.equal(logits, before_l) and torch.equal(target, before_t)
+
+
+def test_vnet_dice_hand_computed_on_a_volume():
+    # V-Net: D = 2 sum p g / (sum p^2 + sum g^2) over the foreground; 2 voxels of class 1 out of 4
+    p1 = torch.tensor([0.9, 0.6, 0.2, 0.1]).view(1, 1, 1, 2, 2)
+    logits = torch.cat([1 - p1, p1], dim=1).log()
+    target = torch.tensor([1, 1, 0, 0]).view(1, 1, 2, 2)
+    dice = 2 * (0.9 + 0.6) / ((0.81 + 0.36 + 0.04 + 0.01) + 2)
+    assert build_loss("vnet_dice")(logits, target).item() == pytest.approx(1 - dice, rel=1e-5)
+    # the plain soft Dice of the same volume, both classes: squares are not taken
+    fg = 2 * 1.5 / (1.8 + 2)
+    bg = 2 * (0.8 + 0.9) / (2.2 + 2)
+    assert soft_dice_loss(logits, target).item() == pytest.approx(1 - (fg + bg) / 2, rel=1e-5)

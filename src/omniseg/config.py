@@ -26,6 +26,7 @@ class DataConfig:
     path: str | None = None
     format: str = "auto"
     img_size: int = 256  # side of the square training crop
+    patch_size: tuple[int, int, int] = (64, 64, 64)  # volumes: the random training crop (D, H, W)
     scale_range: tuple[float, float] = (0.5, 2.0)  # random rescale before the crop
     batch_size: int = 8
     eval_batch_size: int = 4

@@ -15,11 +15,15 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--num-classes", type=int, default=21, help="classes used to count parameters (default 21)")
     p.add_argument("--benchmark", action="store_true", help="also measure GFLOPs and CPU latency (batch 1)")
     p.add_argument("--size", type=int, default=512, help="input side for --benchmark (default 512)")
+    p.add_argument("--volume-size", type=int, default=64, help="cube side for volumetric models (default 64)")
     p.add_argument("--markdown", metavar="FILE", help="with --benchmark: write the table as Markdown (docs/models.md)")
     p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print as JSON (or write FILE)")
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    from contextlib import nullcontext
+
+    import torch
     from rich.progress import Progress
 
     from omniseg.models import MODELS, create_model
@@ -30,11 +34,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
         task = progress.add_task("measuring", total=len(MODELS))
         for name in MODELS:
             meta = MODELS.meta(name)
-            model = create_model(name, num_classes=args.num_classes)
+            # counting alone needs no memory: build on the meta device unless we measure
+            with nullcontext() if args.benchmark else torch.device("meta"):
+                model = create_model(name, num_classes=args.num_classes)
             row = {"name": name, "task": meta.get("task", ""), "parameters": count_parameters(model),
                    "description": meta.get("description", "")}
             if args.benchmark:
-                row.update(profile_model(model, size=args.size))
+                row.update(profile_model(model, size=args.size, volume_size=args.volume_size))
             rows.append(row)
             progress.advance(task)
     if args.json == "-":
@@ -66,9 +72,12 @@ def _write_markdown(path: str, rows: list[dict], args: argparse.Namespace) -> No
     lines = [
         "# Models",
         "",
-        f"Written by `omniseg models --benchmark --size {args.size} --markdown {path}`: default configuration of",
-        f"each model, {args.num_classes} classes, one {args.size}x{args.size} image, eval mode, CPU "
+        f"Written by `omniseg models --benchmark --size {args.size} --volume-size {args.volume_size} --markdown {path}`: "
+        "default configuration of",
+        f"each model, {args.num_classes} classes, one {args.size}x{args.size} image (volumetric models: one "
+        f"single-channel {args.volume_size}^3 volume), eval mode, CPU "
         f"({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}).",
+        "",
         "GFLOPs count a multiply-add as two operations (torch.utils.flop_counter); latency is a median of 3.",
         "",
         "| model | task | parameters | GFLOPs | CPU latency (ms) | description |",

@@ -39,8 +39,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from omniseg.inference import Predictor, write_prediction
     from omniseg.inference.predictor import to_image_tensor
 
-    images = collect_images(args.inputs)
     predictor = Predictor(args.run_dir, device=args.device)
+    if predictor.volumetric:
+        return _predict_volumes(predictor, args, console)
+    images = collect_images(args.inputs)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("predicting", total=len(images))
         for path in images:
@@ -49,4 +51,35 @@ def run(args: argparse.Namespace, console: Console) -> int:
             write_prediction(args.out, path.stem, image.permute(1, 2, 0).numpy(), mask, predictor.info)
             progress.advance(task)
     console.print(f"wrote {len(images)} masks and overlays to [bold]{args.out}[/]")
+    return 0
+
+
+def _predict_volumes(predictor, args: argparse.Namespace, console: Console) -> int:
+    """NIfTI in, NIfTI labels out (on the input's grid), plus a PNG overlay of the middle slice."""
+    from omniseg.data.formats.nifti import NIFTI_SUFFIXES, read_nifti, write_nifti_labels
+    from omniseg.inference import write_prediction
+    from omniseg.viz.overlay import grey_to_rgb
+
+    volumes = []
+    for item in map(Path, args.inputs):
+        found = sorted(p for p in item.iterdir() if p.name.endswith(NIFTI_SUFFIXES)) if item.is_dir() else [item]
+        for path in found:
+            if not path.is_file() or not path.name.endswith(NIFTI_SUFFIXES):
+                raise DataError(f"input {path} is not a NIfTI file; a volumetric model predicts .nii / .nii.gz volumes")
+            volumes.append(path)
+    if not volumes:
+        raise DataError(f"no NIfTI volumes found in {', '.join(args.inputs)}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("predicting", total=len(volumes))
+        for path in volumes:
+            volume, affine = read_nifti(path)
+            labels = predictor.predict_volume(volume)
+            case = path.name[: -len(next(s for s in NIFTI_SUFFIXES if path.name.endswith(s)))]
+            write_nifti_labels(out / f"{case}.nii.gz", labels, affine)
+            middle = volume.shape[1] // 2
+            write_prediction(out, f"{case}_middle_slice", grey_to_rgb(volume[0, middle]), labels[middle], predictor.info)
+            progress.advance(task)
+    console.print(f"wrote {len(volumes)} label volumes (NIfTI) and middle-slice overlays to [bold]{out}[/]")
     return 0

@@ -65,6 +65,12 @@ def eval_transforms(*, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[floa
     return v2.Compose(_to_float(mean, std))
 
 
+def eval_transforms_for(volumetric: bool, *, mean: Sequence[float] = IMAGENET_MEAN,
+                        std: Sequence[float] = IMAGENET_STD):
+    """The evaluation pipeline of 2D images (``mean``/``std``) or of volumes (per-volume z-score)."""
+    return VolumeTransform() if volumetric else eval_transforms(mean=mean, std=std)
+
+
 def semantic_only(sample: Sample) -> Sample:
     """The Sample without instance annotations (cheaper to transform for semantic training)."""
     return {k: v for k, v in sample.items() if k != "instances"}
@@ -87,24 +93,68 @@ class PadCollate:
     """Batch Samples of different sizes by padding to the largest: image with 0, mask with ``ignore_index``.
 
     Returns ``{"image": Tensor[N, C, H, W], "mask": Tensor[N, H, W] (if present), "meta": list[dict],
-    "size": Tensor[N, 2]}`` where ``size`` holds each sample's unpadded (H, W).
+    "size": Tensor[N, 2]}`` where ``size`` holds each sample's unpadded (H, W); volumes the same with
+    a depth axis (``size`` then holds (D, H, W)).
     """
 
     def __init__(self, ignore_index: int = 255) -> None:
         self.ignore_index = ignore_index
 
     def __call__(self, samples: list[Sample]) -> dict:
-        height = max(s["image"].shape[-2] for s in samples)
-        width = max(s["image"].shape[-1] for s in samples)
+        spatial = samples[0]["image"].ndim - 1
+        target = [max(s["image"].shape[1 + axis] for s in samples) for axis in range(spatial)]
 
         def pad(t: torch.Tensor, value: float) -> torch.Tensor:
-            return F.pad(t, (0, width - t.shape[-1], 0, height - t.shape[-2]), value=value)
+            amounts = [p for axis in reversed(range(spatial)) for p in (0, target[axis] - t.shape[t.ndim - spatial + axis])]
+            return F.pad(t, amounts, value=value) if any(amounts) else t
 
         batch = {
             "image": torch.stack([pad(s["image"].as_subclass(torch.Tensor), 0) for s in samples]),
             "meta": [s.get("meta", {}) for s in samples],
-            "size": torch.tensor([tuple(s["image"].shape[-2:]) for s in samples]),
+            "size": torch.tensor([tuple(s["image"].shape[1:]) for s in samples]),
         }
         if all("mask" in s for s in samples):
             batch["mask"] = torch.stack([pad(s["mask"].as_subclass(torch.Tensor), self.ignore_index) for s in samples])
         return batch
+
+
+class VolumeTransform:
+    """Volumes ``[C, D, H, W]``: per-channel z-score normalisation (nnU-Net's default for MR), and for
+    training a random ``patch_size`` crop (padded with 0 / ``ignore_index`` where the volume is smaller)
+    and random flips along each axis. The mask moves with the image."""
+
+    def __init__(self, patch_size: Sequence[int] | None = None, *, flip: bool = False, ignore_index: int = 255,
+                 seed: int | None = None) -> None:
+        self.patch_size = tuple(patch_size) if patch_size is not None else None
+        if self.patch_size is not None and (len(self.patch_size) != 3 or min(self.patch_size) < 1):
+            raise ValueError(f"patch_size must be three positive sides (D, H, W), got {patch_size}")
+        self.flip, self.ignore_index = flip, ignore_index
+        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+
+    def _randint(self, high: int) -> int:
+        return int(torch.randint(high, (1,), generator=self.generator)) if high > 1 else 0
+
+    def __call__(self, sample: Sample) -> Sample:
+        image = sample["image"].as_subclass(torch.Tensor).float()
+        mask = sample["mask"].as_subclass(torch.Tensor) if "mask" in sample else None
+        mean = image.mean(dim=(1, 2, 3), keepdim=True)
+        std = image.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+        image = (image - mean) / std
+        if self.patch_size is not None:
+            grow = [p for side, want in zip(reversed(image.shape[1:]), reversed(self.patch_size)) for p in (0, max(want - side, 0))]
+            if any(grow):
+                image = F.pad(image, grow)
+                mask = F.pad(mask, grow, value=self.ignore_index) if mask is not None else None
+            starts = [self._randint(side - want + 1) for side, want in zip(image.shape[1:], self.patch_size)]
+            window = tuple(slice(s, s + w) for s, w in zip(starts, self.patch_size))
+            image = image[(slice(None), *window)]
+            mask = mask[window] if mask is not None else None
+        if self.flip:
+            axes = [axis for axis in range(3) if self._randint(2)]
+            if axes:
+                image = image.flip([a + 1 for a in axes])
+                mask = mask.flip(axes) if mask is not None else None
+        out = {**sample, "image": tv_tensors.Image(image.contiguous())}
+        if mask is not None:
+            out["mask"] = tv_tensors.Mask(mask.contiguous())
+        return out

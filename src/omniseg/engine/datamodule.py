@@ -8,7 +8,9 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from omniseg.config import DataConfig
 from omniseg.data.formats import DataSource
-from omniseg.data.transforms import PadCollate, TransformedDataset, eval_transforms, train_transforms
+from omniseg.data.transforms import (
+    PadCollate, TransformedDataset, VolumeTransform, eval_transforms_for, train_transforms,
+)
 
 
 class ShardSampler(Sampler[int]):
@@ -33,9 +35,11 @@ class SemanticDataModule(L.LightningDataModule):
         self.source, self.config, self.seed = source, config, seed
         info = source.info
         self.collate = PadCollate(info.ignore_index)
+        volumetric = getattr(source, "volumetric", False)
         self.train_set = TransformedDataset(
             source.dataset("train"),
-            train_transforms(
+            VolumeTransform(config.patch_size, flip=config.hflip, ignore_index=info.ignore_index) if volumetric
+            else train_transforms(
                 img_size=config.img_size,
                 scale_range=config.scale_range,
                 hflip=config.hflip,
@@ -46,7 +50,8 @@ class SemanticDataModule(L.LightningDataModule):
                 ignore_index=info.ignore_index,
             ),
         )
-        self.val_set = TransformedDataset(source.dataset(val_split), eval_transforms(mean=config.mean, std=config.std))
+        self.val_set = TransformedDataset(
+            source.dataset(val_split), eval_transforms_for(volumetric, mean=config.mean, std=config.std))
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer

@@ -8,10 +8,11 @@ import numpy as np
 import torch
 
 from omniseg.config import RunConfig
-from omniseg.data.transforms import TransformedDataset, eval_transforms, semantic_only
+from omniseg.data.transforms import TransformedDataset, eval_transforms_for, semantic_only
 from omniseg.inference.evaluate import evaluate_model
 from omniseg.metrics import metrics_report
 from omniseg.models.hub import load_model
+from omniseg.viz.overlay import grey_to_rgb
 from omniseg.viz.plots import plot_confusion, plot_curves, plot_sample
 
 
@@ -20,7 +21,8 @@ def write_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, config: Ru
     ``samples/``; returns the metrics report (with ``extra`` merged in)."""
     model = load_model(run_dir)
     info = model.card.info
-    normalised = TransformedDataset(val_set, eval_transforms(mean=config.data.mean, std=config.data.std))
+    volumetric = getattr(model, "spatial_dims", 2) == 3
+    normalised = TransformedDataset(val_set, eval_transforms_for(volumetric, mean=config.data.mean, std=config.data.std))
     matrix = evaluate_model(
         model, normalised, num_classes=info.num_classes, ignore_index=info.ignore_index,
         batch_size=config.data.eval_batch_size,
@@ -36,7 +38,13 @@ def write_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, config: Ru
             normal = normalised.transform(semantic_only(raw))
             pred = model(normal["image"].unsqueeze(0)).argmax(1)[0].numpy()
             truth = raw["mask"].numpy() if "mask" in raw else None
-            image = raw["image"].permute(1, 2, 0).numpy().astype(np.uint8)
+            if volumetric:  # the middle slice along depth, the first channel as grey
+                middle = pred.shape[0] // 2
+                pred, truth = pred[middle], truth[middle] if truth is not None else None
+                image = grey_to_rgb(raw["image"][0, middle].numpy())
+            else:
+                image = raw["image"].permute(1, 2, 0).numpy().astype(np.uint8)
             plot_sample(image, truth, pred, info.palette, info.class_names,
                         samples / f"{raw['meta']['id'] or index}.png", ignore_index=info.ignore_index)
     return {"split": "val", **metrics_report(matrix, info.class_names), **extra}
+

@@ -21,6 +21,7 @@ from omniseg.engine.datamodule import SemanticDataModule
 from omniseg.engine.module import SemanticTask
 from omniseg.engine.report import write_report
 from omniseg.errors import ConfigError, DataError
+from omniseg.inference.evaluate import check_dimensions
 from omniseg.losses import build_loss, median_frequency_weights
 from omniseg.models import create_model
 from omniseg.models.hub import ModelCard
@@ -130,7 +131,10 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
         if split in source.splits() and source.class_pixel_stats(split) is None:
             raise DataError(f"split {split!r} of {config.data.path} has images without masks; training needs a mask for each")
     kwargs = _model_kwargs(config, info.num_classes)
+    if getattr(source, "volumetric", False):  # volumes have as many channels as the scan has modalities
+        kwargs.setdefault("in_channels", source.num_channels)
     model = create_model(config.model.name, **kwargs)
+    check_dimensions(model, source, config.data.path, f"model {config.model.name!r}")
     loss = build_loss(
         config.loss.name,
         class_weights=_class_weights(config, source),
@@ -142,7 +146,8 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
         architecture=config.model.name,
         kwargs=kwargs,
         info=info,
-        preprocessing={"mean": list(config.data.mean), "std": list(config.data.std)},
+        preprocessing={"normalise": "z-score per volume and channel"} if getattr(source, "volumetric", False)
+        else {"mean": list(config.data.mean), "std": list(config.data.std)},
         task=config.task,
     )
     datamodule = SemanticDataModule(source, config.data, seed=config.train.seed)

@@ -10,8 +10,8 @@ from torch import nn
 
 from omniseg.data.formats import load_dataset
 from omniseg.data.imageio import read_label_png
-from omniseg.data.transforms import PadCollate, TransformedDataset, eval_transforms
-from omniseg.errors import DataError
+from omniseg.data.transforms import PadCollate, TransformedDataset, eval_transforms_for
+from omniseg.errors import ConfigError, DataError
 from omniseg.metrics import ConfusionMatrix, metrics_report
 from omniseg.models.hub import load_model
 
@@ -41,6 +41,17 @@ def evaluate_model(
     return matrix
 
 
+def check_dimensions(model: nn.Module, source, data: str | Path, name: str = "the model") -> None:
+    """Refuse a 2D model on volumes or a 3D model on images, before any work is done."""
+    model_3d = getattr(model, "spatial_dims", 2) == 3
+    data_3d = bool(getattr(source, "volumetric", False))
+    if model_3d != data_3d:
+        raise ConfigError(
+            f"{name} takes {'volumes [N, C, D, H, W]' if model_3d else 'images [N, C, H, W]'} but {data} holds "
+            f"{'volumes' if data_3d else '2D images'}; choose a {'volumetric (vnet, unet3d)' if data_3d else '2D'} model"
+        )
+
+
 def evaluate_run(
     run_dir: str | Path, data: str | Path, *, split: str = "val", format: str = "auto", batch_size: int = 4,
     device: str | torch.device = "cpu",
@@ -54,8 +65,11 @@ def evaluate_run(
             f"{data} has {source.info.num_classes} classes but the model in {run_dir} predicts "
             f"{info.num_classes}; evaluate on data with the same classes"
         )
+    check_dimensions(model, source, data, f"the model in {run_dir}")
     pre = model.card.preprocessing
-    dataset = TransformedDataset(source.dataset(split), eval_transforms(mean=pre["mean"], std=pre["std"]))
+    volumetric = getattr(model, "spatial_dims", 2) == 3
+    normalise = {} if volumetric else {"mean": pre["mean"], "std": pre["std"]}
+    dataset = TransformedDataset(source.dataset(split), eval_transforms_for(volumetric, **normalise))
     matrix = evaluate_model(model, dataset, num_classes=info.num_classes, ignore_index=info.ignore_index,
                             batch_size=batch_size, device=device)
     return {"split": split, **metrics_report(matrix.matrix, info.class_names)}

@@ -10,7 +10,7 @@ from PIL import Image
 from torch import nn
 
 from omniseg.data.imageio import read_image
-from omniseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from omniseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, VolumeTransform
 from omniseg.errors import OmnisegError
 from omniseg.inference.optimize import fold_batchnorm
 from omniseg.models.hub import ModelCard, load_model
@@ -62,7 +62,8 @@ class Predictor:
         self._std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
         model = model.eval().to(self.device)
         self._memory_format = torch.contiguous_format
-        if optimize:
+        self.volumetric = getattr(model, "spatial_dims", 2) == 3
+        if optimize and not self.volumetric:
             example = torch.randn(1, card.kwargs.get("in_channels", 3), 64, 64, device=self.device)
             model = fold_batchnorm(model, example)
             if self.device.type == "cpu":
@@ -70,8 +71,13 @@ class Predictor:
                 model = model.to(memory_format=torch.channels_last)
         self.model = model
 
+    def _check_images(self) -> None:
+        if self.volumetric:
+            raise OmnisegError(f"{self.card.architecture} is a volumetric model; use predict_volume(volume [C, D, H, W])")
+
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, 3, H, W]`` -> normalised float on the device."""
+        self._check_images()
         x = images.to(self.device, torch.float32)
         return ((x - self._mean) / self._std).contiguous(memory_format=self._memory_format)
 
@@ -89,3 +95,16 @@ class Predictor:
     def predict(self, image: ImageLike) -> np.ndarray:
         """Class ids ``[H, W]`` (int64) for one image of any size."""
         return self.predict_batch(to_image_tensor(image).unsqueeze(0))[0].numpy()
+
+    @torch.inference_mode()
+    def predict_volume(self, volume: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Class ids ``[D, H, W]`` (int64) for one volume ``[C, D, H, W]`` (or ``[D, H, W]``) of any size,
+        normalised as in training (z-score per channel)."""
+        if not self.volumetric:
+            raise OmnisegError(f"{self.card.architecture} is a 2D model; use predict(image)")
+        x = torch.as_tensor(np.asarray(volume, dtype=np.float32))
+        x = x[None] if x.ndim == 3 else x
+        if x.ndim != 4:
+            raise OmnisegError(f"expected a volume [C, D, H, W] or [D, H, W], got shape {tuple(x.shape)}")
+        sample = VolumeTransform()({"image": x})
+        return self.model(sample["image"].unsqueeze(0).to(self.device)).argmax(1)[0].cpu().numpy()

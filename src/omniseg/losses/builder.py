@@ -13,6 +13,7 @@ LOSSES: Registry = Registry("loss")
 LOSSES.add("ce", lambda w, opts: CrossEntropyLoss(weight=w, ignore_index=opts["ignore_index"], label_smoothing=opts["label_smoothing"]))
 LOSSES.add("focal", lambda w, opts: FocalLoss(gamma=opts["focal_gamma"], weight=w, ignore_index=opts["ignore_index"]))
 LOSSES.add("dice", lambda w, opts: DiceLoss(ignore_index=opts["ignore_index"]))
+LOSSES.add("vnet_dice", lambda w, opts: DiceLoss(ignore_index=opts["ignore_index"], squared=True, include_background=False))
 
 
 def parse_loss_spec(spec: str) -> list[tuple[float, str]]:

@@ -1,4 +1,5 @@
-"""Loss functions as pure functions of ``logits [N, K, H, W]`` and ``target [N, H, W]`` (int64).
+"""Loss functions as pure functions of ``logits [N, K, H, W]`` and ``target [N, H, W]`` (int64);
+volumes ``[N, K, D, H, W]`` and ``[N, D, H, W]`` work the same.
 
 Pixels equal to ``ignore_index`` count nowhere: not in the numerator, not in the normaliser.
 A batch with no labelled pixel gives a loss of 0 that still carries a (zero) gradient.
@@ -68,22 +69,35 @@ def soft_dice_loss(
     ignore_index: int = 255,
     smooth: float = 0.0,
     eps: float = 1e-7,
+    squared: bool = False,
+    include_background: bool = True,
 ) -> torch.Tensor:
     """Multiclass soft Dice loss: ``1 - mean_c 2 |P_c T_c| / (|P_c| + |T_c|)`` over the batch.
 
     ``P_c`` are softmax probabilities and ``T_c`` the one-hot target, summed over all labelled pixels
-    of the batch. The mean runs over the classes present in the target, so absent classes neither
-    reward nor punish (``smooth`` adds to numerator and denominator).
+    (or voxels: any ``[N, K, *spatial]``) of the batch. The mean runs over the classes present in the
+    target, so absent classes neither reward nor punish (``smooth`` adds to numerator and denominator).
+
+    ``squared=True`` is V-Net's form (Milletari et al. 2016), ``2 sum p g / (sum p^2 + sum g^2)``;
+    ``include_background=False`` leaves class 0 out, as V-Net scores the foreground only.
+
+    Example:
+        >>> logits = torch.zeros(1, 2, 1, 2)  # p = 0.5 everywhere; foreground: 2 * 1 / (0.5 + 2)
+        >>> round(soft_dice_loss(logits, torch.tensor([[[1, 1]]]), squared=True, include_background=False).item(), 4)
+        0.2
     """
     num_classes = logits.shape[1]
     valid, safe_target = _valid(target, ignore_index)
-    probs = logits.softmax(dim=1) * valid.unsqueeze(1)
-    one_hot = F.one_hot(safe_target, num_classes).permute(0, 3, 1, 2).to(probs.dtype) * valid.unsqueeze(1)
-    dims = (0, 2, 3)
+    mask = valid.unsqueeze(1)
+    probs = logits.softmax(dim=1) * mask
+    one_hot = F.one_hot(safe_target, num_classes).movedim(-1, 1).to(probs.dtype) * mask
+    dims = (0, *range(2, probs.ndim))
     intersection = (probs * one_hot).sum(dims)
-    cardinality = probs.sum(dims) + one_hot.sum(dims)
+    cardinality = (probs.square().sum(dims) if squared else probs.sum(dims)) + one_hot.sum(dims)
     dice = (2 * intersection + smooth) / (cardinality + smooth).clamp_min(eps)
     present = one_hot.sum(dims) > 0
+    if not include_background:
+        present[0] = False
     if not present.any():
         return logits.sum() * 0.0
     return 1 - dice[present].mean()
@@ -97,7 +111,7 @@ def median_frequency_weights(pixels: torch.Tensor, image_pixels: torch.Tensor) -
 
     Example:
         >>> median_frequency_weights(torch.tensor([30, 10, 10]), torch.tensor([40, 40, 20])).tolist()
-        [0.6666666865348389, 2.0, 1.0]
+        [0.6666666865348816, 2.0, 1.0]
     """
     pixels = torch.as_tensor(pixels, dtype=torch.float64)
     image_pixels = torch.as_tensor(image_pixels, dtype=torch.float64)

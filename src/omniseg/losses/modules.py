@@ -35,14 +35,18 @@ class FocalLoss(nn.Module):
 
 
 class DiceLoss(nn.Module):
-    """Multiclass soft Dice loss over the classes present in the batch."""
+    """Multiclass soft Dice loss over the classes present in the batch (``squared`` and
+    ``include_background=False`` give V-Net's foreground Dice; see :func:`soft_dice_loss`)."""
 
-    def __init__(self, *, ignore_index: int = 255, smooth: float = 0.0):
+    def __init__(self, *, ignore_index: int = 255, smooth: float = 0.0, squared: bool = False,
+                 include_background: bool = True):
         super().__init__()
         self.ignore_index, self.smooth = ignore_index, smooth
+        self.squared, self.include_background = squared, include_background
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return LF.soft_dice_loss(logits, target, ignore_index=self.ignore_index, smooth=self.smooth)
+        return LF.soft_dice_loss(logits, target, ignore_index=self.ignore_index, smooth=self.smooth,
+                                 squared=self.squared, include_background=self.include_background)
 
 
 class WeightedSumLoss(nn.Module):

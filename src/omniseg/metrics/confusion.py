@@ -25,7 +25,7 @@ class ConfusionMatrix:
         >>> cm = ConfusionMatrix(2)
         >>> cm.update(torch.tensor([1, 1, 0, 0]), torch.tensor([1, 1, 1, 1]))
         >>> cm.compute()["per_class_iou"]
-        [nan, 0.5]
+        [0.0, 0.5]
     """
 
     def __init__(self, num_classes: int, *, ignore_index: int | None = 255, absent_score: float | str = "nan"):

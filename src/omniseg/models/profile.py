@@ -14,12 +14,22 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def example_input(model: nn.Module, height: int = 256, width: int = 256, depth: int = 32) -> torch.Tensor:
+    """A seeded random input of the shape ``model`` takes: ``[1, C, H, W]``, or ``[1, C, D, H, W]`` for
+    volumetric models; ``C`` is read from the model's first convolution."""
+    in_channels = next(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))).in_channels
+    spatial = (depth, height, width) if getattr(model, "spatial_dims", 2) == 3 else (height, width)
+    return torch.randn(1, in_channels, *spatial, generator=torch.Generator().manual_seed(0))
+
+
 @torch.inference_mode()
-def profile_model(model: nn.Module, *, size: int = 512, in_channels: int = 3, repeats: int = 3) -> dict:
+def profile_model(model: nn.Module, *, size: int = 512, volume_size: int = 64, repeats: int = 3) -> dict:
     """``{"parameters", "gflops", "latency_ms"}`` of one forward pass on a ``[1, C, size, size]`` input
-    in eval mode (GFLOPs count a multiply-add as 2 operations; latency is the median of ``repeats``)."""
+    (volumetric models: ``[1, C, volume_size, volume_size, volume_size]``) in eval mode (GFLOPs count a
+    multiply-add as 2 operations; latency is the median of ``repeats``)."""
     model = model.eval()
-    x = torch.randn(1, in_channels, size, size)
+    x = example_input(model, size, size, volume_size) if getattr(model, "spatial_dims", 2) == 2 else \
+        example_input(model, volume_size, volume_size, volume_size)
     counter = FlopCounterMode(display=False)
     with counter:
         model(x)

@@ -23,3 +23,10 @@ def overlay(image: np.ndarray, mask: np.ndarray, palette: Sequence[Sequence[int]
     keep = (mask == ignore_index) if background is None else (mask == ignore_index) | (mask == background)
     blended[keep] = image[keep]
     return blended.round().clip(0, 255).astype(np.uint8)
+
+
+def grey_to_rgb(values: np.ndarray) -> np.ndarray:
+    """A float slice stretched to 0..255 between its 1st and 99th percentiles, as an RGB uint8 image."""
+    low, high = np.percentile(values, [1, 99])
+    grey = np.clip((values - low) / max(high - low, 1e-6), 0, 1) * 255
+    return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=-1)

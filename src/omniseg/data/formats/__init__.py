@@ -6,11 +6,13 @@ from pathlib import Path
 
 from omniseg.data.formats.base import DataSource
 from omniseg.data.formats.folder import FolderSource
+from omniseg.data.formats.nifti import NiftiSource
 from omniseg.errors import DataError
 from omniseg.registry import Registry
 
 FORMATS: Registry[type] = Registry("dataset format")
 FORMATS.add("folder", FolderSource, description="images/<split>/*, masks/<split>/*.png, classes.json")
+FORMATS.add("nifti", NiftiSource, description="dataset.json, imagesTr/*.nii.gz, labelsTr/*.nii.gz (Decathlon, nnU-Net)")
 
 
 def load_dataset(path: str | Path, *, format: str = "auto", **options) -> DataSource:
@@ -31,4 +33,4 @@ def load_dataset(path: str | Path, *, format: str = "auto", **options) -> DataSo
     raise DataError(f"{root} matches no known dataset layout (looked for {looked_for}); pass --format NAME")
 
 
-__all__ = ["DataSource", "FORMATS", "FolderSource", "load_dataset"]
+__all__ = ["DataSource", "FORMATS", "FolderSource", "NiftiSource", "load_dataset"]

@@ -11,6 +11,7 @@ from safetensors import safe_open
 from torch import nn
 
 from omniseg.errors import ConfigError
+from omniseg.models.encoders.weights import read_state_dict
 
 
 def _read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -18,17 +19,7 @@ def _read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     if path.suffix == ".safetensors":
         with safe_open(str(path), framework="pt") as f:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ConfigError(
-            f"encoder weights {path} cannot be read as a plain state dict ({str(exc).splitlines()[0]}); "
-            "save model.state_dict() or convert it to .safetensors"
-        ) from None
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    if not isinstance(state, dict):
-        raise ConfigError(f"encoder weights {path} hold a {type(state).__name__}, not a state dict")
-    return {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    return {k: tuple(v.shape) for k, v in read_state_dict(path, "encoder weights").items()}
 
 
 def _check_weights_file(name: str, path: Path, in_channels: int) -> None:
@@ -64,19 +55,21 @@ class TimmEncoder(nn.Module):
             or the path of a weights file of the timm model (``.safetensors``, or a state dict that
             ``torch.load(weights_only=True)`` reads), loaded through timm's own pretrained loader.
         output_stride: 8 or 16 for dilated backbones that support it; ``None`` keeps 32.
+        **timm_kwargs: passed on to ``timm.create_model`` (``out_indices``, ``dynamic_img_size``, ...).
 
     ``forward(x) -> list[Tensor]``, one per stage; ``channels`` and ``strides`` describe them.
     """
 
     def __init__(
-        self, name: str, *, in_channels: int = 3, weights: str | None = None, output_stride: int | None = None
+        self, name: str, *, in_channels: int = 3, weights: str | None = None, output_stride: int | None = None,
+        **timm_kwargs,
     ) -> None:
         super().__init__()
         if name not in timm.list_models():
             close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models()"
             raise ConfigError(f"unknown timm encoder {name!r}{hint}")
-        kwargs: dict = {"features_only": True, "in_chans": in_channels}
+        kwargs: dict = {"features_only": True, "in_chans": in_channels, **timm_kwargs}
         if output_stride is not None:
             kwargs["output_stride"] = output_stride
         if weights == "imagenet":

@@ -6,9 +6,10 @@ import torch
 from torch import nn
 
 from omniseg.models.builder import MODELS
-from omniseg.models.encoders.vgg import VGG16_STAGES, vgg_stage
+from omniseg.models.encoders.vgg import VGG16_STAGES, load_vgg16_weights, vgg_stage
 from omniseg.models.layers import bilinear_kernel
 from omniseg.models.semantic.base import SegmentationModel
+
 
 def _upsampler(num_classes: int, scale: int) -> nn.ConvTranspose2d:
     """A learnable ``scale``x transposed convolution initialised to bilinear interpolation."""
@@ -32,6 +33,9 @@ class FCN(SegmentationModel):
         in_channels: input image channels.
         stride: 32, 16 or 8.
         dropout: dropout after fc6 and fc7 (0.5 in the paper).
+        encoder_weights: ``None``, ``"imagenet"`` (torchvision's VGG16, downloaded when online) or a file
+            with the state dict of ``torchvision.models.vgg16()``: the trunk and fc6/fc7, as the paper
+            initialised FCN (see :func:`load_vgg16_weights`).
 
     Example:
         >>> FCN(num_classes=21, stride=8)(torch.randn(1, 3, 70, 90)).shape
@@ -40,7 +44,8 @@ class FCN(SegmentationModel):
 
     size_divisor = 32
 
-    def __init__(self, *, num_classes: int, in_channels: int = 3, stride: int = 8, dropout: float = 0.5) -> None:
+    def __init__(self, *, num_classes: int, in_channels: int = 3, stride: int = 8, dropout: float = 0.5,
+                 encoder_weights: str | None = None) -> None:
         super().__init__()
         if stride not in (8, 16, 32):
             raise ValueError(f"FCN stride must be 8, 16 or 32, got {stride}")
@@ -66,6 +71,8 @@ class FCN(SegmentationModel):
             nn.init.zeros_(skip.weight)
             nn.init.zeros_(skip.bias)
         self.ups["final"] = _upsampler(num_classes, stride)
+        if encoder_weights is not None:
+            load_vgg16_weights(self.stages, encoder_weights, batch_norm=False, fc6=self.fc6[0], fc7=self.fc7[0])
 
     def _forward(self, x: torch.Tensor, aux: bool = False):
         pools = []
@@ -81,8 +88,9 @@ class FCN(SegmentationModel):
 
 
 def _register(stride: int) -> None:
-    def build(*, num_classes: int, in_channels: int = 3, dropout: float = 0.5) -> FCN:
-        return FCN(num_classes=num_classes, in_channels=in_channels, stride=stride, dropout=dropout)
+    def build(*, num_classes: int, in_channels: int = 3, dropout: float = 0.5, encoder_weights: str | None = None) -> FCN:
+        return FCN(num_classes=num_classes, in_channels=in_channels, stride=stride, dropout=dropout,
+                   encoder_weights=encoder_weights)
 
     build.__doc__ = f"FCN-{stride}s (see :class:`FCN`)."
     MODELS.add(f"fcn{stride}s", build, task="semantic", description=f"FCN-{stride}s, VGG16 trunk (Long et al. 2015)")

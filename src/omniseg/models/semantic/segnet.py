@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from omniseg.models.builder import MODELS
-from omniseg.models.encoders.vgg import VGG16_STAGES, vgg_stage
+from omniseg.models.encoders.vgg import VGG16_STAGES, load_vgg16_weights, vgg_stage
 from omniseg.models.layers import MaxUnpool
 from omniseg.models.semantic.base import SegmentationModel
 
@@ -18,13 +18,17 @@ class SegNet(SegmentationModel):
     ``variant="vgg16"``: the 13-layer VGG16-BN encoder and its mirror decoder (29.5M parameters at 11 classes).
     ``variant="basic"``: SegNet-Basic, 4 stages of 64-channel 7x7 conv + BN (no biases, and no ReLU in the
     decoder, as the paper describes).
+    ``encoder_weights``: ``None``, ``"imagenet"`` (torchvision's VGG16-BN, downloaded when online) or a
+    file with the state dict of ``torchvision.models.vgg16_bn()`` or ``vgg16()`` for the encoder, as the
+    paper initialised it (see :func:`load_vgg16_weights`).
 
     Example:
         >>> SegNet(num_classes=11, variant="basic")(torch.randn(1, 3, 45, 60)).shape
         torch.Size([1, 11, 45, 60])
     """
 
-    def __init__(self, *, num_classes: int, in_channels: int = 3, variant: str = "vgg16") -> None:
+    def __init__(self, *, num_classes: int, in_channels: int = 3, variant: str = "vgg16",
+                 encoder_weights: str | None = None) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.pool = nn.MaxPool2d(2, 2, return_indices=True)
@@ -53,6 +57,10 @@ class SegNet(SegmentationModel):
         else:
             raise ValueError(f"SegNet variant must be 'vgg16' or 'basic', got {variant!r}")
         self.size_divisor = 2 ** len(self.encoder)
+        if encoder_weights is not None:
+            if variant != "vgg16":
+                raise ValueError("encoder_weights needs variant 'vgg16'; SegNet-Basic has no pretrained encoder")
+            load_vgg16_weights(self.encoder, encoder_weights, batch_norm=True)
 
     def _forward(self, x: torch.Tensor, aux: bool = False):
         indices, sizes = [], []
@@ -67,9 +75,9 @@ class SegNet(SegmentationModel):
 
 
 @MODELS.register("segnet", task="semantic", description="SegNet, VGG16-BN encoder, max-unpooling decoder")
-def segnet(*, num_classes: int, in_channels: int = 3) -> SegNet:
+def segnet(*, num_classes: int, in_channels: int = 3, encoder_weights: str | None = None) -> SegNet:
     """SegNet with the VGG16-BN encoder (see :class:`SegNet`)."""
-    return SegNet(num_classes=num_classes, in_channels=in_channels, variant="vgg16")
+    return SegNet(num_classes=num_classes, in_channels=in_channels, variant="vgg16", encoder_weights=encoder_weights)
 
 
 @MODELS.register("segnet_basic", task="semantic", description="SegNet-Basic: 4 x (7x7 conv 64, BN), max-unpooling")

@@ -14,7 +14,7 @@ from omniseg.models.encoders import TimmEncoder, UNetEncoder
 from omniseg.models.layers import DoubleConv, make_upsample
 from omniseg.models.layers.factory import ActLayer, NormLayer
 from omniseg.models.layers.init import init_weights
-from omniseg.models.semantic.base import SegmentationModel
+from omniseg.models.semantic.base import SegmentationModel, overlap_tile, valid_output_size
 
 
 class UNetDecoder(nn.Module):
@@ -158,16 +158,7 @@ class UNet(SegmentationModel):
     def valid_output_size(self, size: int) -> int | None:
         """Output side of the unpadded network for an input side ``size`` (572 -> 388 at depth 4), or None
         when ``size`` does not fit the valid convolutions and poolings."""
-        depth = len(self.encoder.strides) - 1
-        for _ in range(depth):
-            size -= 4
-            if size <= 0 or size % 2:
-                return None
-            size //= 2
-        size -= 4
-        for _ in range(depth):
-            size = size * 2 - 4
-        return size if size > 0 else None
+        return valid_output_size(size, len(self.encoder.strides) - 1)
 
     def valid_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The paper's network as is: valid convolutions, output smaller than the input (572 -> 388)."""
@@ -177,18 +168,7 @@ class UNet(SegmentationModel):
         if not self.valid:
             return super().forward(x, aux=aux)
         self._check_aux(aux)
-        # overlap-tile: mirror the borders so the valid output covers the whole input
-        height, width = x.shape[-2:]
-        pads = []
-        for side in (width, height):
-            total = side
-            while (out := self.valid_output_size(total)) is None or out < side:
-                total += 1
-            margin = total - out
-            pads += [margin // 2, total - side - margin // 2]
-        mode = "reflect" if max(pads) < min(height, width) else "replicate"
-        out = self.valid_forward(F.pad(x, pads, mode=mode))
-        return out[..., :height, :width]
+        return overlap_tile(self.valid_forward, x, len(self.encoder.strides) - 1)
 
     def _forward(self, x: torch.Tensor, aux: bool = False):
         return self.valid_forward(x)

@@ -1,0 +1,245 @@
+"""NIfTI volumes in the Medical Segmentation Decathlon / nnU-Net layout (needs the ``medical`` extra).
+
+    dataset.json                   labels {"0": "background", "1": "tumour"} (Decathlon) or
+                                   {"background": 0, "tumour": 1} (nnU-Net v2)
+    imagesTr/case_001.nii.gz       one file per case, channels on a 4th axis (Decathlon), or
+    imagesTr/case_001_0000.nii.gz  one file per channel (nnU-Net v2, ``channel_names``)
+    labelsTr/case_001.nii.gz       integer labels, same grid as the image
+    imagesTs/                      unlabelled cases (split "test")
+
+Volumes are read when a Sample is asked for; opening the dataset reads only the NIfTI headers.
+Arrays come out as ``image [C, D, H, W]`` float32 and ``mask [D, H, W]`` int64, with ``D, H, W`` the
+file's ``z, y, x`` axes. Without a ``splits.json`` (``{"train": [...], "val": [...]}`` of case ids),
+a seeded ``val_fraction`` of the training cases is held out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision import tv_tensors
+
+from omniseg.data.sample import DatasetInfo, Sample
+from omniseg.errors import DataError
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+def _nibabel():
+    try:
+        import nibabel
+    except ImportError:
+        raise DataError("NIfTI volumes need nibabel: pip install 'omniseg[medical]'") from None
+    return nibabel
+
+
+def _case_id(path: Path) -> str:
+    return path.name[: -len(next(s for s in NIFTI_SUFFIXES if path.name.endswith(s)))]
+
+
+def _nifti_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.name.endswith(NIFTI_SUFFIXES) and not p.name.startswith("."))
+
+
+def read_nifti(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(volume float32 [C, D, H, W], affine [4, 4])`` of a NIfTI file (``D, H, W`` = its ``z, y, x``)."""
+    path = Path(path)
+    try:
+        image = _nibabel().load(path)
+        data = np.asarray(image.dataobj, dtype=np.float32)
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"cannot read NIfTI volume {path} ({exc}); check the file") from None
+    if data.ndim not in (3, 4):
+        raise DataError(f"{path} has {data.ndim} axes; expected a 3D volume, or 4D with channels last")
+    data = data[..., None] if data.ndim == 3 else data
+    return np.ascontiguousarray(data.transpose(3, 2, 1, 0)), image.affine
+
+
+def write_nifti_labels(path: str | Path, labels: np.ndarray, affine: np.ndarray) -> Path:
+    """Write class ids ``[D, H, W]`` as a uint8/uint16 NIfTI on the grid of ``affine``."""
+    nib = _nibabel()
+    dtype = np.uint8 if labels.max(initial=0) < 256 else np.uint16
+    path = Path(path)
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(labels.transpose(2, 1, 0)).astype(dtype), affine), path)
+    return path
+
+
+@dataclass
+class VolumeCase:
+    id: str
+    images: list[Path]  # one file (channels on axis 4) or one per channel
+    label: Path | None
+    shape: tuple[int, int, int]  # (D, H, W)
+
+
+def _read_labels(manifest: dict, path: Path) -> list[str]:
+    labels = manifest.get("labels")
+    if not isinstance(labels, dict) or not labels:
+        raise DataError(f"{path} has no 'labels' mapping; add e.g. \"labels\": {{\"0\": \"background\", \"1\": \"organ\"}}")
+    try:
+        if all(str(k).isdigit() for k in labels):  # Decathlon: id -> name
+            by_id = {int(k): str(v) for k, v in labels.items()}
+        else:  # nnU-Net v2: name -> id (region-based lists are not supported)
+            by_id = {int(v): str(k) for k, v in labels.items()}
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: 'labels' must map ids to names or names to integer ids, got {labels}") from None
+    if sorted(by_id) != list(range(len(by_id))):
+        raise DataError(f"{path}: label ids must be 0..K-1 without gaps, got {sorted(by_id)}")
+    return [by_id[i] for i in range(len(by_id))]
+
+
+class NiftiSource:
+    """A Decathlon / nnU-Net style NIfTI dataset (see the module docstring).
+
+    Args:
+        root: the folder holding ``dataset.json`` and ``imagesTr/``.
+        val_fraction: share of training cases held out as ``val`` when there is no ``splits.json``.
+        split_seed: seed of that split.
+    """
+
+    name = "nifti"
+    volumetric = True
+
+    @staticmethod
+    def detect(root: Path) -> bool:
+        return (root / "dataset.json").is_file() and (root / "imagesTr").is_dir()
+
+    def __init__(self, root: str | Path, *, val_fraction: float = 0.2, split_seed: int = 0) -> None:
+        self.root = Path(root)
+        manifest_path = self.root / "dataset.json"
+        if not manifest_path.is_file():
+            raise DataError(f"{self.root} has no dataset.json; a NIfTI dataset needs one with its 'labels'")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataError(f"{manifest_path} is not valid JSON ({exc}); fix or regenerate it") from None
+        if not isinstance(manifest, dict):
+            raise DataError(f"{manifest_path} must hold a JSON object, got {type(manifest).__name__}")
+        self.info = DatasetInfo(class_names=_read_labels(manifest, manifest_path))
+        self.per_channel_files = "channel_names" in manifest
+        self.num_channels = len(manifest.get("channel_names") or manifest.get("modality") or {"0": ""})
+        train = self._index(self.root / "imagesTr", self.root / "labelsTr")
+        if not train:
+            raise DataError(f"no NIfTI images under {self.root / 'imagesTr'}; expected e.g. imagesTr/case_001.nii.gz")
+        self._cases = self._split(train, val_fraction, split_seed)
+        test = self._index(self.root / "imagesTs", None)
+        if test:
+            self._cases["test"] = test
+        self.description = f"nifti ({len(train)} labelled cases, {self.num_channels} channel(s))"
+
+    def _index(self, images_dir: Path, labels_dir: Path | None) -> list[VolumeCase]:
+        nib = _nibabel()
+        groups: dict[str, list[Path]] = {}
+        for path in _nifti_files(images_dir):
+            case = _case_id(path)
+            match = re.fullmatch(r"(.+)_\d{4}", case)  # nnU-Net v2: one file per channel
+            groups.setdefault(match.group(1) if match and self.per_channel_files else case, []).append(path)
+        cases = []
+        for case, images in sorted(groups.items()):
+            headers = []
+            for image in images:
+                try:
+                    headers.append(nib.load(image).shape)
+                except Exception as exc:
+                    raise DataError(f"cannot read NIfTI image {image} ({exc}); re-export or remove it") from None
+            spatial = headers[0][:3]
+            channels = sum(s[3] if len(s) > 3 else 1 for s in headers)
+            if channels != self.num_channels:
+                raise DataError(f"case {case} in {images_dir} has {channels} channel(s), dataset.json declares "
+                                f"{self.num_channels}; fix the files or 'channel_names'/'modality'")
+            if any(s[:3] != spatial for s in headers):
+                raise DataError(f"the channel files of case {case} differ in size: {[tuple(s) for s in headers]}")
+            label = None
+            if labels_dir is not None:
+                label = next((labels_dir / f"{case}{s}" for s in NIFTI_SUFFIXES if (labels_dir / f"{case}{s}").is_file()), None)
+                if label is None:
+                    raise DataError(f"image {images[0]} has no label {labels_dir / (case + '.nii.gz')}; add it or move the image to imagesTs/")
+                label_shape = nib.load(label).shape[:3]
+                if label_shape != spatial:
+                    raise DataError(f"label {label} is {tuple(label_shape)} but its image is {tuple(spatial)}; "
+                                    "labels must lie on the image's grid")
+            cases.append(VolumeCase(case, images, label, tuple(int(v) for v in spatial[::-1])))
+        return cases
+
+    def _split(self, cases: list[VolumeCase], val_fraction: float, split_seed: int) -> dict[str, list[VolumeCase]]:
+        splits_path = self.root / "splits.json"
+        by_id = {c.id: c for c in cases}
+        if splits_path.is_file():
+            try:
+                declared = json.loads(splits_path.read_text())
+                split = {name: [by_id[i] for i in ids] for name, ids in declared.items()}
+            except (json.JSONDecodeError, AttributeError, TypeError) as exc:
+                raise DataError(f"{splits_path} must be {{\"train\": [ids], \"val\": [ids]}} ({exc})") from None
+            except KeyError as exc:
+                raise DataError(f"{splits_path} names case {exc.args[0]!r}, which is not in imagesTr/") from None
+            return split
+        if not 0.0 < val_fraction < 1.0:
+            raise DataError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
+        order = np.random.default_rng(split_seed).permutation(len(cases))
+        n_val = max(1, round(len(cases) * val_fraction)) if len(cases) > 1 else 0
+        held = set(order[:n_val].tolist())
+        return {"train": [c for i, c in enumerate(cases) if i not in held], "val": [c for i, c in enumerate(cases) if i in held]}
+
+    def splits(self) -> list[str]:
+        return [s for s, cases in self._cases.items() if cases]
+
+    def dataset(self, split: str) -> VolumeDataset:
+        if not self._cases.get(split):
+            raise DataError(f"{self.root} has no cases in split {split!r}; splits: {', '.join(self.splits())}")
+        return VolumeDataset(self, self._cases[split])
+
+    def class_pixel_stats(self, split: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Voxel counts per class, reading each label volume once (one at a time)."""
+        num_classes = self.info.num_classes
+        voxels, volume_voxels = np.zeros(num_classes, np.int64), np.zeros(num_classes, np.int64)
+        for case in self._cases.get(split, []):
+            if case.label is None:
+                return None
+            counts = np.bincount(self.read_label(case).reshape(-1), minlength=num_classes)[:num_classes]
+            voxels += counts
+            volume_voxels[counts > 0] += int(np.prod(case.shape))
+        return voxels, volume_voxels
+
+    def read_image(self, case: VolumeCase) -> np.ndarray:
+        image = np.concatenate([read_nifti(path)[0] for path in case.images])
+        if not np.isfinite(image).all():
+            raise DataError(f"image {case.images[0]} holds NaN or infinite values; clean the volume first")
+        return image
+
+    def read_label(self, case: VolumeCase) -> np.ndarray:
+        raw = np.asarray(_nibabel().load(case.label).dataobj)
+        labels = np.rint(raw).astype(np.int64).transpose(2, 1, 0)
+        if not np.array_equal(labels, raw.transpose(2, 1, 0)) or labels.min() < 0 or labels.max() >= self.info.num_classes:
+            bad = np.unique(raw[(raw != np.rint(raw)) | (raw < 0) | (raw >= self.info.num_classes)])[:5]
+            raise DataError(f"label {case.label} holds values {bad.tolist()} outside the classes 0..{self.info.num_classes - 1} "
+                            "of dataset.json; fix the labels or list the class in 'labels'")
+        return labels
+
+
+class VolumeDataset(torch.utils.data.Dataset):
+    """The Samples of one split of a :class:`NiftiSource`, read on access."""
+
+    def __init__(self, source: NiftiSource, cases: list[VolumeCase]) -> None:
+        self.source, self.cases, self.info = source, cases, source.info
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __getitem__(self, index: int) -> Sample:
+        case = self.cases[index]
+        sample: Sample = {
+            "image": tv_tensors.Image(torch.from_numpy(self.source.read_image(case))),
+            "meta": {"id": case.id, "path": str(case.images[0]), "orig_size": case.shape},
+        }
+        if case.label is not None:
+            sample["mask"] = tv_tensors.Mask(torch.from_numpy(self.source.read_label(case)))
+        return sample
