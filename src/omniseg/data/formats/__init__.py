@@ -5,14 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from omniseg.data.formats.base import DataSource
+from omniseg.data.formats.camvid import CamVidSource
 from omniseg.data.formats.folder import FolderSource
 from omniseg.data.formats.nifti import NiftiSource
+from omniseg.data.formats.voc import VOCSource
 from omniseg.errors import DataError
 from omniseg.registry import Registry
 
 FORMATS: Registry[type] = Registry("dataset format")
-FORMATS.add("folder", FolderSource, description="images/<split>/*, masks/<split>/*.png, classes.json")
 FORMATS.add("nifti", NiftiSource, description="dataset.json, imagesTr/*.nii.gz, labelsTr/*.nii.gz (Decathlon, nnU-Net)")
+FORMATS.add("voc", VOCSource, description="JPEGImages/, SegmentationClass/*.png, ImageSets/Segmentation/ (Pascal VOC)")
+FORMATS.add("camvid", CamVidSource, description="train/ + trainannot/ (SegNet's 11 classes) or label_colors.txt (32 classes)")
+# the plain folder layout is the most general: detection tries it last
+FORMATS.add("folder", FolderSource, description="images/<split>/*, masks/<split>/*.png, classes.json")
 
 
 def load_dataset(path: str | Path, *, format: str = "auto", **options) -> DataSource:
@@ -33,4 +38,4 @@ def load_dataset(path: str | Path, *, format: str = "auto", **options) -> DataSo
     raise DataError(f"{root} matches no known dataset layout (looked for {looked_for}); pass --format NAME")
 
 
-__all__ = ["DataSource", "FORMATS", "FolderSource", "NiftiSource", "load_dataset"]
+__all__ = ["DataSource", "FORMATS", "CamVidSource", "FolderSource", "NiftiSource", "VOCSource", "load_dataset"]

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from omniseg.data.imageio import IMAGE_SUFFIXES, read_image, read_label_png, verify_image
-from omniseg.data.sample import DatasetInfo, Sample, make_sample
+from omniseg.data.formats.paired import PairedDataset, seeded_split
+from omniseg.data.imageio import IMAGE_SUFFIXES, read_label_png, verify_image
+from omniseg.data.sample import DatasetInfo
 from omniseg.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -122,16 +122,7 @@ class FolderSource:
         if subdirs:
             images = {d.name: _list_images(d) for d in subdirs}
         else:
-            files = _list_images(images_dir)
-            if not 0.0 < val_fraction < 1.0:
-                raise DataError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
-            order = np.random.default_rng(split_seed).permutation(len(files))
-            n_val = max(1, round(len(files) * val_fraction)) if len(files) > 1 else 0
-            val = set(order[:n_val].tolist())
-            images = {
-                "train": [f for i, f in enumerate(files) if i not in val],
-                "val": [f for i, f in enumerate(files) if i in val],
-            }
+            images = seeded_split(_list_images(images_dir), val_fraction, split_seed)
         if not any(images.values()):
             raise DataError(f"no images found under {images_dir}; expected files like {images_dir}/train/0001.png")
         items = {}
@@ -236,14 +227,14 @@ class FolderSource:
     def splits(self) -> list[str]:
         return [s for s, items in self._items.items() if items]
 
-    def dataset(self, split: str) -> FolderDataset:
+    def dataset(self, split: str) -> PairedDataset:
         if split not in self._items:
             raise DataError(
                 f"{self.root} has no split {split!r}; found {', '.join(self._items) or 'none'} under images/"
             )
         if not self._items[split]:
             raise DataError(f"split {split!r} of {self.root} is empty; put images in {self.root}/images/{split}/")
-        return FolderDataset(self, self._items[split])
+        return PairedDataset(self, self._items[split])
 
     def class_pixel_stats(self, split: str) -> tuple[np.ndarray, np.ndarray] | None:
         num_classes = self.info.num_classes
@@ -266,23 +257,8 @@ class FolderSource:
             return np.where(raw == 255, 1, raw)
         return raw
 
-    def read_mask(self, item: _Item) -> np.ndarray:
-        array, mode, _ = read_label_png(item.mask)
+    def read_mask(self, path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+        """Class ids of the mask at ``path`` (its size and labels were checked when the folder was opened)."""
+        array, mode, _ = read_label_png(path)
         raw = _pack_rgb(array) if mode == "RGB" else array.astype(np.int64)
         return self._decode_values("rgb" if mode == "RGB" else "index", raw)
-
-
-class FolderDataset(torch.utils.data.Dataset):
-    """The Samples of one split of a :class:`FolderSource`."""
-
-    def __init__(self, source: FolderSource, items: list[_Item]) -> None:
-        self.source, self.items, self.info = source, items, source.info
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> Sample:
-        item = self.items[index]
-        image = read_image(item.image)
-        mask = self.source.read_mask(item) if item.mask is not None else None
-        return make_sample(image, mask=mask, sample_id=item.image.stem, path=str(item.image))

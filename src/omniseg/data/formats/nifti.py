@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torchvision import tv_tensors
 
+from omniseg.data.formats.paired import seeded_split
 from omniseg.data.sample import DatasetInfo, Sample
 from omniseg.errors import DataError
 
@@ -182,12 +183,7 @@ class NiftiSource:
             except KeyError as exc:
                 raise DataError(f"{splits_path} names case {exc.args[0]!r}, which is not in imagesTr/") from None
             return split
-        if not 0.0 < val_fraction < 1.0:
-            raise DataError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
-        order = np.random.default_rng(split_seed).permutation(len(cases))
-        n_val = max(1, round(len(cases) * val_fraction)) if len(cases) > 1 else 0
-        held = set(order[:n_val].tolist())
-        return {"train": [c for i, c in enumerate(cases) if i not in held], "val": [c for i, c in enumerate(cases) if i in held]}
+        return seeded_split(cases, val_fraction, split_seed)
 
     def splits(self) -> list[str]:
         return [s for s, cases in self._cases.items() if cases]

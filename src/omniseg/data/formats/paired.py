@@ -1,0 +1,102 @@
+"""The common core of formats that pair one image file with one label PNG (CamVid, Pascal VOC, ...).
+
+A reader lists ``PairedItem``s per split and says how to decode a label PNG into class ids; this
+base gives the DataSource protocol: lazy Samples (files are read on access), per-read checks that name
+the file (size mismatch, labels outside the classes), and class pixel statistics read one mask at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from omniseg.data.imageio import read_image, read_label_png
+from omniseg.data.sample import DatasetInfo, Sample, make_sample
+from omniseg.errors import DataError
+
+
+@dataclass
+class PairedItem:
+    image: Path
+    mask: Path | None
+
+
+def seeded_split(items: list, val_fraction: float, seed: int) -> dict[str, list]:
+    """``{"train": [...], "val": [...]}`` with ``val_fraction`` of ``items`` (at least one) held out."""
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
+    order = np.random.default_rng(seed).permutation(len(items))
+    held = set(order[: max(1, round(len(items) * val_fraction)) if len(items) > 1 else 0].tolist())
+    return {"train": [x for i, x in enumerate(items) if i not in held], "val": [x for i, x in enumerate(items) if i in held]}
+
+
+class PairedSource:
+    """Base of image + label-PNG formats. Subclasses set ``root``, ``info``, ``description`` and
+    ``items`` (split -> list of PairedItem), and may override :meth:`decode_mask`."""
+
+    root: Path
+    info: DatasetInfo
+    description: str
+    items: dict[str, list[PairedItem]]
+
+    def splits(self) -> list[str]:
+        return [s for s, items in self.items.items() if items]
+
+    def dataset(self, split: str) -> PairedDataset:
+        if not self.items.get(split):
+            raise DataError(f"{self.root} has no images in split {split!r}; splits found: {', '.join(self.splits()) or 'none'}")
+        return PairedDataset(self, self.items[split])
+
+    def decode_mask(self, raw: np.ndarray, mode: str, path: Path) -> np.ndarray:
+        """Class ids ``[H, W]`` (int64) from a label PNG's content; by default its index values."""
+        if mode == "RGB":
+            raise DataError(f"mask {path} is an RGB image; this format expects class-index or palette PNGs")
+        return raw.astype(np.int64)
+
+    def read_mask(self, path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+        raw, mode, _ = read_label_png(path)
+        mask = self.decode_mask(raw, mode, path)
+        if size is not None and mask.shape != tuple(size):
+            raise DataError(f"mask {path} is {mask.shape[1]}x{mask.shape[0]} but its image is {size[1]}x{size[0]}; "
+                            "masks must have the size of their image")
+        num_classes, ignore = self.info.num_classes, self.info.ignore_index
+        bad = (mask < 0) | ((mask >= num_classes) & (mask != ignore))
+        if bad.any():
+            raise DataError(f"mask {path} holds label {int(mask[bad][0])} outside the classes 0..{num_classes - 1} "
+                            f"(ignore = {ignore}); fix the mask or the class list")
+        return mask
+
+    def class_pixel_stats(self, split: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Pixels per class and pixels of the images containing each class, reading one mask at a time."""
+        cache = self.__dict__.setdefault("_stats_cache", {})
+        if split not in cache:
+            num_classes = self.info.num_classes
+            pixels, image_pixels = np.zeros(num_classes, np.int64), np.zeros(num_classes, np.int64)
+            for item in self.items.get(split, []):
+                if item.mask is None:
+                    return None
+                mask = self.read_mask(item.mask)
+                counts = np.bincount(mask[mask < num_classes].reshape(-1), minlength=num_classes)
+                pixels += counts
+                image_pixels[counts > 0] += mask.size
+            cache[split] = (pixels, image_pixels)
+        return cache[split]
+
+
+class PairedDataset(torch.utils.data.Dataset):
+    """The Samples of one split of a :class:`PairedSource`, read on access."""
+
+    def __init__(self, source: PairedSource, items: list[PairedItem]) -> None:
+        self.source, self.items, self.info = source, items, source.info
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Sample:
+        item = self.items[index]
+        image = read_image(item.image)
+        mask = self.source.read_mask(item.mask, tuple(image.shape[-2:])) if item.mask is not None else None
+        return make_sample(image, mask=mask, sample_id=item.image.stem, path=str(item.image))

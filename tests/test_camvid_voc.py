@@ -1,0 +1,142 @@
+"""The CamVid (SegNet and original layouts) and Pascal VOC readers: generated fixtures and the shared samples."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from omniseg.data.formats import load_dataset
+from omniseg.data.formats.camvid import CAMVID11_CLASSES
+from omniseg.data.formats.voc import VOC_CLASSES, voc_palette
+from omniseg.errors import DataError
+
+from .conftest import SHARED_DATA
+
+
+def _image(path, height=12, width=16, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (height, width, 3), np.uint8)).save(path)
+
+
+def _label(path, array, palette=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(np.asarray(array, np.uint8), mode="L" if palette is None else "P")
+    if palette is not None:
+        image.putpalette([c for colour in palette for c in colour])
+    image.save(path)
+
+
+def _camvid_segnet(root, labels):
+    for split, names in (("train", ["a", "b"]), ("val", ["c"])):
+        for i, name in enumerate(names):
+            _image(root / split / f"{name}.png", seed=i)
+            _label(root / f"{split}annot" / f"{name}.png", labels)
+    return root
+
+
+def test_camvid_segnet_layout_keeps_ids_and_ignores_11(tmp_path):
+    labels = np.tile(np.arange(12), (12, 2))[:, :16]  # every id 0..11
+    source = load_dataset(_camvid_segnet(tmp_path, labels))
+    assert source.name == "camvid" and source.info.class_names == CAMVID11_CLASSES
+    assert source.info.ignore_index == 11 and source.splits() == ["train", "val"]
+    sample = source.dataset("train")[0]
+    assert np.array_equal(sample["mask"].numpy(), labels)
+    pixels, _ = source.class_pixel_stats("val")
+    assert pixels.tolist() == [(labels == k).sum() for k in range(11)]  # 11 counts nowhere
+
+
+def test_camvid_label_outside_the_classes_names_the_file(tmp_path):
+    labels = np.zeros((12, 16), np.uint8)
+    labels[3, 3] = 12
+    source = load_dataset(_camvid_segnet(tmp_path, labels))
+    with pytest.raises(DataError, match=r"trainannot.a\.png holds label 12 outside the classes 0\.\.10"):
+        source.dataset("train")[0]
+
+
+def test_camvid_original_32_class_colours(tmp_path):
+    (tmp_path / "label_colors.txt").write_text("64 128 64\tAnimal\n192 0 128\tArchway\n0 0 0\tVoid\n")
+    rgb = np.zeros((12, 16, 3), np.uint8)
+    rgb[:6] = (64, 128, 64)
+    rgb[6:, :8] = (192, 0, 128)
+    (tmp_path / "LabeledApproved_full").mkdir()
+    for i in range(5):
+        _image(tmp_path / "701_StillsRaw_full" / f"f{i}.png", seed=i)
+        Image.fromarray(rgb).save(tmp_path / "LabeledApproved_full" / f"f{i}_L.png")
+    source = load_dataset(tmp_path, val_fraction=0.2)
+    assert source.info.class_names == ["Animal", "Archway"] and source.info.palette[1] == (192, 0, 128)
+    assert [len(source.dataset(s)) for s in source.splits()] == [4, 1]
+    mask = source.dataset("train")[0]["mask"].numpy()
+    assert (mask[:6] == 0).all() and (mask[6:, :8] == 1).all() and (mask[6:, 8:] == 255).all()
+    rgb[0, 0] = (1, 2, 3)
+    Image.fromarray(rgb).save(tmp_path / "LabeledApproved_full" / "f0_L.png")
+    with pytest.raises(DataError, match=r"f0_L\.png holds colour \(1, 2, 3\)"):
+        [source.dataset(s)[i] for s in source.splits() for i in range(len(source.dataset(s)))]
+
+
+def _voc(root, with_sets=True, ids=("2007_000001", "2007_000002", "2007_000003")):
+    palette = voc_palette(256)
+    for i, stem in enumerate(ids):
+        _image(root / "JPEGImages" / f"{stem}.jpg", seed=i)
+        mask = np.zeros((12, 16), np.uint8)
+        mask[2:8, 3:9] = 15
+        mask[2, 3:9] = 255  # the void boundary
+        _label(root / "SegmentationClass" / f"{stem}.png", mask, palette)
+    _image(root / "JPEGImages" / "2007_000099.jpg")  # detection-only image: not part of segmentation
+    if with_sets:
+        (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+        (root / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(ids[:2]) + "\n")
+        (root / "ImageSets" / "Segmentation" / "val.txt").write_text(ids[2] + "\n")
+    return root
+
+
+def test_voc_palette_decoding_with_255_ignored_and_imagesets(tmp_path):
+    source = load_dataset(_voc(tmp_path / "VOCdevkit" / "VOC2012").parent.parent)
+    assert source.name == "voc" and source.info.class_names == VOC_CLASSES and source.info.ignore_index == 255
+    assert source.info.palette[15] == (192, 128, 128)  # person, the official colour
+    assert [len(source.dataset(s)) for s in ("train", "val")] == [2, 1]
+    mask = source.dataset("val")[0]["mask"].numpy()
+    assert (mask[2, 3:9] == 255).all() and (mask[3:8, 3:9] == 15).all() and mask[0, 0] == 0
+    pixels, _ = source.class_pixel_stats("train")
+    assert pixels[15] == 2 * 5 * 6 and pixels.sum() == 2 * (12 * 16 - 6)
+
+
+def test_voc_errors_name_the_file(tmp_path):
+    root = _voc(tmp_path)
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text("2007_000404\n")
+    with pytest.raises(DataError, match=r"val\.txt lists image '2007_000404'"):
+        load_dataset(root)
+
+
+def test_train_starts_on_camvid_and_voc_without_naming_the_format(run_cli, tmp_path):
+    for name, root in (("camvid", _camvid_segnet(tmp_path / "camvid", np.random.default_rng(0).integers(0, 12, (12, 16)))),
+                       ("voc", _voc(tmp_path / "voc"))):
+        code, _, err = run_cli("train", "--data", root, "--model", "unet", "--set", "model.kwargs.depth=2",
+                               "--set", "model.kwargs.base_channels=4", "--img-size", "16", "--batch-size", "2",
+                               "--epochs", "1", "--out", tmp_path / f"run_{name}", "--no-progress")
+        assert code == 0, f"{name}: {err}"
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "camvid").is_dir(), reason="../shared/data is absent")
+def test_shared_camvid_sample():
+    source = load_dataset(SHARED_DATA / "camvid")
+    assert [len(source.dataset(s)) for s in ("train", "val")] == [12, 4]
+    for split in ("train", "val"):
+        for i in range(len(source.dataset(split))):
+            mask = source.dataset(split)[i]["mask"].numpy()
+            assert mask.shape == (360, 480) and set(np.unique(mask)) <= set(range(12))
+    pixels, _ = source.class_pixel_stats("train")
+    assert (pixels > 0).sum() >= 10  # the sample shows at least ten of the eleven classes
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "labelme").is_dir(), reason="../shared/data is absent")
+def test_shared_labelme_voc_export():
+    root = SHARED_DATA / "labelme" / "semantic_segmentation" / "data_dataset_voc"
+    source = load_dataset(root, val_fraction=0.34)
+    assert source.info.class_names[0] == "background" and source.info.num_classes == 21
+    seen = set()
+    for split in source.splits():
+        for i in range(len(source.dataset(split))):
+            sample = source.dataset(split)[i]
+            raw = np.asarray(Image.open(root / "SegmentationClass" / f"{sample['meta']['id']}.png"))
+            assert np.array_equal(sample["mask"].numpy(), raw)  # palette indices are the class ids
+            seen |= set(np.unique(raw).tolist())
+    assert 255 in seen and 15 in seen  # void boundaries and persons
