@@ -6,6 +6,7 @@ from pathlib import Path
 
 from omniseg.data.formats.base import DataSource
 from omniseg.data.formats.camvid import CamVidSource
+from omniseg.data.formats.cityscapes import CityscapesSource
 from omniseg.data.formats.folder import FolderSource
 from omniseg.data.formats.nifti import NiftiSource
 from omniseg.data.formats.voc import VOCSource
@@ -16,6 +17,7 @@ FORMATS: Registry[type] = Registry("dataset format")
 FORMATS.add("nifti", NiftiSource, description="dataset.json, imagesTr/*.nii.gz, labelsTr/*.nii.gz (Decathlon, nnU-Net)")
 FORMATS.add("voc", VOCSource, description="JPEGImages/, SegmentationClass/*.png, ImageSets/Segmentation/ (Pascal VOC)")
 FORMATS.add("camvid", CamVidSource, description="train/ + trainannot/ (SegNet's 11 classes) or label_colors.txt (32 classes)")
+FORMATS.add("cityscapes", CityscapesSource, description="leftImg8bit/<split>/<city>/, gtFine/<split>/<city>/*_labelIds.png")
 # the plain folder layout is the most general: detection tries it last
 FORMATS.add("folder", FolderSource, description="images/<split>/*, masks/<split>/*.png, classes.json")
 
@@ -38,4 +40,4 @@ def load_dataset(path: str | Path, *, format: str = "auto", **options) -> DataSo
     raise DataError(f"{root} matches no known dataset layout (looked for {looked_for}); pass --format NAME")
 
 
-__all__ = ["DataSource", "FORMATS", "CamVidSource", "FolderSource", "NiftiSource", "VOCSource", "load_dataset"]
+__all__ = ["DataSource", "FORMATS", "CamVidSource", "CityscapesSource", "FolderSource", "NiftiSource", "VOCSource", "load_dataset"]

@@ -1,4 +1,5 @@
-"""The CamVid (SegNet and original layouts) and Pascal VOC readers: generated fixtures and the shared samples."""
+"""The CamVid (SegNet and original layouts), Pascal VOC and Cityscapes readers: generated fixtures and
+the shared samples."""
 
 import numpy as np
 import pytest
@@ -108,7 +109,8 @@ def test_voc_errors_name_the_file(tmp_path):
 
 def test_train_starts_on_camvid_and_voc_without_naming_the_format(run_cli, tmp_path):
     for name, root in (("camvid", _camvid_segnet(tmp_path / "camvid", np.random.default_rng(0).integers(0, 12, (12, 16)))),
-                       ("voc", _voc(tmp_path / "voc"))):
+                       ("voc", _voc(tmp_path / "voc")),
+                       ("cityscapes", _cityscapes(tmp_path / "cityscapes", np.arange(12 * 16).reshape(12, 16) % 34))):
         code, _, err = run_cli("train", "--data", root, "--model", "unet", "--set", "model.kwargs.depth=2",
                                "--set", "model.kwargs.base_channels=4", "--img-size", "16", "--batch-size", "2",
                                "--epochs", "1", "--out", tmp_path / f"run_{name}", "--no-progress")
@@ -140,3 +142,32 @@ def test_shared_labelme_voc_export():
             assert np.array_equal(sample["mask"].numpy(), raw)  # palette indices are the class ids
             seen |= set(np.unique(raw).tolist())
     assert 255 in seen and 15 in seen  # void boundaries and persons
+
+
+def _cityscapes(root, label_ids):
+    for split, city in (("train", "aachen"), ("val", "frankfurt")):
+        stem = f"{city}_000000_000019"
+        _image(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png")
+        _label(root / "gtFine" / split / city / f"{stem}_gtFine_labelIds.png", label_ids)
+    _image(root / "leftImg8bit" / "test" / "berlin" / "berlin_000000_000019_leftImg8bit.png")
+    return root
+
+
+def test_cityscapes_label_ids_become_the_19_train_ids(tmp_path):
+    from omniseg.data.formats.cityscapes import label_id_to_train_id
+
+    label_ids = np.arange(12 * 16).reshape(12, 16) % 34  # every annotation id 0..33
+    source = load_dataset(_cityscapes(tmp_path, label_ids))
+    assert source.name == "cityscapes" and source.info.num_classes == 19 and source.splits() == ["test", "train", "val"]
+    mask = source.dataset("train")[0]["mask"].numpy()
+    official = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
+                26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+    expected = np.vectorize(lambda i: official.get(i, 255))(label_ids)
+    assert np.array_equal(mask, expected) and label_id_to_train_id()[34] == -1
+    assert source.info.class_names[13] == "car" and source.info.things == list(range(11, 19))
+    assert "mask" not in source.dataset("test")[0]  # no public test labels
+    bad = label_ids.copy()
+    bad[0, 0] = 40
+    _label(tmp_path / "gtFine" / "val" / "frankfurt" / "frankfurt_000000_000019_gtFine_labelIds.png", bad)
+    with pytest.raises(DataError, match=r"frankfurt_000000_000019_gtFine_labelIds\.png holds annotation id 40"):
+        source.dataset("val")[0]
