@@ -1,6 +1,8 @@
 """The CamVid (SegNet and original layouts), Pascal VOC and Cityscapes readers: generated fixtures and
 the shared samples."""
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -171,3 +173,56 @@ def test_cityscapes_label_ids_become_the_19_train_ids(tmp_path):
     _label(tmp_path / "gtFine" / "val" / "frankfurt" / "frankfurt_000000_000019_gtFine_labelIds.png", bad)
     with pytest.raises(DataError, match=r"frankfurt_000000_000019_gtFine_labelIds\.png holds annotation id 40"):
         source.dataset("val")[0]
+
+
+def _yolo(root, lines, names="{0: cat, 1: dog}"):
+    (root / "data.yaml").parent.mkdir(parents=True, exist_ok=True)
+    (root / "data.yaml").write_text(f"path: /somewhere/else\ntrain: images/train\nval: images/val\nnames: {names}\n")
+    for split in ("train", "val"):
+        _image(root / "images" / split / "a.jpg", height=16, width=16)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split / "a.txt").write_text("\n".join(lines) + "\n")
+    _image(root / "images" / "train" / "empty.jpg", height=16, width=16)  # no label file: no objects
+    return root
+
+
+def test_yolo_polygons_and_boxes_rasterise_in_file_order(tmp_path):
+    square = "0 0.25 0.25 0.75 0.25 0.75 0.75 0.25 0.75"  # pixel corners 4 and 12
+    box = "1 0.5 0.5 0.25 0.25"  # cx cy w h: corners 6 and 10, drawn over the square
+    source = load_dataset(_yolo(tmp_path, [square, box]))
+    assert source.name == "yolo" and source.info.class_names == ["background", "cat", "dog"]
+    by_id = {s["meta"]["id"]: s for s in (source.dataset("train")[i] for i in range(2))}
+    mask = by_id["a"]["mask"].numpy()
+    expected = np.zeros((16, 16), np.int64)
+    expected[4:13, 4:13] = 1  # filled polygons include their boundary
+    expected[6:11, 6:11] = 2
+    assert np.array_equal(mask, expected)
+    assert not by_id["empty"]["mask"].numpy().any()
+    assert source.class_pixel_stats("val")[0].tolist() == [256 - 81, 81 - 25, 25]
+
+
+@pytest.mark.parametrize(("line", "message"), [("2 0.1 0.1 0.5 0.1 0.5 0.5", "class 2 is outside the 2 names"),
+                                               ("0 0.1 0.1 0.5", "even number"), ("cat 0.1 0.2", "is not 'class x1 y1")])
+def test_yolo_bad_lines_name_the_file_and_line(tmp_path, line, message):
+    source = load_dataset(_yolo(tmp_path, ["0 0.1 0.1 0.5 0.1 0.5 0.5", line]))
+    with pytest.raises(DataError, match=rf"labels.val.a\.txt line 2.*{re.escape(message)}"):
+        source.dataset("val")[0]
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "coco8_seg").is_dir(), reason="../shared/data is absent")
+def test_shared_coco8_seg_yolo_sample(run_cli, tmp_path):
+    from omniseg.data.formats.yolo import read_yolo_objects
+
+    source = load_dataset(SHARED_DATA / "coco8_seg")
+    assert source.info.num_classes == 81 and [len(source.dataset(s)) for s in ("train", "val")] == [4, 4]
+    for split in ("train", "val"):
+        for i in range(4):
+            sample = source.dataset(split)[i]
+            label = SHARED_DATA / "coco8_seg" / "labels" / split / f"{sample['meta']['id']}.txt"
+            listed = {c + 1 for c, _ in read_yolo_objects(label, 80)}
+            present = set(np.unique(sample["mask"].numpy()).tolist()) - {0}
+            assert present <= listed and len(present) >= 1  # covered objects may vanish, nothing else appears
+    code, _, err = run_cli("train", "--data", SHARED_DATA / "coco8_seg", "--model", "unet", "--set", "model.kwargs.depth=2",
+                           "--set", "model.kwargs.base_channels=4", "--img-size", "32", "--batch-size", "2",
+                           "--epochs", "1", "--out", tmp_path / "run", "--no-progress")
+    assert code == 0, err

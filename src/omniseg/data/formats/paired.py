@@ -69,6 +69,10 @@ class PairedSource:
                             f"(ignore = {ignore}); fix the mask or the class list")
         return mask
 
+    def image_size(self, item: PairedItem) -> tuple[int, int] | None:
+        """The (H, W) a mask must have; None where the mask's own size is the truth (label PNGs)."""
+        return None
+
     def class_pixel_stats(self, split: str) -> tuple[np.ndarray, np.ndarray] | None:
         """Pixels per class and pixels of the images containing each class, reading one mask at a time."""
         cache = self.__dict__.setdefault("_stats_cache", {})
@@ -78,7 +82,7 @@ class PairedSource:
             for item in self.items.get(split, []):
                 if item.mask is None:
                     return None
-                mask = self.read_mask(item.mask)
+                mask = self.read_mask(item.mask, self.image_size(item))
                 counts = np.bincount(mask[mask < num_classes].reshape(-1), minlength=num_classes)
                 pixels += counts
                 image_pixels[counts > 0] += mask.size
