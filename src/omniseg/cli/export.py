@@ -41,11 +41,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from omniseg.inference.export import export_onnx, export_program, onnx_max_difference
     from omniseg.models.hub import load_model
     from omniseg.models.profile import example_input
+    from omniseg.models.semantic.base import is_volumetric
 
     model = load_model(args.run_dir).eval()
-    dims = getattr(model, "spatial_dims", 2)
-    sides = parse_size(args.size, dims)
-    x = example_input(model, sides[-2], sides[-1], sides[0] if dims == 3 else 1)
+    volumetric = is_volumetric(model)
+    sides = parse_size(args.size, 3 if volumetric else 2)
+    x = example_input(model, sides[-2], sides[-1], sides[0] if volumetric else 1)
     out = Path(args.out)
     if args.format == "onnx":
         export_onnx(model, out, x)

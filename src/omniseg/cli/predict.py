@@ -56,7 +56,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 def _predict_volumes(predictor, args: argparse.Namespace, console: Console) -> int:
     """NIfTI in, NIfTI labels out (on the input's grid), plus a PNG overlay of the middle slice."""
-    from omniseg.data.formats.nifti import NIFTI_SUFFIXES, read_nifti, write_nifti_labels
+    from omniseg.data.formats.nifti import NIFTI_SUFFIXES, case_id, read_nifti, write_nifti_labels
     from omniseg.inference import write_prediction
     from omniseg.viz.overlay import grey_to_rgb
 
@@ -76,7 +76,7 @@ def _predict_volumes(predictor, args: argparse.Namespace, console: Console) -> i
         for path in volumes:
             volume, affine = read_nifti(path)
             labels = predictor.predict_volume(volume)
-            case = path.name[: -len(next(s for s in NIFTI_SUFFIXES if path.name.endswith(s)))]
+            case = case_id(path)
             write_nifti_labels(out / f"{case}.nii.gz", labels, affine)
             middle = volume.shape[1] // 2
             write_prediction(out, f"{case}_middle_slice", grey_to_rgb(volume[0, middle]), labels[middle], predictor.info)

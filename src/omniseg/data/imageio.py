@@ -45,6 +45,12 @@ def read_image(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
+def pack_rgb(array: np.ndarray) -> np.ndarray:
+    """RGB ``[..., 3]`` -> one int64 per colour, ``R << 16 | G << 8 | B`` (a colour becomes a dict key)."""
+    array = np.asarray(array, dtype=np.int64)
+    return (array[..., 0] << 16) | (array[..., 1] << 8) | array[..., 2]
+
+
 def read_label_png(path: str | Path) -> tuple[np.ndarray, str, list[tuple[int, int, int]] | None]:
     """The raw content of a label PNG: (array, PIL mode, palette of a 'P' image or None).
 

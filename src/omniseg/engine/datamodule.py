@@ -35,7 +35,7 @@ class SemanticDataModule(L.LightningDataModule):
         self.source, self.config, self.seed = source, config, seed
         info = source.info
         self.collate = PadCollate(info.ignore_index)
-        volumetric = getattr(source, "volumetric", False)
+        volumetric = source.volumetric
         self.train_set = TransformedDataset(
             source.dataset("train"),
             VolumeTransform(config.patch_size, flip=config.hflip, ignore_index=info.ignore_index) if volumetric

@@ -13,6 +13,7 @@ from torch import nn
 from omniseg.config import OptimConfig
 from omniseg.errors import TrainingError
 from omniseg.metrics import ConfusionMatrix, metrics_from_confusion
+from omniseg.models.semantic.base import is_volumetric
 
 
 def schedule_factor(step: int, total_steps: int, config: OptimConfig, progress_floor: float = 0.0) -> float:
@@ -65,7 +66,7 @@ class SemanticTask(L.LightningModule):
         return self.model(x)
 
     def on_fit_start(self) -> None:
-        if getattr(self.model, "spatial_dims", 2) != 2:  # channels-last is a 2D layout
+        if is_volumetric(self.model):  # channels-last is a 2D layout
             self.memory_format = torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
 

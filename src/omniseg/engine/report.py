@@ -12,6 +12,7 @@ from omniseg.data.transforms import TransformedDataset, eval_transforms_for, sem
 from omniseg.inference.evaluate import evaluate_model
 from omniseg.metrics import metrics_report
 from omniseg.models.hub import load_model
+from omniseg.models.semantic.base import is_volumetric
 from omniseg.viz.overlay import grey_to_rgb
 from omniseg.viz.plots import plot_confusion, plot_curves, plot_sample
 
@@ -21,7 +22,7 @@ def write_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, config: Ru
     ``samples/``; returns the metrics report (with ``extra`` merged in)."""
     model = load_model(run_dir)
     info = model.card.info
-    volumetric = getattr(model, "spatial_dims", 2) == 3
+    volumetric = is_volumetric(model)
     normalised = TransformedDataset(val_set, eval_transforms_for(volumetric, mean=config.data.mean, std=config.data.std))
     matrix = evaluate_model(
         model, normalised, num_classes=info.num_classes, ignore_index=info.ignore_index,

@@ -128,10 +128,10 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
     )
     info = source.info
     for split in ("train", "val"):
-        if split in source.splits() and source.class_pixel_stats(split) is None:
+        if split in source.splits() and not source.labelled(split):
             raise DataError(f"split {split!r} of {config.data.path} has images without masks; training needs a mask for each")
     kwargs = _model_kwargs(config, info.num_classes)
-    if getattr(source, "volumetric", False):  # volumes have as many channels as the scan has modalities
+    if source.volumetric:  # volumes have as many channels as the scan has modalities
         kwargs.setdefault("in_channels", source.num_channels)
     model = create_model(config.model.name, **kwargs)
     check_dimensions(model, source, config.data.path, f"model {config.model.name!r}")
@@ -146,7 +146,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
         architecture=config.model.name,
         kwargs=kwargs,
         info=info,
-        preprocessing={"normalise": "z-score per volume and channel"} if getattr(source, "volumetric", False)
+        preprocessing={"normalise": "z-score per volume and channel"} if source.volumetric
         else {"mean": list(config.data.mean), "std": list(config.data.std)},
         task=config.task,
     )

@@ -14,6 +14,7 @@ from omniseg.data.transforms import PadCollate, TransformedDataset, eval_transfo
 from omniseg.errors import ConfigError, DataError
 from omniseg.metrics import ConfusionMatrix, metrics_report
 from omniseg.models.hub import load_model
+from omniseg.models.semantic.base import is_volumetric
 
 
 @torch.inference_mode()
@@ -43,8 +44,7 @@ def evaluate_model(
 
 def check_dimensions(model: nn.Module, source, data: str | Path, name: str = "the model") -> None:
     """Refuse a 2D model on volumes or a 3D model on images, before any work is done."""
-    model_3d = getattr(model, "spatial_dims", 2) == 3
-    data_3d = bool(getattr(source, "volumetric", False))
+    model_3d, data_3d = is_volumetric(model), source.volumetric
     if model_3d != data_3d:
         raise ConfigError(
             f"{name} takes {'volumes [N, C, D, H, W]' if model_3d else 'images [N, C, H, W]'} but {data} holds "
@@ -67,9 +67,8 @@ def evaluate_run(
         )
     check_dimensions(model, source, data, f"the model in {run_dir}")
     pre = model.card.preprocessing
-    volumetric = getattr(model, "spatial_dims", 2) == 3
-    normalise = {} if volumetric else {"mean": pre["mean"], "std": pre["std"]}
-    dataset = TransformedDataset(source.dataset(split), eval_transforms_for(volumetric, **normalise))
+    normalise = {} if source.volumetric else {"mean": pre["mean"], "std": pre["std"]}
+    dataset = TransformedDataset(source.dataset(split), eval_transforms_for(source.volumetric, **normalise))
     matrix = evaluate_model(model, dataset, num_classes=info.num_classes, ignore_index=info.ignore_index,
                             batch_size=batch_size, device=device)
     return {"split": split, **metrics_report(matrix.matrix, info.class_names)}

@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from omniseg.errors import ConfigError
-from omniseg.models.profile import example_input  # noqa: F401  (re-exported for export users)
 
 
 def export_program(model: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:

@@ -14,6 +14,7 @@ from omniseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, VolumeTransform
 from omniseg.errors import OmnisegError
 from omniseg.inference.optimize import fold_batchnorm
 from omniseg.models.hub import ModelCard, load_model
+from omniseg.models.semantic.base import is_volumetric
 
 ImageLike = str | Path | np.ndarray | Image.Image | torch.Tensor
 
@@ -62,7 +63,7 @@ class Predictor:
         self._std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
         model = model.eval().to(self.device)
         self._memory_format = torch.contiguous_format
-        self.volumetric = getattr(model, "spatial_dims", 2) == 3
+        self.volumetric = is_volumetric(model)
         if optimize and not self.volumetric:
             example = torch.randn(1, card.kwargs.get("in_channels", 3), 64, 64, device=self.device)
             model = fold_batchnorm(model, example)

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from omniseg.models.semantic.base import is_volumetric
+
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
@@ -18,7 +20,7 @@ def example_input(model: nn.Module, height: int = 256, width: int = 256, depth: 
     """A seeded random input of the shape ``model`` takes: ``[1, C, H, W]``, or ``[1, C, D, H, W]`` for
     volumetric models; ``C`` is read from the model's first convolution."""
     in_channels = next(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))).in_channels
-    spatial = (depth, height, width) if getattr(model, "spatial_dims", 2) == 3 else (height, width)
+    spatial = (depth, height, width) if is_volumetric(model) else (height, width)
     return torch.randn(1, in_channels, *spatial, generator=torch.Generator().manual_seed(0))
 
 
@@ -28,8 +30,8 @@ def profile_model(model: nn.Module, *, size: int = 512, volume_size: int = 64, r
     (volumetric models: ``[1, C, volume_size, volume_size, volume_size]``) in eval mode (GFLOPs count a
     multiply-add as 2 operations; latency is the median of ``repeats``)."""
     model = model.eval()
-    x = example_input(model, size, size, volume_size) if getattr(model, "spatial_dims", 2) == 2 else \
-        example_input(model, volume_size, volume_size, volume_size)
+    side = volume_size if is_volumetric(model) else size
+    x = example_input(model, side, side, side)
     counter = FlopCounterMode(display=False)
     with counter:
         model(x)

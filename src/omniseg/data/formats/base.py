@@ -16,10 +16,12 @@ class DataSource(Protocol):
     Attributes:
         info: class names, palette, ignore_index, things/stuff.
         description: how the layout was read (e.g. "folder, palette masks, seeded split").
+        volumetric: whether Samples are volumes ``[C, D, H, W]``.
     """
 
     info: DatasetInfo
     description: str
+    volumetric: bool
 
     def splits(self) -> list[str]:
         """Names of the splits present, e.g. ``["train", "val"]``."""
@@ -27,6 +29,10 @@ class DataSource(Protocol):
 
     def dataset(self, split: str) -> torch.utils.data.Dataset[Sample]:
         """The Samples of ``split``; raises DataError if the split is missing or empty."""
+        ...
+
+    def labelled(self, split: str) -> bool:
+        """Whether every Sample of ``split`` has a mask (known from the index, no mask is read)."""
         ...
 
     def class_pixel_stats(self, split: str) -> tuple[np.ndarray, np.ndarray] | None:

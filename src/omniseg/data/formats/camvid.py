@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from omniseg.data.formats.paired import PairedItem, PairedSource, seeded_split
-from omniseg.data.imageio import IMAGE_SUFFIXES
+from omniseg.data.formats.paired import PairedItem, PairedSource, colours_to_ids, seeded_split
+from omniseg.data.imageio import IMAGE_SUFFIXES, pack_rgb
 from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
@@ -41,11 +41,6 @@ def _images(directory: Path) -> list[Path]:
 
 def _first_dir(root: Path, names: tuple[str, ...]) -> Path | None:
     return next((root / n for n in names if (root / n).is_dir()), None)
-
-
-def _pack(rgb: np.ndarray) -> np.ndarray:
-    rgb = rgb.astype(np.int64)
-    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
 
 
 def read_label_colors(path: Path) -> list[tuple[tuple[int, int, int], str]]:
@@ -119,8 +114,8 @@ class CamVidSource(PairedSource):
         classes = [(colour, name) for colour, name in entries if name.lower() != "void"]
         self.info = DatasetInfo(class_names=[n for _, n in classes], palette=[c for c, _ in classes],
                                 ignore_index=DEFAULT_IGNORE_INDEX)
-        self.colour_lookup = {int(_pack(np.array(c))): i for i, (c, _) in enumerate(classes)}
-        self.colour_lookup.update({int(_pack(np.array(c))): DEFAULT_IGNORE_INDEX for c, n in entries if n.lower() == "void"})
+        self.colour_lookup = {int(pack_rgb(c)): i for i, (c, _) in enumerate(classes)}
+        self.colour_lookup.update({int(pack_rgb(c)): DEFAULT_IGNORE_INDEX for c, n in entries if n.lower() == "void"})
         image_dir, label_dir = _first_dir(self.root, ORIGINAL_IMAGE_DIRS), _first_dir(self.root, ORIGINAL_LABEL_DIRS)
         if image_dir is None:
             raise DataError(f"{self.root} has label_colors.txt but no image folder ({' or '.join(ORIGINAL_IMAGE_DIRS)})")
@@ -138,11 +133,7 @@ class CamVidSource(PairedSource):
             return super().decode_mask(raw, mode, path)
         if mode != "RGB":
             raise DataError(f"label {path} is not an RGB colour image; the 32-class CamVid labels are colour-coded")
-        packed = _pack(raw)
-        colours, inverse = np.unique(packed, return_inverse=True)
-        ids = np.array([self.colour_lookup.get(int(c), -1) for c in colours])
-        if (ids < 0).any():
-            unknown = int(colours[ids < 0][0])
-            rgb = (unknown >> 16, (unknown >> 8) & 255, unknown & 255)
-            raise DataError(f"label {path} holds colour {rgb}, which label_colors.txt does not list; add it there")
-        return ids[inverse].reshape(packed.shape).astype(np.int64)
+        ids, unknown = colours_to_ids(raw, self.colour_lookup)
+        if ids is None:
+            raise DataError(f"label {path} holds colour {unknown}, which label_colors.txt does not list; add it there")
+        return ids

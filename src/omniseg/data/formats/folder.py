@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from omniseg.data.formats.paired import PairedDataset, seeded_split
-from omniseg.data.imageio import IMAGE_SUFFIXES, read_label_png, verify_image
+from omniseg.data.imageio import IMAGE_SUFFIXES, pack_rgb, read_label_png, verify_image
 from omniseg.data.sample import DatasetInfo
 from omniseg.errors import DataError
 
@@ -38,11 +38,6 @@ class _Item:
     values: np.ndarray | None = None  # distinct raw mask values (ints, or packed RGB for colour masks)
     counts: np.ndarray | None = None
     mode: str = ""
-
-
-def _pack_rgb(array: np.ndarray) -> np.ndarray:
-    array = array.astype(np.int64)
-    return (array[..., 0] << 16) | (array[..., 1] << 8) | array[..., 2]
 
 
 def _list_images(directory: Path) -> list[Path]:
@@ -92,6 +87,7 @@ class FolderSource:
     """
 
     name = "folder"
+    volumetric = False
 
     @staticmethod
     def detect(root: Path) -> bool:
@@ -152,7 +148,7 @@ class FolderSource:
                         f"mask {item.mask} is {array.shape[1]}x{array.shape[0]} but its image {item.image} is "
                         f"{width}x{height}; resize the mask with nearest-neighbour interpolation or fix the pair"
                     )
-                raw = _pack_rgb(array) if mode == "RGB" else array
+                raw = pack_rgb(array) if mode == "RGB" else array
                 item.values, item.counts = np.unique(raw, return_counts=True)
                 item.mode = "rgb" if mode == "RGB" else ("palette" if mode == "P" else "index")
                 if palette is not None and self._png_palette is None:
@@ -200,7 +196,7 @@ class FolderSource:
 
     def _check_labels(self) -> None:
         num_classes, ignore = self.info.num_classes, self.info.ignore_index
-        colour_to_class = {_pack_rgb(np.array(c)).item(): k for k, c in enumerate(self.info.palette[:num_classes])}
+        colour_to_class = {pack_rgb(np.array(c)).item(): k for k, c in enumerate(self.info.palette[:num_classes])}
         self._colour_keys = np.array(sorted(colour_to_class), dtype=np.int64)
         self._colour_classes = np.array([colour_to_class[k] for k in self._colour_keys], dtype=np.int64)
         for item in self._labelled():
@@ -236,6 +232,9 @@ class FolderSource:
             raise DataError(f"split {split!r} of {self.root} is empty; put images in {self.root}/images/{split}/")
         return PairedDataset(self, self._items[split])
 
+    def labelled(self, split: str) -> bool:
+        return all(item.mask is not None for item in self._items.get(split, []))
+
     def class_pixel_stats(self, split: str) -> tuple[np.ndarray, np.ndarray] | None:
         num_classes = self.info.num_classes
         pixels = np.zeros(num_classes, np.int64)
@@ -260,5 +259,5 @@ class FolderSource:
     def read_mask(self, path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
         """Class ids of the mask at ``path`` (its size and labels were checked when the folder was opened)."""
         array, mode, _ = read_label_png(path)
-        raw = _pack_rgb(array) if mode == "RGB" else array.astype(np.int64)
+        raw = pack_rgb(array) if mode == "RGB" else array.astype(np.int64)
         return self._decode_values("rgb" if mode == "RGB" else "index", raw)

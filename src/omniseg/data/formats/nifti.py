@@ -39,7 +39,8 @@ def _nibabel():
     return nibabel
 
 
-def _case_id(path: Path) -> str:
+def case_id(path: Path) -> str:
+    """The file name without its NIfTI suffix: ``case_001.nii.gz`` -> ``case_001``."""
     return path.name[: -len(next(s for s in NIFTI_SUFFIXES if path.name.endswith(s)))]
 
 
@@ -141,7 +142,7 @@ class NiftiSource:
         nib = _nibabel()
         groups: dict[str, list[Path]] = {}
         for path in _nifti_files(images_dir):
-            case = _case_id(path)
+            case = case_id(path)
             match = re.fullmatch(r"(.+)_\d{4}", case)  # nnU-Net v2: one file per channel
             groups.setdefault(match.group(1) if match and self.per_channel_files else case, []).append(path)
         cases = []
@@ -193,13 +194,16 @@ class NiftiSource:
             raise DataError(f"{self.root} has no cases in split {split!r}; splits: {', '.join(self.splits())}")
         return VolumeDataset(self, self._cases[split])
 
+    def labelled(self, split: str) -> bool:
+        return all(case.label is not None for case in self._cases.get(split, []))
+
     def class_pixel_stats(self, split: str) -> tuple[np.ndarray, np.ndarray] | None:
         """Voxel counts per class, reading each label volume once (one at a time)."""
+        if not self.labelled(split):
+            return None
         num_classes = self.info.num_classes
         voxels, volume_voxels = np.zeros(num_classes, np.int64), np.zeros(num_classes, np.int64)
         for case in self._cases.get(split, []):
-            if case.label is None:
-                return None
             counts = np.bincount(self.read_label(case).reshape(-1), minlength=num_classes)[:num_classes]
             voxels += counts
             volume_voxels[counts > 0] += int(np.prod(case.shape))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from omniseg.data.imageio import read_image, read_label_png
+from omniseg.data.imageio import pack_rgb, read_image, read_label_png
 from omniseg.data.sample import DatasetInfo, Sample, make_sample
 from omniseg.errors import DataError
 
@@ -33,6 +33,17 @@ def seeded_split(items: list, val_fraction: float, seed: int) -> dict[str, list]
     return {"train": [x for i, x in enumerate(items) if i not in held], "val": [x for i, x in enumerate(items) if i in held]}
 
 
+def colours_to_ids(rgb: np.ndarray, lookup: dict[int, int]) -> tuple[np.ndarray | None, tuple[int, int, int] | None]:
+    """Class ids ``[H, W]`` of a colour-coded mask through ``lookup`` (packed colour -> id), or
+    ``(None, colour)`` with the first colour ``lookup`` lacks."""
+    colours, inverse = np.unique(pack_rgb(rgb), return_inverse=True)
+    ids = np.array([lookup.get(int(c), -1) for c in colours], dtype=np.int64)
+    if (ids < 0).any():
+        unknown = int(colours[ids < 0][0])
+        return None, (unknown >> 16, (unknown >> 8) & 255, unknown & 255)
+    return ids[inverse].reshape(rgb.shape[:2]), None
+
+
 class PairedSource:
     """Base of image + label-PNG formats. Subclasses set ``root``, ``info``, ``description`` and
     ``items`` (split -> list of PairedItem), and may override :meth:`decode_mask`."""
@@ -41,6 +52,7 @@ class PairedSource:
     info: DatasetInfo
     description: str
     items: dict[str, list[PairedItem]]
+    volumetric = False
 
     def splits(self) -> list[str]:
         return [s for s, items in self.items.items() if items]
@@ -69,25 +81,25 @@ class PairedSource:
                             f"(ignore = {ignore}); fix the mask or the class list")
         return mask
 
+    def labelled(self, split: str) -> bool:
+        return all(item.mask is not None for item in self.items.get(split, []))
+
     def image_size(self, item: PairedItem) -> tuple[int, int] | None:
         """The (H, W) a mask must have; None where the mask's own size is the truth (label PNGs)."""
         return None
 
     def class_pixel_stats(self, split: str) -> tuple[np.ndarray, np.ndarray] | None:
         """Pixels per class and pixels of the images containing each class, reading one mask at a time."""
-        cache = self.__dict__.setdefault("_stats_cache", {})
-        if split not in cache:
-            num_classes = self.info.num_classes
-            pixels, image_pixels = np.zeros(num_classes, np.int64), np.zeros(num_classes, np.int64)
-            for item in self.items.get(split, []):
-                if item.mask is None:
-                    return None
-                mask = self.read_mask(item.mask, self.image_size(item))
-                counts = np.bincount(mask[mask < num_classes].reshape(-1), minlength=num_classes)
-                pixels += counts
-                image_pixels[counts > 0] += mask.size
-            cache[split] = (pixels, image_pixels)
-        return cache[split]
+        if not self.labelled(split):
+            return None
+        num_classes = self.info.num_classes
+        pixels, image_pixels = np.zeros(num_classes, np.int64), np.zeros(num_classes, np.int64)
+        for item in self.items.get(split, []):
+            mask = self.read_mask(item.mask, self.image_size(item))
+            counts = np.bincount(mask[mask < num_classes].reshape(-1), minlength=num_classes)
+            pixels += counts
+            image_pixels[counts > 0] += mask.size
+        return pixels, image_pixels
 
 
 class PairedDataset(torch.utils.data.Dataset):

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from omniseg.data.formats.paired import PairedItem, PairedSource, seeded_split
+from omniseg.data.formats.paired import PairedItem, PairedSource, colours_to_ids, seeded_split
+from omniseg.data.imageio import pack_rgb
 from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
@@ -43,6 +44,9 @@ def voc_palette(count: int = 256) -> list[tuple[int, int, int]]:
             value >>= 3
         colours.append((r, g, b))
     return colours
+
+
+VOC_COLOUR_IDS = {int(pack_rgb(colour)): index for index, colour in enumerate(voc_palette(256))}
 
 
 def _voc_root(root: Path) -> Path:
@@ -106,11 +110,8 @@ class VOCSource(PairedSource):
 
     def decode_mask(self, raw: np.ndarray, mode: str, path: Path) -> np.ndarray:
         if mode == "RGB":  # VOC-coloured RGB masks (re-saved without the palette): map the colours back
-            packed = (raw[..., 0].astype(np.int64) << 16) | (raw[..., 1].astype(np.int64) << 8) | raw[..., 2]
-            lookup = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(voc_palette(256))}
-            colours, inverse = np.unique(packed, return_inverse=True)
-            ids = np.array([lookup.get(int(c), -1) for c in colours])
-            if (ids < 0).any():
+            ids, _ = colours_to_ids(raw, VOC_COLOUR_IDS)
+            if ids is None:
                 raise DataError(f"mask {path} holds colours outside the VOC palette; save it as a palette PNG")
-            return ids[inverse].reshape(packed.shape)
+            return ids
         return raw.astype(np.int64)

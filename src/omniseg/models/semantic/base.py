@@ -7,6 +7,11 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def is_volumetric(model: nn.Module) -> bool:
+    """Whether ``model`` takes volumes ``[N, C, D, H, W]`` (any module without ``spatial_dims`` is 2D)."""
+    return getattr(model, "spatial_dims", 2) == 3
+
+
 class SegmentationModel(nn.Module):
     """Base of semantic models: pads the input to a multiple of ``size_divisor`` and crops back
     (2D images, or volumes when ``spatial_dims`` is 3).

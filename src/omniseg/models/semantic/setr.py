@@ -75,6 +75,14 @@ def evenly_spaced_layers(depth: int, count: int) -> list[int]:
     return [round(depth * (i + 1) / count) - 1 for i in range(count)]
 
 
+def auxiliary_layers(decoder: str, depth: int) -> list[int]:
+    """Layers of the paper's auxiliary losses: 10/15/20 of 24 (scaled to ``depth``) for Naive and PUP,
+    the first three aggregated layers for MLA."""
+    if decoder == "mla":
+        return evenly_spaced_layers(depth, 4)[:3]
+    return [round(depth * f) - 1 for f in (10 / 24, 15 / 24, 20 / 24)]
+
+
 class SETR(SegmentationModel):
     """SEgmentation TRansformer: image -> 16x16 patches -> ViT -> a decoder.
 
@@ -107,7 +115,7 @@ class SETR(SegmentationModel):
         depth = _vit_depth(encoder)  # decides which layers feed the decoder
         self.num_classes, self.decoder_name = num_classes, decoder
         main = evenly_spaced_layers(depth, 4) if decoder == "mla" else [depth - 1]
-        aux_layers = (main[:3] if decoder == "mla" else [round(depth * f) - 1 for f in (10 / 24, 15 / 24, 20 / 24)]) if aux_head else []
+        aux_layers = auxiliary_layers(decoder, depth) if aux_head else []
         self.layers = sorted(set(main) | set(aux_layers))
         self.encoder = TimmEncoder(encoder, in_channels=in_channels, weights=encoder_weights,
                                    out_indices=tuple(self.layers), dynamic_img_size=True)

@@ -35,14 +35,3 @@ def make_act3d(act: str, channels: int) -> nn.Module:
         return nn.PReLU(channels)
     raise ValueError(f"act must be 'relu' or 'prelu', got {act!r}")
 
-
-def init_weights_3d(module: nn.Module) -> None:
-    """He initialisation for 3D convolutions and transposed convolutions, unit norms."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm3d, nn.GroupNorm, nn.InstanceNorm3d)) and m.weight is not None:
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)

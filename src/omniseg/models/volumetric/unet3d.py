@@ -7,8 +7,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from omniseg.models.builder import MODELS
+from omniseg.models.layers.init import init_weights
 from omniseg.models.semantic.base import SegmentationModel, overlap_tile, valid_output_size
-from omniseg.models.volumetric.blocks import ConvNormAct3d, init_weights_3d
+from omniseg.models.volumetric.blocks import ConvNormAct3d
 
 
 def _crop_to(skip: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -67,7 +68,7 @@ class UNet3D(SegmentationModel):
             channels = skip
         self.head = nn.Conv3d(channels, num_classes, 1)
         self.size_divisor = 2**depth
-        init_weights_3d(self)
+        init_weights(self)
 
     def valid_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The network as is; with ``padding="valid"`` the output is smaller than the input."""

@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from omniseg.models.builder import MODELS
+from omniseg.models.layers.init import init_weights
 from omniseg.models.semantic.base import SegmentationModel
-from omniseg.models.volumetric.blocks import NORM_LAYERS_3D, ConvNormAct3d, init_weights_3d, make_act3d
+from omniseg.models.volumetric.blocks import NORM_LAYERS_3D, ConvNormAct3d, make_act3d
 
 
 class ResidualStage(nn.Module):
@@ -78,7 +79,7 @@ class VNet(SegmentationModel):
             self.right.append(ResidualStage(out, convs, norm))
             channels = out
         self.head = nn.Conv3d(channels, num_classes, 1)
-        init_weights_3d(self)
+        init_weights(self)
 
     def _forward(self, x: torch.Tensor, aux: bool = False) -> torch.Tensor:
         x = self.left[0](x)
