@@ -22,6 +22,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/semantic_throughput.py
+	$(BIN)/python benchmarks/data_throughput.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -9,11 +9,11 @@ import sys
 from rich.console import Console
 
 from omniseg._version import __version__
-from omniseg.cli import demo, evaluate, export, models, predict, train
+from omniseg.cli import data, demo, evaluate, export, models, predict, train
 from omniseg.cli.output import quiet_libraries
 from omniseg.errors import OmnisegError
 
-SUBCOMMANDS = {"demo": demo, "train": train, "eval": evaluate, "predict": predict, "export": export, "models": models}
+SUBCOMMANDS = {"demo": demo, "train": train, "eval": evaluate, "predict": predict, "export": export, "models": models, "data": data}
 
 
 def build_parser() -> argparse.ArgumentParser:

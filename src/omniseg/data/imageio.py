@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -32,9 +33,23 @@ def verify_image(path: str | Path, what: str = "image") -> tuple[int, int]:
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
 
 
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+
+
 def read_image(path: str | Path) -> torch.Tensor:
-    """An image file as uint8 ``[3, H, W]`` RGB, EXIF orientation applied (grey and RGBA converted)."""
-    image = ImageOps.exif_transpose(_open(Path(path), "image"))
+    """An image file as uint8 ``[3, H, W]`` RGB, EXIF orientation applied (grey and RGBA converted).
+
+    JPEG files are decoded by OpenCV (libjpeg-turbo; it applies the EXIF orientation itself) and kept
+    in its pixel-interleaved memory: the tensor is ``[3, H, W]`` with channels-last strides, which
+    torchvision's resize and the models' channels-last layout take without a copy. Other files, and any
+    OpenCV cannot read, are decoded by Pillow.
+    """
+    path = Path(path)
+    if path.suffix.lower() in JPEG_SUFFIXES:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is not None:
+            return torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)
+    image = ImageOps.exif_transpose(_open(path, "image"))
     if image.mode not in ("RGB", "L"):
         if image.mode in ("I;16", "I", "F"):  # scale high-bit-depth images to 8 bits
             array = np.asarray(image, dtype=np.float64)

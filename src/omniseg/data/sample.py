@@ -10,7 +10,9 @@ torchvision tv_tensors::
         "meta": {"id": str, "path": str, "orig_size": (H, W)},
     }
 
-A reader fills what its format has; ``image`` and ``meta`` are always there.
+A reader fills what its format has; ``image`` and ``meta`` are always there. Formats with several
+human segmentations and no classes (BSDS) give ``segmentations`` (Mask ``[A, H, W]`` region ids, one
+per annotator) and ``boundaries`` (Mask ``[A, H, W]`` bool) instead of ``mask``.
 """
 
 from __future__ import annotations

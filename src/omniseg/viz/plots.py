@@ -84,4 +84,32 @@ def plot_sample(image: np.ndarray, truth: np.ndarray | None, pred: np.ndarray, p
     plt.close(fig)
 
 
-__all__ = ["plot_confusion", "plot_curves", "plot_sample"]
+def plot_samples_grid(samples: Sequence[tuple[str, np.ndarray, np.ndarray | None]], palette: Sequence[Sequence[int]],
+                      class_names: Sequence[str], out: str | Path, *, ignore_index: int = 255, columns: int = 4,
+                      title: str = "") -> None:
+    """A grid of ``(title, image uint8 [H, W, 3], mask or None)`` with the masks overlaid, and one
+    legend of the classes shown (ignored pixels left as they are)."""
+    columns = max(1, min(columns, len(samples)))
+    rows = max(1, -(-len(samples) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows + 0.6), squeeze=False)
+    shown: set[int] = set()
+    for ax in axes.reshape(-1):
+        ax.axis("off")
+    for ax, (name, image, mask) in zip(axes.reshape(-1), samples):
+        if mask is not None:
+            image = overlay(image, mask, palette, ignore_index=ignore_index, alpha=0.55)
+            shown |= set(np.unique(mask).tolist())
+        ax.imshow(image, interpolation="nearest")
+        ax.set_title(name[:28], fontsize=8)
+    classes = [c for c in sorted(shown) if 0 <= c < len(class_names)]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=np.asarray(palette[c]) / 255) for c in classes]
+    fig.legend(handles, [class_names[c] for c in classes], loc="lower center", ncol=min(len(classes), 6) or 1, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    legend_rows = -(-len(classes) // 6)
+    fig.tight_layout(rect=(0, min(0.05 * legend_rows / rows, 0.4), 1, 1))
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+
+
+__all__ = ["plot_confusion", "plot_curves", "plot_sample", "plot_samples_grid"]

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from omniseg.data.formats.ade20k import ADE20KFullSource, ADE20KSource
 from omniseg.data.formats.base import DataSource
+from omniseg.data.formats.bsds import BSDSSource
 from omniseg.data.formats.camvid import CamVidSource
 from omniseg.data.formats.cityscapes import CityscapesSource
+from omniseg.data.formats.coco import CocoPanopticSource, CocoSource
+from omniseg.data.formats.cvat import CVATSource
+from omniseg.data.formats.dsb import DSBSource
 from omniseg.data.formats.folder import FolderSource
+from omniseg.data.formats.labelme import LabelMeSource
 from omniseg.data.formats.nifti import NiftiSource
+from omniseg.data.formats.via import VIASource
 from omniseg.data.formats.voc import VOCSource
+from omniseg.data.formats.volumes import VolumePairsSource
 from omniseg.data.formats.yolo import YOLOSource
 from omniseg.errors import DataError
 from omniseg.registry import Registry
@@ -20,6 +28,16 @@ FORMATS.add("voc", VOCSource, description="JPEGImages/, SegmentationClass/*.png,
 FORMATS.add("camvid", CamVidSource, description="train/ + trainannot/ (SegNet's 11 classes) or label_colors.txt (32 classes)")
 FORMATS.add("cityscapes", CityscapesSource, description="leftImg8bit/<split>/<city>/, gtFine/<split>/<city>/*_labelIds.png")
 FORMATS.add("yolo", YOLOSource, description="data.yaml (names, train, val), images/<split>/, labels/<split>/*.txt polygons")
+FORMATS.add("ade20k", ADE20KSource, description="ADEChallengeData2016: images/training/, annotations/training/*.png (150 classes)")
+FORMATS.add("ade20k_full", ADE20KFullSource, description="ADE20K full: images/ADE/<split>/**/*_seg.png + per-image JSON")
+FORMATS.add("coco", CocoSource, description="annotations/instances_<split>.json (+ stuff_<split>.json), or one COCO JSON")
+FORMATS.add("coco_panoptic", CocoPanopticSource, description="annotations/panoptic_<split>.json + panoptic_<split>/*.png")
+FORMATS.add("labelme", LabelMeSource, description="*.json LabelMe files (shapes, imagePath), optional labels.txt")
+FORMATS.add("via", VIASource, description="a VIA 2.x JSON (export with regions, or project with _via_img_metadata)")
+FORMATS.add("cvat", CVATSource, description="a CVAT for images 1.1 XML (<annotations><image>...)")
+FORMATS.add("dsb", DSBSource, description="<id>/images/<id>.png + <id>/masks/*.png, one PNG per instance")
+FORMATS.add("bsds", BSDSSource, description="images/<split>/*.jpg + groundTruth/<split>/*.mat (BSDS human segmentations)")
+FORMATS.add("volumes", VolumePairsSource, description="X.nii.gz + X_label.nii.gz or X_image.nrrd + X_label.nrrd pairs")
 # the plain folder layout is the most general (any images/ folder): detection tries it last
 FORMATS.add("folder", FolderSource, description="images/<split>/*, masks/<split>/*.png, classes.json", fallback=True)
 
@@ -42,4 +60,8 @@ def load_dataset(path: str | Path, *, format: str = "auto", **options) -> DataSo
     raise DataError(f"{root} matches no known dataset layout (looked for {looked_for}); pass --format NAME")
 
 
-__all__ = ["DataSource", "FORMATS", "CamVidSource", "CityscapesSource", "FolderSource", "NiftiSource", "VOCSource", "YOLOSource", "load_dataset"]
+__all__ = [
+    "ADE20KFullSource", "ADE20KSource", "BSDSSource", "CVATSource", "CamVidSource", "CityscapesSource", "CocoPanopticSource",
+    "CocoSource", "DSBSource", "DataSource", "FORMATS", "FolderSource", "LabelMeSource", "NiftiSource", "VIASource", "VOCSource",
+    "VolumePairsSource", "YOLOSource", "load_dataset",
+]

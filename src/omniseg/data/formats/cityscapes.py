@@ -1,7 +1,7 @@
 """Cityscapes (fine annotations)::
 
     DATA/leftImg8bit/{train,val,test}/<city>/<city>_<seq>_<frame>_leftImg8bit.png
-    DATA/gtFine/{train,val,test}/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png      (also _instanceIds.png)
+    DATA/gtFine/{train,val,test}/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png      (and _instanceIds.png: labelId * 1000 + k for things)
 
 The 34 annotation ids of ``*_labelIds.png`` become the 19 training classes by the official table
 (cityscapesScripts ``labels.py``): road 7 -> 0, ..., bicycle 33 -> 18; every other id (unlabeled,
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from omniseg.data.formats.paired import PairedItem, PairedSource
+from omniseg.data.formats.paired import PairedItem, PairedSource, instances_from_ids
+from omniseg.data.imageio import read_label_png
 from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
@@ -65,7 +66,8 @@ class CityscapesSource(PairedSource):
                 mask = self.root / "gtFine" / split / image.parent.name / f"{stem}_gtFine_labelIds.png"
                 if not mask.is_file() and split != "test":
                     raise DataError(f"image {image} has no annotation {mask}; add it or remove the image")
-                items.append(PairedItem(image, mask if mask.is_file() else None))
+                instances = mask.with_name(f"{stem}_gtFine_instanceIds.png")
+                items.append(PairedItem(image, mask if mask.is_file() else None, instances if instances.is_file() else None))
             if items and any(i.mask for i in items) and not all(i.mask for i in items):
                 missing = next(i.image for i in items if i.mask is None)
                 raise DataError(f"image {missing} has no gtFine annotation while others in {split} do")
@@ -73,6 +75,15 @@ class CityscapesSource(PairedSource):
         if not any(self.items.values()):
             raise DataError(f"no *_leftImg8bit.png images under {self.root / 'leftImg8bit'}/<split>/<city>/")
         self.description = "cityscapes (gtFine labelIds -> 19 train ids, 255 = ignore)"
+
+    def read_instances(self, item: PairedItem, semantic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Instances of ``*_instanceIds.png``: ids >= 1000 are ``labelId * 1000 + k``; smaller ones are
+        stuff or groups without instance (e.g. a crowd of cars) and are not instances."""
+        raw, mode, _ = read_label_png(item.instances)
+        if raw.shape != semantic.shape or mode == "RGB":
+            raise DataError(f"{item.instances} must be a 16-bit id image of the size of its labelIds PNG")
+        ids = np.where(raw >= 1000, raw, 0)
+        return instances_from_ids(ids, semantic, self.info.ignore_index)
 
     def decode_mask(self, raw: np.ndarray, mode: str, path: Path) -> np.ndarray:
         if mode in ("RGB", "P"):

@@ -4,6 +4,8 @@ Layout::
 
     DATA/images/train/a.jpg      DATA/masks/train/a.png
     DATA/images/val/b.jpg        DATA/masks/val/b.png
+    DATA/instances/train/a.png   optional: instance ids (16-bit PNG, 0 = none; class = the mask's class under it);
+                                 a.1.png, a.2.png, ... hold instances that overlap those of a.png
     DATA/classes.json            optional: {"class_names": [...], "palette": [[r,g,b],...], "ignore_index": 255}
 
 Without split folders (``DATA/images/*``), a seeded split is made; its seed and fraction are in the
@@ -20,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from omniseg.data.formats.paired import PairedDataset, seeded_split
-from omniseg.data.imageio import IMAGE_SUFFIXES, pack_rgb, read_label_png, verify_image
+from omniseg.data.formats.paired import PairedDataset, PairedSource, seeded_split
+from omniseg.data.formats.records import records, write_image
+from omniseg.data.imageio import IMAGE_SUFFIXES, pack_rgb, read_label_png, verify_image, write_index_png
 from omniseg.data.sample import DatasetInfo
 from omniseg.errors import DataError
 
@@ -35,6 +39,7 @@ CLASSES_FILE = "classes.json"
 class _Item:
     image: Path
     mask: Path | None
+    instances: Path | None = None  # instances/<split>/<stem>.png: instance ids (0 = none)
     values: np.ndarray | None = None  # distinct raw mask values (ints, or packed RGB for colour masks)
     counts: np.ndarray | None = None
     mode: str = ""
@@ -44,7 +49,7 @@ def _list_images(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _read_classes(path: Path) -> DatasetInfo:
+def read_classes(path: Path) -> DatasetInfo:
     try:
         values = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -103,7 +108,7 @@ class FolderSource:
             raise DataError(f"{self.root} has no images/ folder; expected {self.root}/images/<split>/*.png")
         self._items = self._index(images_dir, val_fraction, split_seed)
         classes_path = self.root / CLASSES_FILE
-        declared = _read_classes(classes_path) if classes_path.is_file() else None
+        declared = read_classes(classes_path) if classes_path.is_file() else None
         self._scan_masks()
         self.binary = self._detect_binary(declared)
         self.info = declared or self._infer_info()
@@ -124,7 +129,9 @@ class FolderSource:
         items = {}
         for split, files in images.items():
             mask_dir = self.root / "masks" / split if subdirs else self.root / "masks"
-            items[split] = [_Item(f, (mask_dir / f"{f.stem}.png")) for f in files]
+            instance_dir = self.root / "instances" / split if subdirs else self.root / "instances"
+            items[split] = [_Item(f, mask_dir / f"{f.stem}.png", (instance_dir / f"{f.stem}.png") if (instance_dir / f"{f.stem}.png").is_file() else None)
+                            for f in files]
             found = [i for i in items[split] if i.mask.is_file()]
             if found and len(found) < len(items[split]):
                 missing = next(i for i in items[split] if not i.mask.is_file())
@@ -256,8 +263,46 @@ class FolderSource:
             return np.where(raw == 255, 1, raw)
         return raw
 
+    read_instances = PairedSource.read_instances
+
     def read_mask(self, path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
         """Class ids of the mask at ``path`` (its size and labels were checked when the folder was opened)."""
         array, mode, _ = read_label_png(path)
         raw = pack_rgb(array) if mode == "RGB" else array.astype(np.int64)
         return self._decode_values("rgb" if mode == "RGB" else "index", raw)
+
+
+def instance_layers(masks: np.ndarray) -> list[np.ndarray]:
+    """Instance ids 1..N as uint16 maps; an instance that overlaps one already placed goes to the next
+    layer, so overlapping instances keep every pixel."""
+    layers: list[np.ndarray] = []
+    for number, mask in enumerate(masks, 1):
+        layer = next((layer for layer in layers if not layer[mask].any()), None)
+        if layer is None:
+            layer = np.zeros(mask.shape, np.uint16)
+            layers.append(layer)
+        layer[mask] = number
+    return layers
+
+
+def write_folder(source, out: str | Path) -> Path:
+    """Write any 2D DataSource in the folder layout: images, class-id masks (palette PNGs, 16-bit when
+    ids pass 255), instance ids (16-bit PNGs) where the source has instances, and classes.json."""
+    out, info = Path(out), source.info
+    for record in records(source, "writing folder"):
+        write_image(record, out / "images" / record.split)
+        sample = record.sample
+        if "mask" in sample:
+            semantic = sample["mask"].numpy()
+            (out / "masks" / record.split).mkdir(parents=True, exist_ok=True)
+            if semantic.max(initial=0) <= 255:
+                write_index_png(out / "masks" / record.split / f"{record.stem}.png", semantic, info.palette)
+            else:
+                Image.fromarray(semantic.astype(np.uint16)).save(out / "masks" / record.split / f"{record.stem}.png")
+        if len(sample.get("instances", {}).get("labels", [])):
+            (out / "instances" / record.split).mkdir(parents=True, exist_ok=True)
+            for number, layer in enumerate(instance_layers(sample["instances"]["masks"].numpy())):
+                name = f"{record.stem}.png" if number == 0 else f"{record.stem}.{number}.png"
+                Image.fromarray(layer).save(out / "instances" / record.split / name)
+    (out / CLASSES_FILE).write_text(json.dumps(info.to_dict(), indent=1))
+    return out

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torchvision import tv_tensors
 
-from omniseg.data.formats.paired import seeded_split
+from omniseg.data.formats.paired import class_pixel_totals, seeded_split
 from omniseg.data.sample import DatasetInfo, Sample
 from omniseg.errors import DataError
 
@@ -201,13 +201,7 @@ class NiftiSource:
         """Voxel counts per class, reading each label volume once (one at a time)."""
         if not self.labelled(split):
             return None
-        num_classes = self.info.num_classes
-        voxels, volume_voxels = np.zeros(num_classes, np.int64), np.zeros(num_classes, np.int64)
-        for case in self._cases.get(split, []):
-            counts = np.bincount(self.read_label(case).reshape(-1), minlength=num_classes)[:num_classes]
-            voxels += counts
-            volume_voxels[counts > 0] += int(np.prod(case.shape))
-        return voxels, volume_voxels
+        return class_pixel_totals((self.read_label(case) for case in self._cases.get(split, [])), self.info.num_classes)
 
     def read_image(self, case: VolumeCase) -> np.ndarray:
         image = np.concatenate([read_nifti(path)[0] for path in case.images])

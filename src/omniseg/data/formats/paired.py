@@ -7,6 +7,7 @@ the file (size mismatch, labels outside the classes), and class pixel statistics
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,29 @@ from omniseg.errors import DataError
 class PairedItem:
     image: Path
     mask: Path | None
+    instances: Path | None = None  # optional PNG of instance ids (0 = none)
+
+
+def instances_from_ids(layers: np.ndarray | list[np.ndarray], semantic: np.ndarray, ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Instance masks ``[N, H, W]`` and labels ``[N]`` from id maps (one, or several layers when
+    instances overlap): one instance per non-zero id, in id order. Its class is the most common semantic
+    class over its visible pixels (those no higher id covers), as the mask was painted in id order."""
+    layers = [layers] if isinstance(layers, np.ndarray) else layers
+    found = sorted({v for layer in layers for v in np.unique(layer).tolist()} - {0})
+    masks = [np.logical_or.reduce([layer == value for layer in layers]) for value in found]
+    kept, labels = [], []
+    covered = np.zeros(semantic.shape, bool)
+    for mask in reversed(masks):  # the last painted is fully visible
+        for pixels in (mask & ~covered, mask):
+            classes = semantic[pixels]
+            classes = classes[(classes != ignore_index) & (classes >= 0)]
+            if len(classes):
+                kept.append(mask)
+                labels.append(int(np.bincount(classes).argmax()))
+                break
+        covered |= mask
+    stacked = np.stack(kept[::-1]) if kept else np.zeros((0, *semantic.shape), bool)
+    return stacked, np.asarray(labels[::-1], np.int64)
 
 
 def seeded_split(items: list, val_fraction: float, seed: int) -> dict[str, list]:
@@ -31,6 +55,16 @@ def seeded_split(items: list, val_fraction: float, seed: int) -> dict[str, list]
     order = np.random.default_rng(seed).permutation(len(items))
     held = set(order[: max(1, round(len(items) * val_fraction)) if len(items) > 1 else 0].tolist())
     return {"train": [x for i, x in enumerate(items) if i not in held], "val": [x for i, x in enumerate(items) if i in held]}
+
+
+def class_pixel_totals(masks: Iterable[np.ndarray], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(pixels of class c, pixels of the masks that contain c)`` over ``masks``, read one at a time."""
+    pixels, image_pixels = np.zeros(num_classes, np.int64), np.zeros(num_classes, np.int64)
+    for mask in masks:
+        counts = np.bincount(mask[(mask >= 0) & (mask < num_classes)].reshape(-1), minlength=num_classes)
+        pixels += counts
+        image_pixels[counts > 0] += mask.size
+    return pixels, image_pixels
 
 
 def colours_to_ids(rgb: np.ndarray, lookup: dict[int, int]) -> tuple[np.ndarray | None, tuple[int, int, int] | None]:
@@ -81,6 +115,21 @@ class PairedSource:
                             f"(ignore = {ignore}); fix the mask or the class list")
         return mask
 
+    def read_instances(self, item: PairedItem, semantic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Instances from ``item.instances`` and its overlap layers ``<stem>.1.png``, ``<stem>.2.png``, ...;
+        8-bit PNGs keep 255 for void (VOC's SegmentationObject)."""
+        layers, path = [], item.instances
+        while path.is_file():
+            raw, mode, _ = read_label_png(path)
+            if mode == "RGB" or raw.shape != semantic.shape:
+                raise DataError(f"instance PNG {path} must be a one-channel id image of the mask's size {semantic.shape}")
+            ids = raw.astype(np.int64)
+            if mode in ("P", "L"):
+                ids[ids == 255] = 0
+            layers.append(ids)
+            path = item.instances.with_name(f"{item.instances.stem}.{len(layers)}.png")
+        return instances_from_ids(layers, semantic, self.info.ignore_index)
+
     def labelled(self, split: str) -> bool:
         return all(item.mask is not None for item in self.items.get(split, []))
 
@@ -92,14 +141,8 @@ class PairedSource:
         """Pixels per class and pixels of the images containing each class, reading one mask at a time."""
         if not self.labelled(split):
             return None
-        num_classes = self.info.num_classes
-        pixels, image_pixels = np.zeros(num_classes, np.int64), np.zeros(num_classes, np.int64)
-        for item in self.items.get(split, []):
-            mask = self.read_mask(item.mask, self.image_size(item))
-            counts = np.bincount(mask[mask < num_classes].reshape(-1), minlength=num_classes)
-            pixels += counts
-            image_pixels[counts > 0] += mask.size
-        return pixels, image_pixels
+        masks = (self.read_mask(item.mask, self.image_size(item)) for item in self.items.get(split, []))
+        return class_pixel_totals(masks, self.info.num_classes)
 
 
 class PairedDataset(torch.utils.data.Dataset):
@@ -115,4 +158,8 @@ class PairedDataset(torch.utils.data.Dataset):
         item = self.items[index]
         image = read_image(item.image)
         mask = self.source.read_mask(item.mask, tuple(image.shape[-2:])) if item.mask is not None else None
-        return make_sample(image, mask=mask, sample_id=item.image.stem, path=str(item.image))
+        instance_masks = instance_labels = None
+        if mask is not None and getattr(item, "instances", None) is not None:
+            instance_masks, instance_labels = self.source.read_instances(item, mask)
+        return make_sample(image, mask=mask, instance_masks=instance_masks, instance_labels=instance_labels,
+                           sample_id=item.image.stem, path=str(item.image))

@@ -2,7 +2,7 @@
 
     DATA/JPEGImages/*.jpg
     DATA/SegmentationClass/*.png              palette PNGs: 0 = background, 1..20 classes, 255 = void (ignored)
-    DATA/SegmentationObject/*.png             optional instance ids (same palette trick)
+    DATA/SegmentationObject/*.png             optional instance ids 1..N (255 = void), read as instances
     DATA/ImageSets/Segmentation/{train,val,trainval,test}.txt   optional image ids per split
     DATA/class_names.txt                      optional, one name a line (labelme2voc writes it)
 
@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from omniseg.data.formats.paired import PairedItem, PairedSource, colours_to_ids, seeded_split
-from omniseg.data.imageio import pack_rgb
+from omniseg.data.formats.records import records, write_image
+from omniseg.data.imageio import pack_rgb, write_index_png
 from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
@@ -106,6 +107,9 @@ class VOCSource(PairedSource):
             how = "seeded split"
         if not any(self.items.values()):
             raise DataError(f"no labelled images under {self.root} (SegmentationClass/ is empty)")
+        for item in (i for items in self.items.values() for i in items):
+            objects = self.root / "SegmentationObject" / f"{item.image.stem}.png"
+            item.instances = objects if objects.is_file() and item.mask is not None else None
         self.description = f"voc ({len(names)} classes, 255 = void, {how})"
 
     def decode_mask(self, raw: np.ndarray, mode: str, path: Path) -> np.ndarray:
@@ -115,3 +119,39 @@ class VOCSource(PairedSource):
                 raise DataError(f"mask {path} holds colours outside the VOC palette; save it as a palette PNG")
             return ids
         return raw.astype(np.int64)
+
+
+def write_voc(source, out: str | Path) -> Path:
+    """Write any 2D DataSource in the Pascal VOC layout: JPEGImages/, SegmentationClass/ (VOC palette,
+    255 = void), SegmentationObject/ where there are instances, ImageSets/Segmentation/<split>.txt and
+    class_names.txt."""
+    out, info = Path(out), source.info
+    if info.num_classes > 255:
+        raise DataError(f"{source.root} has {info.num_classes} classes; VOC palette masks hold at most 255 (255 = void)")
+    palette = voc_palette(256)
+    splits: dict[str, list[str]] = {}
+    for record in records(source, "writing voc"):
+        write_image(record, out / "JPEGImages", (".jpg", ".jpeg", ".png"))
+        splits.setdefault(record.split, []).append(record.stem)
+        sample = record.sample
+        if "mask" not in sample:
+            continue
+        semantic = sample["mask"].numpy()
+        void = (semantic < 0) | (semantic >= info.num_classes)
+        (out / "SegmentationClass").mkdir(parents=True, exist_ok=True)
+        write_index_png(out / "SegmentationClass" / f"{record.stem}.png", np.where(void, 255, semantic), palette)
+        instances = sample.get("instances", {}).get("masks")
+        if instances is not None and len(instances):
+            if len(instances) > 254:
+                raise DataError(f"{sample['meta']['path']} has {len(instances)} instances; VOC object PNGs hold at most 254")
+            ids = np.zeros(record.size, np.uint8)
+            for number, mask in enumerate(instances.numpy(), 1):
+                ids[mask] = number
+            ids[void] = 255
+            (out / "SegmentationObject").mkdir(parents=True, exist_ok=True)
+            write_index_png(out / "SegmentationObject" / f"{record.stem}.png", ids, palette)
+    (out / "ImageSets" / "Segmentation").mkdir(parents=True, exist_ok=True)
+    for split, stems in splits.items():
+        (out / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{s}\n" for s in stems))
+    (out / "class_names.txt").write_text("".join(f"{n}\n" for n in info.class_names))
+    return out

@@ -4,21 +4,22 @@
     DATA/images/train/*.jpg         DATA/labels/train/*.txt   one object a line: ``class x1 y1 x2 y2 ...``
 
 Coordinates are polygon vertices normalised to 0..1; a line of exactly four numbers is a box
-(``cx cy w h``). An image without a label file has no objects. For semantic training the polygons are
-rasterised in file order (later objects cover earlier ones) into class ids shifted by one, so that
-0 is the background: YOLO class ``c`` is class ``c + 1``.
+(``cx cy w h``). An image without a label file has no objects. Every line is an instance; for
+semantic training the polygons are rasterised in file order (later objects cover earlier ones). Class
+ids are shifted by one, so that 0 is the background: YOLO class ``c`` is class ``c + 1``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import yaml
+from skimage import measure
 
-from omniseg.data.formats.paired import PairedItem, PairedSource
-from omniseg.data.imageio import IMAGE_SUFFIXES, verify_image
+from omniseg.data.formats.objects import AnnotatedObject, ObjectItem, ObjectSource
+from omniseg.data.formats.records import has_background, records, write_image
+from omniseg.data.imageio import IMAGE_SUFFIXES
 from omniseg.data.sample import DatasetInfo
 from omniseg.errors import DataError
 
@@ -66,7 +67,7 @@ def read_yolo_objects(path: Path, num_classes: int) -> list[tuple[int, np.ndarra
     return objects
 
 
-class YOLOSource(PairedSource):
+class YOLOSource(ObjectSource):
     """A YOLO segmentation dataset (see the module docstring)."""
 
     name = "yolo"
@@ -92,7 +93,7 @@ class YOLOSource(PairedSource):
         for split in ("train", "val", "test"):
             entry = values.get(split)
             if entry:
-                self.items[split] = [PairedItem(i, label_path(i)) for i in self._images(base, entry, manifest)]
+                self.items[split] = [ObjectItem(i, annotation=label_path(i)) for i in self._images(base, entry, manifest)]
         if not self.items.get("train"):
             raise DataError(f"{manifest}: the 'train' entry lists no images")
         self.description = f"yolo ({len(names)} classes + background, polygons rasterised)"
@@ -109,14 +110,58 @@ class YOLOSource(PairedSource):
                 raise DataError(f"{manifest}: {part!r} is neither an image folder nor a list file under {base}")
         return images
 
-    def read_mask(self, path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-        height, width = size
-        mask = np.zeros((height, width), np.uint8 if self.yolo_classes < 255 else np.int32)
-        if path.is_file():
-            for cls, vertices in read_yolo_objects(path, self.yolo_classes):
-                pixels = np.round(vertices * [width, height]).astype(np.int32)
-                cv2.fillPoly(mask, [pixels], int(cls + 1))
-        return mask.astype(np.int64)
+    def load_objects(self, item: ObjectItem, size: tuple[int, int]) -> list[AnnotatedObject]:
+        if not item.annotation.is_file():
+            return []
+        scale = np.array([size[1], size[0]], np.float64)
+        return [AnnotatedObject(cls + 1, [(vertices * scale).reshape(-1).tolist()])
+                for cls, vertices in read_yolo_objects(item.annotation, self.yolo_classes)]
 
-    def image_size(self, item: PairedItem) -> tuple[int, int]:
-        return verify_image(item.image)
+
+def mask_polygons(mask: np.ndarray) -> list[np.ndarray]:
+    """Outer polygons ``[P, 2]`` (x, y in pixels) of a boolean mask, traced halfway between inside and
+    outside pixel centres, so that rasterising them (a pixel is in when its centre is) gives the mask
+    back, up to holes, which are left out."""
+    padded = np.pad(mask.astype(np.float32), 1)
+    polygons = []
+    for contour in measure.find_contours(padded, 0.5, positive_orientation="high"):
+        rows, cols = contour[:, 0], contour[:, 1]
+        if np.sum(cols * np.roll(rows, -1) - np.roll(cols, -1) * rows) >= 0:  # a hole runs the other way round
+            continue
+        simplified = measure.approximate_polygon(contour, tolerance=0)[:-1]
+        if len(simplified) >= 3:
+            polygons.append(simplified[:, ::-1] - 0.5)  # (row, col) of the padded array -> (x, y)
+    return polygons
+
+
+def object_polygons(obj: AnnotatedObject, mask: np.ndarray) -> list[np.ndarray]:
+    """The polygons ``[P, 2]`` (pixels) of an object: its own where it has them, else traced from its mask."""
+    if isinstance(obj.segmentation, list):
+        return [np.asarray(p, np.float64).reshape(-1, 2) for p in obj.segmentation if len(p) >= 6]
+    return mask_polygons(mask)
+
+
+def write_yolo(source, out: str | Path) -> Path:
+    """Write any 2D DataSource as YOLO segmentation: ``images/<split>/``, ``labels/<split>/*.txt`` (one
+    polygon a line, normalised) and ``data.yaml``. Objects keep their polygons; bitmaps are traced
+    (outer outlines, see :func:`mask_polygons`). Crowd regions are left out: YOLO has no such notion."""
+    out, info = Path(out), source.info
+    first = 1 if has_background(info) else 0
+    splits = set()
+    for record in records(source, "writing yolo"):
+        write_image(record, out / "images" / record.split)
+        splits.add(record.split)
+        height, width = record.size
+        lines = []
+        for obj, mask in zip(record.objects, record.object_masks()):
+            if obj.iscrowd or not first <= obj.label < info.num_classes:
+                continue
+            for polygon in object_polygons(obj, mask):
+                coords = np.clip(polygon / [width, height], 0.0, 1.0).reshape(-1)
+                lines.append(" ".join([str(obj.label - first), *(f"{v:.6f}" for v in coords)]))
+        (out / "labels" / record.split).mkdir(parents=True, exist_ok=True)
+        (out / "labels" / record.split / f"{record.stem}.txt").write_text("".join(f"{line}\n" for line in lines))
+    manifest = {"path": ".", **{s: f"images/{s}" for s in sorted(splits)},
+                "names": {i: name for i, name in enumerate(info.class_names[first:])}}
+    (out / "data.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return out

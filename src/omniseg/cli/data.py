@@ -1,0 +1,180 @@
+"""``omniseg data``: check, describe, show, convert and download datasets."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from omniseg.cli.output import emit_json
+
+
+def add_parser(sub, name: str) -> None:
+    p = sub.add_parser(name, help="check, describe, show, convert or download a dataset",
+                       description="Work with datasets in any format omniseg reads.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def dataset_args(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("path", help="the dataset folder (its format is detected)")
+        parser.add_argument("--format", default="auto", help="force a format (see `omniseg data formats`)")
+
+    check = actions.add_parser("check", help="find every problem of a dataset (exit 1 if there are errors)")
+    dataset_args(check)
+    check.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print the report as JSON (or write FILE)")
+
+    stats = actions.add_parser("stats", help="class frequencies, median-frequency weights, image sizes")
+    dataset_args(stats)
+    stats.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print as JSON (or write FILE)")
+
+    show = actions.add_parser("show", help="a grid of samples with coloured masks and a legend")
+    dataset_args(show)
+    show.add_argument("--out", default="grid.png", help="image to write (default grid.png)")
+    show.add_argument("--split", help="split to show (default: the first)")
+    show.add_argument("--count", type=int, default=8, help="samples to show (default 8)")
+    show.add_argument("--seed", type=int, default=0, help="seed of the random choice of samples")
+
+    convert = actions.add_parser("convert", help="write a dataset in another format")
+    dataset_args(convert)
+    convert.add_argument("--to", required=True, choices=["folder", "coco", "voc", "yolo"], help="format to write")
+    convert.add_argument("--out", required=True, help="new folder to write (must not exist or be empty)")
+
+    download = actions.add_parser("download", help="download a public dataset (checksums, resume)")
+    download.add_argument("name", help="voc2012, camvid, ade20k, coco-val2017 or cityscapes")
+    download.add_argument("--out", default="data", help="folder to download into (default data/)")
+    download.add_argument("--mirror", help="fetch the archives from this base URL instead (a local copy)")
+
+    actions.add_parser("formats", help="list the formats omniseg reads")
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    return {"check": _check, "stats": _stats, "show": _show, "convert": _convert, "download": _download,
+            "formats": _formats}[args.action](args, console)
+
+
+def _check(args, console: Console) -> int:
+    from omniseg.data.doctor import check_dataset
+
+    report = check_dataset(args.path, format=args.format)
+    if args.json:
+        emit_json(console, report.to_dict(), args.json)
+        if args.json == "-":
+            return 1 if report.errors else 0
+    console.print(f"[bold]{report.path}[/]: {report.format or 'unknown format'}  {report.description}", highlight=False)
+    if report.counts:
+        console.print("images per split: " + ", ".join(f"{s} {n}" for s, n in report.counts.items()))
+    for title, findings, colour in (("errors", report.errors, "red"), ("warnings", report.warnings, "yellow")):
+        if findings:
+            table = Table(title=f"{len(findings)} {title}", title_style=f"bold {colour}", show_lines=False)
+            table.add_column("kind")
+            table.add_column("file", overflow="fold")
+            table.add_column("problem", overflow="fold")
+            for finding in findings:
+                table.add_row(finding.kind, finding.path, finding.message)
+            console.print(table)
+    if report.class_pixels and report.class_names:
+        total = [sum(v[c] for v in report.class_pixels.values()) for c in range(len(report.class_names))]
+        pixels = max(sum(total), 1)
+        console.print("class pixels: " + ", ".join(f"{n} {t / pixels:.1%}" for n, t in zip(report.class_names[:30], total))
+                      + (" ..." if len(report.class_names) > 30 else ""), highlight=False)
+    console.print("[bold red]check failed[/]" if report.errors else "[bold green]no errors[/]"
+                  + (f" ({len(report.warnings)} warnings)" if report.warnings else ""))
+    return 1 if report.errors else 0
+
+
+def _stats(args, console: Console) -> int:
+    from omniseg.data import load_dataset
+    from omniseg.data.stats import dataset_stats
+
+    stats = dataset_stats(load_dataset(args.path, format=args.format))
+    if args.json:
+        emit_json(console, stats, args.json)
+        if args.json == "-":
+            return 0
+    console.print(f"[bold]{args.path}[/]: {stats['description']}", highlight=False)
+    table = Table(title="classes (labelled splits)")
+    for column in ("id", "class", "pixels", "frequency", "median-freq. weight"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in stats["classes"]:
+        table.add_row(str(row["id"]), row["name"], f"{row['pixels']:,}", f"{row['frequency']:.4f}", f"{row['median_frequency_weight']:.3f}")
+    console.print(table)
+    sizes = Table(title="image sizes")
+    for column in ("split", "images", "size (H x W)", "count"):
+        sizes.add_column(column)
+    for split, values in stats["splits"].items():
+        for k, entry in enumerate(values["sizes"][:10]):
+            sizes.add_row(split if k == 0 else "", str(values["images"]) if k == 0 else "", " x ".join(map(str, entry["size"])), str(entry["count"]))
+    console.print(sizes)
+    return 0
+
+
+def _show(args, console: Console) -> int:
+    import numpy as np
+
+    from omniseg.data import load_dataset
+    from omniseg.errors import DataError
+    from omniseg.viz.overlay import grey_to_rgb
+    from omniseg.viz.plots import plot_samples_grid
+
+    source = load_dataset(args.path, format=args.format)
+    split = args.split or source.splits()[0]
+    dataset = source.dataset(split)
+    if args.count < 1:
+        raise DataError(f"--count must be at least 1, got {args.count}")
+    chosen = sorted(np.random.default_rng(args.seed).permutation(len(dataset))[: args.count].tolist())
+    panels, regions = [], False
+    for index in chosen:
+        sample = dataset[index]
+        image, mask = sample["image"].numpy(), sample["mask"].numpy() if "mask" in sample else None
+        if source.volumetric:  # the middle slice of the first channel
+            middle = image.shape[1] // 2
+            image, mask = grey_to_rgb(image[0, middle]), (mask[middle] if mask is not None else None)
+        else:
+            image = image.transpose(1, 2, 0)
+            image = grey_to_rgb(image[..., 0]) if image.dtype != np.uint8 else np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
+        if mask is None and "segmentations" in sample:  # BSDS: the first annotator's regions
+            mask, regions = sample["segmentations"][0].numpy(), True
+        panels.append((sample["meta"]["id"], image, mask))
+    info = source.info
+    palette = _region_palette(panels) if regions else info.palette
+    plot_samples_grid(panels, palette, [] if regions else info.class_names, args.out, ignore_index=info.ignore_index,
+                      title=f"{args.path} ({split}, {len(panels)} of {len(dataset)})")
+    console.print(f"wrote {args.out}")
+    return 0
+
+
+def _region_palette(panels) -> list[tuple[int, int, int]]:
+    from omniseg.data.sample import default_palette
+
+    return default_palette(max(int(p[2].max()) for p in panels if p[2] is not None) + 1)
+
+
+def _convert(args, console: Console) -> int:
+    from omniseg.data.convert import convert
+
+    out = convert(args.path, args.to, args.out, format=args.format)
+    console.print(f"wrote {out} ({args.to}); open it with --data {out}")
+    return 0
+
+
+def _download(args, console: Console) -> int:
+    from omniseg.data.download import DATASETS, download_dataset
+
+    entry = DATASETS.get(args.name)
+    if entry is not None and entry.note:
+        console.print(entry.note)
+    folder = download_dataset(args.name, args.out, mirror=args.mirror)
+    console.print(f"done: train with --data {folder}")
+    return 0
+
+
+def _formats(args, console: Console) -> int:
+    from omniseg.data.formats import FORMATS
+
+    table = Table(title="dataset formats (detected in this order; --format NAME forces one)")
+    table.add_column("name")
+    table.add_column("layout")
+    for name in sorted(FORMATS, key=lambda n: bool(FORMATS.meta(n).get("fallback"))):
+        table.add_row(name, FORMATS.meta(name).get("description", ""))
+    console.print(table)
+    return 0

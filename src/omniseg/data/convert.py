@@ -1,0 +1,32 @@
+"""Conversion between formats: read anything omniseg reads, write folder, COCO, VOC or YOLO."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omniseg.data.formats import load_dataset
+from omniseg.data.formats.coco import write_coco
+from omniseg.data.formats.folder import write_folder
+from omniseg.data.formats.voc import write_voc
+from omniseg.data.formats.yolo import write_yolo
+from omniseg.errors import DataError
+
+WRITERS = {"folder": write_folder, "coco": write_coco, "voc": write_voc, "yolo": write_yolo}
+
+
+def convert(source: str | Path, to: str, out: str | Path, *, format: str = "auto", **options) -> Path:
+    """Read the dataset at ``source`` and write it to ``out`` in the format ``to``.
+
+    ``out`` must not exist yet or be empty: conversion never writes over files.
+
+    Example:
+        >>> convert("data/labelme", "coco", "data/coco")  # doctest: +SKIP
+    """
+    if to not in WRITERS:
+        raise DataError(f"cannot write format {to!r}; choose one of {', '.join(WRITERS)}")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(f"{out} already exists and is not empty; choose a new --out folder (nothing is overwritten)")
+    opened = load_dataset(source, format=format, **options)
+    out.mkdir(parents=True, exist_ok=True)
+    return WRITERS[to](opened, out)

@@ -1,0 +1,206 @@
+"""The common core of formats that describe objects (COCO, LabelMe, VIA, CVAT, YOLO, DSB, ADE20K, ...).
+
+A reader lists ``ObjectItem``s per split and says how to load an image's objects; each object carries
+its geometry in COCO's own terms: polygons (a list of flat ``[x1, y1, x2, y2, ...]`` lists), an RLE dict,
+or a boolean bitmap. Rasterisation goes through pycocotools, so a polygon becomes exactly the mask COCO's
+``annToMask`` gives. A Sample gets both truths:
+
+- ``instances``: one mask per object that is not a crowd region;
+- ``mask``: semantic class ids, objects painted in order (a later object covers an earlier one), crowd
+  regions included; pixels no object covers are ``unlabelled`` (0, the background, unless the format
+  has no background class, e.g. COCO panoptic, where they are ``ignore_index``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pycocotools import mask as mask_utils
+
+from omniseg.data.formats.paired import class_pixel_totals
+from omniseg.data.imageio import read_image, verify_image
+from omniseg.data.sample import DatasetInfo, Sample, make_sample
+from omniseg.errors import DataError
+
+Segmentation = list | dict | np.ndarray
+
+BACKGROUND_NAMES = {"background", "_background_", "__background__", "bg"}
+
+
+@dataclass
+class AnnotatedObject:
+    """One object: its class id (in DatasetInfo), its geometry and whether it is a crowd region."""
+
+    label: int
+    segmentation: Segmentation
+    iscrowd: bool = False
+
+
+@dataclass
+class ObjectItem:
+    """One image of an object-annotated dataset; ``objects`` is None until loaded (lazy formats)."""
+
+    image: Path
+    annotation: Path | None = None  # the file that describes it (named in errors)
+    size: tuple[int, int] | None = None  # (H, W) as the annotation states it
+    objects: list[AnnotatedObject] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def peek_text(path: Path, size: int = 4096) -> str:
+    """The first ``size`` characters of a text file ("" if unreadable): enough to tell formats apart."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return file.read(size)
+    except OSError:
+        return ""
+
+
+def rectangle_polygon(x1: float, y1: float, x2: float, y2: float) -> list[float]:
+    """A box as a 4-vertex flat polygon."""
+    x1, x2 = sorted((float(x1), float(x2)))
+    y1, y2 = sorted((float(y1), float(y2)))
+    return [x1, y1, x2, y1, x2, y2, x1, y2]
+
+
+def ellipse_polygon(cx: float, cy: float, rx: float, ry: float, theta: float = 0.0, vertices: int = 64) -> list[float]:
+    """An ellipse (rotated by ``theta`` radians) as a flat polygon of ``vertices`` points."""
+    angles = np.linspace(0.0, 2.0 * math.pi, vertices, endpoint=False)
+    x, y = rx * np.cos(angles), ry * np.sin(angles)
+    c, s = math.cos(theta), math.sin(theta)
+    points = np.stack([cx + c * x - s * y, cy + s * x + c * y], axis=1)
+    return points.reshape(-1).tolist()
+
+
+def object_mask(segmentation: Segmentation, height: int, width: int) -> np.ndarray:
+    """The boolean ``[H, W]`` mask of one object, as pycocotools' ``annToMask`` gives it.
+
+    Example:
+        >>> object_mask([[0, 0, 4, 0, 4, 2, 0, 2]], 4, 6).sum()
+        np.int64(8)
+    """
+    if isinstance(segmentation, np.ndarray):
+        if segmentation.shape != (height, width):
+            raise ValueError(f"bitmap is {segmentation.shape[1]}x{segmentation.shape[0]}, image {width}x{height}")
+        return segmentation.astype(bool)
+    if isinstance(segmentation, dict):
+        rle = segmentation
+        if isinstance(rle.get("counts"), list):
+            rle = mask_utils.frPyObjects(rle, height, width)
+        return mask_utils.decode(rle).astype(bool)
+    polygons = [[float(v) for v in p] for p in segmentation if len(p) >= 6]
+    if not polygons:  # zero-area or empty polygons cover nothing
+        return np.zeros((height, width), bool)
+    return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))).astype(bool)
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """A boolean mask as COCO's compressed RLE (``counts`` as text, JSON-ready)."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def split_by_group(shapes: list[tuple[int, Any, Segmentation]]) -> list[AnnotatedObject]:
+    """Objects from ``(label, group, segmentation)`` shapes in file order: polygon shapes that share
+    ``(label, group)`` become one object (LabelMe group ids, CVAT groups); ``group`` None stays alone."""
+    objects, grouped = [], {}
+    for label, group, segmentation in shapes:
+        key = (label, group)
+        if group is not None and key in grouped and isinstance(segmentation, list):
+            grouped[key].segmentation.extend(segmentation)
+            continue
+        obj = AnnotatedObject(label, list(segmentation) if isinstance(segmentation, list) else segmentation)
+        if group is not None and isinstance(segmentation, list):
+            grouped[key] = obj
+        objects.append(obj)
+    return objects
+
+
+class ObjectSource:
+    """Base of object-annotated formats. Subclasses set ``root``, ``info``, ``description`` and
+    ``items`` (split -> list of ObjectItem), and implement :meth:`load_objects` when items are lazy."""
+
+    root: Path
+    info: DatasetInfo
+    description: str
+    items: dict[str, list[ObjectItem]]
+    volumetric = False
+    unlabelled = 0  # semantic value of pixels no object covers
+
+    def splits(self) -> list[str]:
+        return [s for s, items in self.items.items() if items]
+
+    def dataset(self, split: str) -> ObjectDataset:
+        if not self.items.get(split):
+            raise DataError(f"{self.root} has no images in split {split!r}; splits found: {', '.join(self.splits()) or 'none'}")
+        return ObjectDataset(self, self.items[split])
+
+    def labelled(self, split: str) -> bool:
+        return bool(self.items.get(split))
+
+    def load_objects(self, item: ObjectItem, size: tuple[int, int]) -> list[AnnotatedObject]:
+        """The objects of ``item`` in an image of ``size`` (H, W); by default those listed at open."""
+        return item.objects or []
+
+    def load_image(self, item: ObjectItem) -> torch.Tensor:
+        return read_image(item.image)
+
+    def image_size(self, item: ObjectItem) -> tuple[int, int]:
+        return tuple(item.size) if item.size else verify_image(item.image)
+
+    def objects_of(self, item: ObjectItem, size: tuple[int, int]) -> list[AnnotatedObject]:
+        """The objects of ``item``, checked against the image's size and the class list."""
+        if item.size is not None and tuple(item.size) != tuple(size):
+            raise DataError(f"{item.annotation or item.image} says image {item.image.name} is {item.size[1]}x{item.size[0]} "
+                            f"but the file is {size[1]}x{size[0]}; fix the annotation's width/height or the image")
+        objects = self.load_objects(item, size)
+        for obj in objects:
+            if not 0 <= obj.label < self.info.num_classes and obj.label != self.info.ignore_index:
+                raise DataError(f"{item.annotation or item.image}: class id {obj.label} is outside 0..{self.info.num_classes - 1}")
+        return objects
+
+    def rasterise(self, objects: list[AnnotatedObject], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(semantic [H, W] int64, instance masks [N, H, W] bool, instance labels [N])``."""
+        height, width = size
+        semantic = np.full((height, width), self.unlabelled, np.int64)
+        masks, labels = [], []
+        for obj in objects:
+            mask = object_mask(obj.segmentation, height, width)
+            semantic[mask] = obj.label
+            if not obj.iscrowd and obj.label != self.info.ignore_index and obj.label in self.info.things:
+                masks.append(mask)
+                labels.append(obj.label)
+        stacked = np.stack(masks) if masks else np.zeros((0, height, width), bool)
+        return semantic, stacked, np.asarray(labels, np.int64)
+
+    def class_pixel_stats(self, split: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Pixels per class and pixels of the images containing each class, one image at a time."""
+        def semantic_masks():
+            for item in self.items.get(split, []):
+                size = self.image_size(item)
+                yield self.rasterise(self.objects_of(item, size), size)[0]
+
+        return class_pixel_totals(semantic_masks(), self.info.num_classes)
+
+
+class ObjectDataset(torch.utils.data.Dataset):
+    """The Samples of one split of an :class:`ObjectSource`, read and rasterised on access."""
+
+    def __init__(self, source: ObjectSource, items: list[ObjectItem]) -> None:
+        self.source, self.items, self.info = source, items, source.info
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Sample:
+        item = self.items[index]
+        image = self.source.load_image(item)
+        size = (int(image.shape[-2]), int(image.shape[-1]))
+        semantic, masks, labels = self.source.rasterise(self.source.objects_of(item, size), size)
+        return make_sample(image, mask=semantic, instance_masks=masks, instance_labels=labels,
+                           sample_id=item.image.stem, path=str(item.image))
