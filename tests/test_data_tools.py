@@ -103,6 +103,12 @@ MALFORMED = {
     "coco_annotation_types": ("annotations/instances_train.json",
                               '{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [7], "categories": [{"id": 1, "name": "x"}]}'),
     "coco_category_types": ("annotations/instances_train.json", '{"images": [], "annotations": [], "categories": ["cat"]}'),
+    "coco_rle": ("annotations/instances_train.json", '{"images": [{"id": 1, "file_name": "a.png", "height": 20, "width": 24}], '
+                 '"annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": {"size": [20, 24], "counts": "zz!!"}}], '
+                 '"categories": [{"id": 1, "name": "x"}]}'),
+    "coco_rle_size": ("annotations/instances_train.json", '{"images": [{"id": 1, "file_name": "a.png"}], '
+                      '"annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": {"size": [2, 2], "counts": [1, 3]}}], '
+                      '"categories": [{"id": 1, "name": "x"}]}'),
     "labelme_truncated": ("a.json", '{"shapes": [{"label": "cat", "points": [[1, 2], [3'),
     "labelme_types": ("a.json", '{"shapes": [{"label": 5, "points": [[1, 2]]}], "imagePath": "a.png"}'),
     "labelme_points": ("a.json", '{"shapes": [{"label": "cat", "points": [[1, "x"], 4]}], "imagePath": "a.png"}'),

@@ -438,3 +438,50 @@ def test_train_starts_on_every_semantic_sample_without_naming_the_format(run_cli
     assert code == 0, err
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert 0.0 <= metrics["miou"] <= 1.0 and len(metrics["per_class"]) == load_dataset(SHARED_DATA / sample).info.num_classes
+
+
+def test_coco_stuff_is_painted_under_the_things(tmp_path):
+    from pycocotools import mask as mask_utils
+
+    root = _coco_fixture(tmp_path)
+    sky = np.zeros((20, 24), np.uint8)
+    sky[:10] = 1
+    rle = mask_utils.encode(np.asfortranarray(sky))
+    rle["counts"] = rle["counts"].decode()
+    stuff = {"images": [{"id": 10, "file_name": "a.png", "height": 20, "width": 24}],
+             "annotations": [{"id": 1, "image_id": 10, "category_id": 150, "iscrowd": 0, "segmentation": rle}],
+             "categories": [{"id": 150, "name": "sky"}]}
+    (root / "annotations" / "stuff_train2017.json").write_text(json.dumps(stuff))
+    source = load_dataset(root)
+    assert source.info.class_names == ["background", "cat", "dog", "sky"] and source.info.things == [1, 2]
+    sample = next(s for s in (source.dataset("train")[i] for i in range(2)) if s["meta"]["id"] == "a")
+    mask = sample["mask"].numpy()
+    assert mask[0, 20] == 3 and mask[2, 2] == 1 and (mask[10:] != 3).all()  # the cat covers the sky
+    assert sample["instances"]["labels"].tolist() == [1]  # stuff is no instance
+
+
+def test_volume_pairs_nifti_and_nrrd_generated(tmp_path):
+    nibabel = pytest.importorskip("nibabel")
+    nrrd = pytest.importorskip("nrrd")
+    rng = np.random.default_rng(0)
+    for case in ("a", "b"):
+        image = rng.random((6, 7, 8)).astype(np.float32)  # x, y, z
+        labels = np.zeros((6, 7, 8), np.uint8)
+        labels[1:3, 2:5, 3:6] = 4
+        nibabel.save(nibabel.Nifti1Image(image, np.eye(4)), tmp_path / f"{case}.nii.gz")
+        nibabel.save(nibabel.Nifti1Image(labels, np.eye(4)), tmp_path / f"{case}_label.nii.gz")
+    nrrd.write(str(tmp_path / "c_image.nrrd"), rng.random((6, 7, 8)).astype(np.float32))
+    wrong = np.zeros((6, 7, 9), np.uint8)
+    nrrd.write(str(tmp_path / "c_label.nrrd"), wrong)
+    with pytest.raises(DataError, match=r"c_label\.nrrd is \(9, 7, 6\)"):
+        load_dataset(tmp_path)
+    labels = np.zeros((6, 7, 8), np.uint8)
+    labels[0, 0, 0] = 2
+    nrrd.write(str(tmp_path / "c_label.nrrd"), labels)
+    source = load_dataset(tmp_path, val_fraction=0.34)
+    assert source.name == "volumes" and source.values == [0, 2, 4] and source.info.class_names == ["background", "label_2", "label_4"]
+    cases = {c.id: c for s in source.splits() for c in source._cases[s]}
+    assert cases["a"].shape == (8, 7, 6)
+    labels_a = source.read_label(cases["a"])
+    assert labels_a.shape == (8, 7, 6) and int((labels_a == 2).sum()) == 2 * 3 * 3  # value 4 -> class 2, z y x order
+    assert source.read_label(cases["c"])[0, 0, 0] == 1

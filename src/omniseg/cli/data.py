@@ -65,7 +65,7 @@ def _check(args, console: Console) -> int:
         console.print("images per split: " + ", ".join(f"{s} {n}" for s, n in report.counts.items()))
     for title, findings, colour in (("errors", report.errors, "red"), ("warnings", report.warnings, "yellow")):
         if findings:
-            table = Table(title=f"{len(findings)} {title}", title_style=f"bold {colour}", show_lines=False)
+            table = Table(title=f"{len(findings)} {title if len(findings) > 1 else title[:-1]}", title_style=f"bold {colour}")
             table.add_column("kind")
             table.add_column("file", overflow="fold")
             table.add_column("problem", overflow="fold")

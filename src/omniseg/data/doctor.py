@@ -104,15 +104,14 @@ def _check_samples(source, report: DoctorReport) -> None:
         report.counts[split] = len(dataset)
         pixels = np.zeros(info.num_classes, np.int64)
         for index in range(len(dataset)):
-            item = getattr(dataset, "items", getattr(dataset, "cases", [None] * len(dataset)))[index]
-            image_path = Path(getattr(item, "image", "") or "") if item is not None and not isinstance(item, tuple) else None
+            image_path = dataset.path(index)
             try:
                 sample = dataset[index]
             except DataError as exc:
-                report.add("error", "unreadable_sample", image_path or split, str(exc))
+                report.add("error", "unreadable_sample", image_path, str(exc))
                 continue
             except Exception as exc:
-                report.add("error", "reader_failure", image_path or split, f"{type(exc).__name__}: {exc}")
+                report.add("error", "reader_failure", image_path, f"{type(exc).__name__}: {exc}")
                 continue
             sample_path = sample["meta"]["path"]
             stem = sample["meta"]["id"]

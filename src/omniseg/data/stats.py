@@ -14,17 +14,9 @@ from omniseg.losses.functional import median_frequency_weights
 def image_sizes(source, split: str) -> Counter:
     """``Counter`` of (H, W) (volumes: (D, H, W)) over a split, from file headers where the index has paths."""
     dataset = source.dataset(split)
-    sizes = Counter()
-    for index in range(len(dataset)):
-        item = getattr(dataset, "items", getattr(dataset, "cases", None))
-        entry = item[index] if item is not None else None
-        if hasattr(entry, "shape"):
-            sizes[tuple(entry.shape)] += 1
-        elif isinstance(entry, tuple) or hasattr(entry, "image"):
-            sizes[verify_image(entry[0] if isinstance(entry, tuple) else entry.image)] += 1
-        else:
-            sizes[tuple(dataset[index]["image"].shape[1:])] += 1
-    return sizes
+    if source.volumetric:
+        return Counter(tuple(case.shape) for case in dataset.cases)
+    return Counter(verify_image(dataset.path(index)) for index in range(len(dataset)))
 
 
 def dataset_stats(source) -> dict:

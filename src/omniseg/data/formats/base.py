@@ -28,7 +28,8 @@ class DataSource(Protocol):
         ...
 
     def dataset(self, split: str) -> torch.utils.data.Dataset[Sample]:
-        """The Samples of ``split``; raises DataError if the split is missing or empty."""
+        """The Samples of ``split``; raises DataError if the split is missing or empty. The dataset's
+        ``path(index)`` names the image file of a Sample without reading it."""
         ...
 
     def labelled(self, split: str) -> bool:

@@ -106,6 +106,9 @@ class BSDSDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def path(self, index: int) -> Path:
+        return self.items[index][0]
+
     def __getitem__(self, index: int) -> Sample:
         image_path, truth_path = self.items[index]
         image = read_image(image_path)

@@ -228,6 +228,10 @@ class VolumeDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.cases)
 
+    def path(self, index: int) -> Path:
+        """The (first) image file of case ``index``."""
+        return self.cases[index].images[0]
+
     def __getitem__(self, index: int) -> Sample:
         case = self.cases[index]
         sample: Sample = {

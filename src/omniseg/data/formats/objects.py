@@ -90,9 +90,16 @@ def object_mask(segmentation: Segmentation, height: int, width: int) -> np.ndarr
         return segmentation.astype(bool)
     if isinstance(segmentation, dict):
         rle = segmentation
+        if [int(v) for v in rle.get("size", [])] != [height, width]:
+            raise ValueError(f"its RLE has size {rle.get('size')}, the image is {height}x{width} (height, width)")
         if isinstance(rle.get("counts"), list):
             rle = mask_utils.frPyObjects(rle, height, width)
-        return mask_utils.decode(rle).astype(bool)
+        elif isinstance(rle.get("counts"), str):
+            rle = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
+        try:
+            return mask_utils.decode(rle).astype(bool)
+        except Exception as exc:  # pycocotools raises bare Exceptions and TypeErrors for bad counts
+            raise ValueError(f"its RLE counts cannot be decoded ({exc})") from None
     polygons = [[float(v) for v in p] for p in segmentation if len(p) >= 6]
     if not polygons:  # zero-area or empty polygons cover nothing
         return np.zeros((height, width), bool)
@@ -164,13 +171,18 @@ class ObjectSource:
                 raise DataError(f"{item.annotation or item.image}: class id {obj.label} is outside 0..{self.info.num_classes - 1}")
         return objects
 
-    def rasterise(self, objects: list[AnnotatedObject], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(semantic [H, W] int64, instance masks [N, H, W] bool, instance labels [N])``."""
+    def rasterise(self, objects: list[AnnotatedObject], size: tuple[int, int], where: Path | str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(semantic [H, W] int64, instance masks [N, H, W] bool, instance labels [N])``; ``where``
+        (the annotation file) is named when an object's geometry is broken."""
         height, width = size
         semantic = np.full((height, width), self.unlabelled, np.int64)
         masks, labels = [], []
-        for obj in objects:
-            mask = object_mask(obj.segmentation, height, width)
+        for number, obj in enumerate(objects):
+            try:
+                mask = object_mask(obj.segmentation, height, width)
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise DataError(f"{where}: object {number} ({self.info.class_names[obj.label] if obj.label < self.info.num_classes else obj.label}) "
+                                f"cannot be drawn: {exc}") from None
             semantic[mask] = obj.label
             if not obj.iscrowd and obj.label != self.info.ignore_index and obj.label in self.info.things:
                 masks.append(mask)
@@ -183,7 +195,7 @@ class ObjectSource:
         def semantic_masks():
             for item in self.items.get(split, []):
                 size = self.image_size(item)
-                yield self.rasterise(self.objects_of(item, size), size)[0]
+                yield self.rasterise(self.objects_of(item, size), size, item.annotation or item.image)[0]
 
         return class_pixel_totals(semantic_masks(), self.info.num_classes)
 
@@ -197,10 +209,14 @@ class ObjectDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def path(self, index: int) -> Path:
+        """The image file of Sample ``index`` (named in reports without reading it)."""
+        return self.items[index].image
+
     def __getitem__(self, index: int) -> Sample:
         item = self.items[index]
         image = self.source.load_image(item)
         size = (int(image.shape[-2]), int(image.shape[-1]))
-        semantic, masks, labels = self.source.rasterise(self.source.objects_of(item, size), size)
+        semantic, masks, labels = self.source.rasterise(self.source.objects_of(item, size), size, item.annotation or item.image)
         return make_sample(image, mask=semantic, instance_masks=masks, instance_labels=labels,
                            sample_id=item.image.stem, path=str(item.image))

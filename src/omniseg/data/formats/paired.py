@@ -154,6 +154,10 @@ class PairedDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def path(self, index: int) -> Path:
+        """The image file of Sample ``index`` (named in reports without reading it)."""
+        return self.items[index].image
+
     def __getitem__(self, index: int) -> Sample:
         item = self.items[index]
         image = read_image(item.image)
