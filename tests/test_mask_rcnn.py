@@ -1,0 +1,62 @@
+"""Mask R-CNN: construction on each backbone kind, training losses, inference outputs, anchors, weights."""
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from omniseg import create_model, list_models
+from omniseg.errors import ConfigError
+from omniseg.models.instance.mask_rcnn import load_detection_weights
+
+
+def _targets(n=2, size=64):
+    targets = []
+    for i in range(n):
+        masks = torch.zeros(2, size, size, dtype=torch.uint8)
+        masks[0, 5:25, 8:30] = 1
+        masks[1, 30 + i : 55, 30:60] = 1
+        boxes = torch.tensor([[8, 5, 30, 25], [30, 30 + i, 60, 55]], dtype=torch.float32)
+        targets.append({"boxes": boxes, "labels": torch.tensor([1, 2]), "masks": masks})
+    return targets
+
+
+@pytest.mark.parametrize("backbone", ["resnet50_fpn", "resnet50_fpn_v2", "resnet18"])
+def test_mask_rcnn_trains_and_predicts(backbone):
+    torch.manual_seed(0)
+    model = create_model("maskrcnn", num_classes=3, backbone=backbone, min_size=64, max_size=64, anchor_sizes="small",
+                         rpn_post_nms_top_n_train=200)
+    images = [torch.rand(3, 64, 64) for _ in range(2)]
+    model.train()
+    losses = model(images, _targets())
+    assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"}
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    model.eval()
+    with torch.no_grad():
+        out = model(images)
+    assert len(out) == 2 and set(out[0]) == {"boxes", "labels", "scores", "masks"}
+    assert out[0]["masks"].shape[1:] == (1, 64, 64) and out[0]["boxes"].shape[1] == 4
+
+
+def test_mask_rcnn_is_an_instance_model_with_checked_options():
+    assert "maskrcnn" in list_models("instance") and "maskrcnn" not in list_models("semantic")
+    with pytest.raises(ConfigError, match="one size per FPN level"):
+        create_model("maskrcnn", num_classes=3, anchor_sizes=(8, 16))
+    with pytest.raises(ConfigError, match="COCO weights exist for the torchvision"):
+        create_model("maskrcnn", num_classes=3, backbone="resnet18", weights="coco")
+    model = create_model("maskrcnn", num_classes=3, anchor_sizes="small")
+    assert model.rpn.anchor_generator.sizes == ((8,), (16,), (32,), (64,), (128,))
+
+
+def test_mask_rcnn_weights_file_keeps_all_but_the_class_predictors(tmp_path):
+    torch.manual_seed(0)
+    source = create_model("maskrcnn", num_classes=5, backbone="resnet18")
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, tmp_path / "w.safetensors")
+    target = create_model("maskrcnn", num_classes=3, backbone="resnet18", weights=str(tmp_path / "w.safetensors"))
+    assert torch.equal(target.backbone.fpn.inner_blocks[0][0].weight, source.backbone.fpn.inner_blocks[0][0].weight)
+    skipped = load_detection_weights(target, tmp_path / "w.safetensors")
+    assert sorted(skipped) == sorted(k for k in source.state_dict() if "box_predictor" in k or "mask_fcn_logits" in k)
+    other = create_model("maskrcnn", num_classes=3, backbone="resnet34")
+    with pytest.raises(ValueError, match="does not fit this Mask R-CNN"):
+        load_detection_weights(other, tmp_path / "w.safetensors")
