@@ -23,7 +23,7 @@ def _targets(n=2, size=64):
 @pytest.mark.parametrize("backbone", ["resnet50_fpn", "resnet50_fpn_v2", "resnet18"])
 def test_mask_rcnn_trains_and_predicts(backbone):
     torch.manual_seed(0)
-    model = create_model("maskrcnn", num_classes=3, backbone=backbone, min_size=64, max_size=64, anchor_sizes="small",
+    model = create_model("maskrcnn", num_classes=3, encoder=backbone, min_size=64, max_size=64, anchor_sizes="small",
                          rpn_post_nms_top_n_train=200)
     images = [torch.rand(3, 64, 64) for _ in range(2)]
     model.train()
@@ -44,19 +44,19 @@ def test_mask_rcnn_is_an_instance_model_with_checked_options():
     with pytest.raises(ConfigError, match="one size per FPN level"):
         create_model("maskrcnn", num_classes=3, anchor_sizes=(8, 16))
     with pytest.raises(ConfigError, match="COCO weights exist for the torchvision"):
-        create_model("maskrcnn", num_classes=3, backbone="resnet18", weights="coco")
+        create_model("maskrcnn", num_classes=3, encoder="resnet18", weights="coco")
     model = create_model("maskrcnn", num_classes=3, anchor_sizes="small")
     assert model.rpn.anchor_generator.sizes == ((8,), (16,), (32,), (64,), (128,))
 
 
 def test_mask_rcnn_weights_file_keeps_all_but_the_class_predictors(tmp_path):
     torch.manual_seed(0)
-    source = create_model("maskrcnn", num_classes=5, backbone="resnet18")
+    source = create_model("maskrcnn", num_classes=5, encoder="resnet18")
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, tmp_path / "w.safetensors")
-    target = create_model("maskrcnn", num_classes=3, backbone="resnet18", weights=str(tmp_path / "w.safetensors"))
+    target = create_model("maskrcnn", num_classes=3, encoder="resnet18", weights=str(tmp_path / "w.safetensors"))
     assert torch.equal(target.backbone.fpn.inner_blocks[0][0].weight, source.backbone.fpn.inner_blocks[0][0].weight)
     skipped = load_detection_weights(target, tmp_path / "w.safetensors")
     assert sorted(skipped) == sorted(k for k in source.state_dict() if "box_predictor" in k or "mask_fcn_logits" in k)
-    other = create_model("maskrcnn", num_classes=3, backbone="resnet34")
+    other = create_model("maskrcnn", num_classes=3, encoder="resnet34")
     with pytest.raises(ValueError, match="does not fit this Mask R-CNN"):
         load_detection_weights(other, tmp_path / "w.safetensors")

@@ -69,6 +69,7 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 50
+    max_steps: int | None = None  # stop after this many optimiser steps (None: the epochs decide)
     time_budget: float | None = None  # seconds; stops training early, best weights are kept
     devices: int = 1
     accelerator: str = "auto"

@@ -37,6 +37,20 @@ def print_report(console: Console, report: dict, *, title: str) -> None:
     )
 
 
+def print_instance_report(console: Console, report: dict, *, title: str) -> None:
+    """COCO mask and box AP per class, then the summary (AP, AP50, AP75, APs/APm/APl)."""
+    segm, bbox = report["segm"], report["bbox"]
+    table = Table(title=title)
+    table.add_column("class")
+    table.add_column("mask AP", justify="right")
+    table.add_column("box AP", justify="right")
+    for name, value in segm["per_class"].items():
+        table.add_row(name, _fmt(value), _fmt(bbox["per_class"].get(name)))
+    console.print(table)
+    for kind, values in (("mask", segm), ("box", bbox)):
+        console.print(f"{kind}: " + "   ".join(f"{k} {_fmt(values[k])}" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")))
+
+
 def emit_json(console: Console, values: dict, target: str | None) -> None:
     """``target`` "-" prints JSON to stdout; a path writes it there."""
     text = json.dumps(values, indent=2)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torchvision import tv_tensors
+from torchvision.ops import masks_to_boxes
 from torchvision.transforms import v2
 
 from omniseg.data.sample import Sample
@@ -161,16 +162,18 @@ def semantic_only(sample: Sample) -> Sample:
 
 
 class TransformedDataset(torch.utils.data.Dataset):
-    """``dataset`` with ``transform`` applied to each semantic Sample."""
+    """``dataset`` with ``transform`` applied to each Sample; instance annotations are dropped first
+    unless ``instances`` is set (cheaper for semantic training)."""
 
-    def __init__(self, dataset: torch.utils.data.Dataset, transform: v2.Transform) -> None:
-        self.dataset, self.transform = dataset, transform
+    def __init__(self, dataset: torch.utils.data.Dataset, transform, *, instances: bool = False) -> None:
+        self.dataset, self.transform, self.instances = dataset, transform, instances
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> Sample:
-        return self.transform(semantic_only(self.dataset[index]))
+    def __getitem__(self, index: int):
+        sample = self.dataset[index]
+        return self.transform(sample if self.instances else semantic_only(sample))
 
 
 class PadCollate:
@@ -242,3 +245,41 @@ class VolumeTransform:
         if mask is not None:
             out["mask"] = tv_tensors.Mask(mask.contiguous())
         return out
+
+
+class InstanceTransform:
+    """A Sample with instances -> ``(image float [3, H, W] in 0..1, target)`` for torchvision's detectors,
+    ``target = {"boxes" [N, 4] XYXY, "labels" [N], "masks" [N, H, W] uint8}``.
+
+    Training (``img_size`` given) applies the semantic pipeline's geometry and colour steps to the image
+    and every instance mask together; instances cropped away are dropped, and boxes are recomputed from
+    the masks (pixel-exact, never degenerate). Normalisation is left to the detector.
+    """
+
+    def __init__(self, img_size: int | None = None, *, scale_range: tuple[float, float] = (0.5, 2.0), hflip: bool = True,
+                 color_jitter: float = 0.3) -> None:
+        steps: list[v2.Transform] = []
+        if img_size is not None:
+            steps.append(ScaleJitterCrop(img_size, scale_range, fill={tv_tensors.Image: 0, tv_tensors.Mask: 0}))
+            if hflip:
+                steps.append(v2.RandomHorizontalFlip())
+        jitter = color_jitter if img_size is not None else 0.0
+        steps.append(ColourJitterNormalize(jitter, min(jitter / 4, 0.5), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
+        self.transform = v2.Compose(steps)
+
+    def __call__(self, sample: Sample) -> tuple[torch.Tensor, dict]:
+        instances = sample.get("instances")
+        height, width = sample["image"].shape[-2:]
+        masks = instances["masks"] if instances is not None else tv_tensors.Mask(torch.zeros(0, height, width, dtype=torch.bool))
+        labels = instances["labels"] if instances is not None else torch.zeros(0, dtype=torch.int64)
+        out = self.transform({"image": sample["image"], "masks": tv_tensors.Mask(masks.to(torch.uint8))})
+        masks = out["masks"].as_subclass(torch.Tensor).bool()
+        keep = masks.flatten(1).any(1)
+        masks, labels = masks[keep], labels[keep]
+        boxes = masks_to_boxes(masks) + torch.tensor([0.0, 0.0, 1.0, 1.0]) if len(masks) else torch.zeros(0, 4)
+        return out["image"].as_subclass(torch.Tensor), {"boxes": boxes, "labels": labels, "masks": masks.to(torch.uint8)}
+
+
+def collate_instances(batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:
+    """Images and targets as lists (detectors take images of different sizes)."""
+    return [image for image, _ in batch], [target for _, target in batch]

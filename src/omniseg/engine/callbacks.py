@@ -15,24 +15,27 @@ HISTORY_FIELDS = [
     "epoch", "step", "train_loss", "val_loss", "val_miou", "val_pixel_accuracy",
     "val_mean_accuracy", "val_mean_dice", "val_fwiou", "lr", "seconds",
 ]
+INSTANCE_HISTORY_FIELDS = ["epoch", "step", "train_loss", "val_map", "val_map50", "val_map75", "val_box_map", "lr", "seconds"]
 
 
 class RunWriter(L.Callback):
-    """After each validation: append a row to ``history.csv``, save ``model.safetensors`` when val mIoU
-    improves, and save ``last.ckpt`` (training state for ``--resume``). Only rank 0 writes files."""
+    """After each validation: append a row to ``history.csv``, save ``model.safetensors`` when the
+    ``monitor`` metric improves (val mIoU, or mask AP for instance models), and save ``last.ckpt``
+    (training state for ``--resume``). Only rank 0 writes files."""
 
-    def __init__(self, run_dir: str | Path, card: ModelCard) -> None:
+    def __init__(self, run_dir: str | Path, card: ModelCard, *, monitor: str = "val_miou", fields: list[str] = HISTORY_FIELDS) -> None:
         self.run_dir, self.card = Path(run_dir), card
-        self.best_miou = -math.inf
+        self.monitor, self.fields = monitor, fields
+        self.best_score = -math.inf
         self.best_epoch = -1
         self._start = time.monotonic()
         self._offset = 0.0  # seconds spent before a resume
 
     def state_dict(self) -> dict:
-        return {"best_miou": self.best_miou, "best_epoch": self.best_epoch, "seconds": self._seconds()}
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch, "seconds": self._seconds()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.best_miou, self.best_epoch = state["best_miou"], state["best_epoch"]
+        self.best_score, self.best_epoch = state.get("best_score", state.get("best_miou")), state["best_epoch"]
         self._offset = state.get("seconds", 0.0)
 
     def _seconds(self) -> float:
@@ -45,18 +48,18 @@ class RunWriter(L.Callback):
         if trainer.sanity_checking or not pl_module.last_validation:
             return
         values = pl_module.last_validation
-        miou = values["val_miou"]
-        improved = not math.isnan(miou) and miou > self.best_miou
+        score = values[self.monitor]
+        improved = not math.isnan(score) and score > self.best_score
         if improved:
-            self.best_miou, self.best_epoch = miou, trainer.current_epoch
+            self.best_score, self.best_epoch = score, trainer.current_epoch
         if trainer.is_global_zero:
-            row = {k: values.get(k, "") for k in HISTORY_FIELDS}
+            row = {k: values.get(k, "") for k in self.fields}
             row.update(epoch=trainer.current_epoch, step=trainer.global_step, seconds=round(self._seconds(), 2),
                        lr=trainer.optimizers[0].param_groups[0]["lr"])
             path = self.run_dir / "history.csv"
             new = not path.exists()
             with open(path, "a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+                writer = csv.DictWriter(f, fieldnames=self.fields)
                 if new:
                     writer.writeheader()
                 writer.writerow(row)

@@ -32,7 +32,70 @@ def schedule_factor(step: int, total_steps: int, config: OptimConfig, progress_f
     return 1.0
 
 
-class SemanticTask(L.LightningModule):
+class OptimisedTask(L.LightningModule):
+    """What every training task shares: AdamW (fused kernel, no decay on norms and biases), the
+    warm-up + poly/cosine/constant schedule that a time budget advances, the mean training loss
+    between validations, and sums across processes. ``last_validation`` holds the latest metrics."""
+
+    def __init__(self, model: nn.Module, *, optim: OptimConfig, time_budget: float | None = None) -> None:
+        super().__init__()
+        self.model, self.optim_config, self.time_budget = model, optim, time_budget
+        self._train_loss = torch.zeros(2, dtype=torch.float64)  # (sum, steps)
+        self._start_time = time.monotonic()
+        self.last_validation: dict = {}
+
+    def on_train_start(self) -> None:
+        self._start_time = time.monotonic()
+
+    def check_loss(self, loss: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """Stop on a NaN or infinite loss; otherwise count and log it."""
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"the loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+                "lower the learning rate (--set optim.lr=...) or check the labels and class weights"
+            )
+        self._train_loss += torch.tensor([loss.item(), 1.0], dtype=torch.float64)
+        self.log("train_loss", loss, prog_bar=True, batch_size=batch_size)
+        return loss
+
+    def mean_train_loss(self) -> float:
+        """The mean training loss since the last call, over all processes."""
+        train_loss = self._all_reduce(self._train_loss)
+        self._train_loss.zero_()
+        return (train_loss[0] / train_loss[1]).item() if train_loss[1] else math.nan
+
+    def _distributed(self) -> bool:
+        return dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1
+
+    def _all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.clone()
+        if self._distributed():
+            dist.all_reduce(tensor)
+        return tensor
+
+    def configure_optimizers(self):
+        config = self.optim_config
+        decay, no_decay = [], []
+        for name, param in self.model.named_parameters():
+            if param.requires_grad:
+                (no_decay if param.ndim <= 1 else decay).append(param)  # no decay on norms and biases
+        # the fused kernel is several times faster than the per-tensor loop (5x on a 2-core CPU for FCN-8s)
+        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in decay + no_decay)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=config.lr, fused=fused or None,
+        )
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+
+        def factor(step: int) -> float:
+            floor = (time.monotonic() - self._start_time) / self.time_budget if self.time_budget else 0.0
+            return schedule_factor(step, total, config, floor)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class SemanticTask(OptimisedTask):
     """Trains a semantic model; validation accumulates one confusion matrix, summed across processes.
 
     After each validation, ``last_validation`` holds the metrics (identical on every process).
@@ -50,17 +113,13 @@ class SemanticTask(L.LightningModule):
         channels_last: bool = True,
         aux_weight: float = 0.4,
     ) -> None:
-        super().__init__()
-        self.model, self.loss = model, loss
+        super().__init__(model, optim=optim, time_budget=time_budget)
+        self.loss = loss
         self.num_classes, self.ignore_index = num_classes, ignore_index
-        self.optim_config, self.time_budget = optim, time_budget
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.aux_weight = aux_weight
         self.confusion = ConfusionMatrix(num_classes, ignore_index=ignore_index)
         self._val_loss = torch.zeros(2, dtype=torch.float64)  # (sum, batches)
-        self._train_loss = torch.zeros(2, dtype=torch.float64)
-        self._start_time = time.monotonic()
-        self.last_validation: dict = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -69,9 +128,6 @@ class SemanticTask(L.LightningModule):
         if is_volumetric(self.model):  # channels-last is a 2D layout
             self.memory_format = torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
-
-    def on_train_start(self) -> None:
-        self._start_time = time.monotonic()
 
     def _layout(self, images: torch.Tensor) -> torch.Tensor:
         return images.contiguous(memory_format=self.memory_format)
@@ -83,14 +139,7 @@ class SemanticTask(L.LightningModule):
             loss = self.loss(logits, batch["mask"]) + self.aux_weight * sum(self.loss(e, batch["mask"]) for e in extra)
         else:
             loss = self.loss(self.model(images), batch["mask"])
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"the loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
-                "lower the learning rate (--set optim.lr=...) or check the labels and class weights"
-            )
-        self._train_loss += torch.tensor([loss.item(), 1.0], dtype=torch.float64)
-        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["image"]))
-        return loss
+        return self.check_loss(loss, len(batch["image"]))
 
     def on_validation_epoch_start(self) -> None:
         self.confusion.reset()
@@ -105,20 +154,10 @@ class SemanticTask(L.LightningModule):
         self._val_loss += torch.tensor([self.loss(logits, batch["mask"]).item(), 1.0], dtype=torch.float64)
         self.confusion.update(logits.argmax(1), batch["mask"])
 
-    def _distributed(self) -> bool:
-        return dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1
-
-    def _all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
-        tensor = tensor.clone()
-        if self._distributed():
-            dist.all_reduce(tensor)
-        return tensor
-
     def on_validation_epoch_end(self) -> None:
         matrix = self._all_reduce(self.confusion.matrix)
         val_loss = self._all_reduce(self._val_loss)
-        train_loss = self._all_reduce(self._train_loss)
-        self._train_loss.zero_()
+        train_loss = self.mean_train_loss()
         metrics = metrics_from_confusion(matrix)
         summary = {
             "val_loss": (val_loss[0] / val_loss[1]).item() if val_loss[1] else math.nan,
@@ -130,29 +169,9 @@ class SemanticTask(L.LightningModule):
         }
         self.last_validation = {
             **summary,
-            "train_loss": (train_loss[0] / train_loss[1]).item() if train_loss[1] else math.nan,
+            "train_loss": train_loss,
             "matrix": matrix.clone(),
         }
         if not self.trainer.sanity_checking:
             for key, value in summary.items():
                 self.log(key, 0.0 if math.isnan(value) else value, prog_bar=key == "val_miou", sync_dist=False)
-
-    def configure_optimizers(self):
-        config = self.optim_config
-        decay, no_decay = [], []
-        for name, param in self.model.named_parameters():
-            (no_decay if param.ndim <= 1 else decay).append(param)  # no decay on norms and biases
-        # the fused kernel is several times faster than the per-tensor loop (5x on a 2-core CPU for FCN-8s)
-        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in decay + no_decay)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=config.lr, fused=fused or None,
-        )
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-
-        def factor(step: int) -> float:
-            floor = (time.monotonic() - self._start_time) / self.time_budget if self.time_budget else 0.0
-            return schedule_factor(step, total, config, floor)
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -16,14 +16,15 @@ from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
 
 from omniseg.config import RunConfig, TrainConfig, save_config
 from omniseg.data.formats import DataSource, load_dataset
-from omniseg.engine.callbacks import RunWriter
+from omniseg.engine.callbacks import INSTANCE_HISTORY_FIELDS, RunWriter
 from omniseg.engine.datamodule import SemanticDataModule
+from omniseg.engine.instance import InstanceDataModule, InstanceTask
 from omniseg.engine.module import SemanticTask
-from omniseg.engine.report import write_report
+from omniseg.engine.report import write_instance_report, write_report
 from omniseg.errors import ConfigError, DataError
 from omniseg.inference.evaluate import check_dimensions
 from omniseg.losses import build_loss, median_frequency_weights
-from omniseg.models import create_model
+from omniseg.models import create_model, list_models
 from omniseg.models.hub import ModelCard
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def build_trainer(config: TrainConfig, callbacks: list[L.Callback], *, progress:
         strategy="ddp" if config.devices > 1 else "auto",
         precision=config.precision,
         max_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
         max_time=timedelta(seconds=config.time_budget) if config.time_budget else None,
         check_val_every_n_epoch=config.val_every,
         num_sanity_val_steps=0,
@@ -115,17 +117,19 @@ def _prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
 def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> TrainResult | None:
     """Train a model as ``config`` says and write its run directory (``config.train.out``).
 
+    ``config.task`` is "semantic" (class masks, mIoU) or "instance" (instance masks, COCO mask AP).
     Returns the final validation report on the main process, ``None`` on the other DDP processes.
     """
-    if config.task != "semantic":
-        raise ConfigError(f"task {config.task!r} is not available yet; use task 'semantic'")
+    if config.task not in ("semantic", "instance"):
+        raise ConfigError(f"task {config.task!r} is not available yet; use task 'semantic' or 'instance'")
     if config.data.path is None:
         raise ConfigError("no dataset: pass --data PATH (or set data.path in the config)")
-    run_dir = Path(config.train.out)
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     source = load_dataset(
         config.data.path, format=config.data.format, val_fraction=config.data.val_fraction, split_seed=config.data.split_seed
     )
+    if config.task == "instance":
+        return _train_instances(config, source, resume=resume, overwrite=overwrite, progress=progress)
     info = source.info
     for split in ("train", "val"):
         if split in source.splits() and not source.labelled(split):
@@ -150,16 +154,46 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
         else {"mean": list(config.data.mean), "std": list(config.data.std)},
         task=config.task,
     )
-    datamodule = SemanticDataModule(source, config.data, seed=config.train.seed)
     task = SemanticTask(
         model, loss, num_classes=info.num_classes, ignore_index=info.ignore_index, optim=config.optim,
         time_budget=config.train.time_budget, channels_last=config.train.channels_last,
         aux_weight=config.loss.aux_weight,
     )
-    writer = RunWriter(run_dir, card)
+    writer = RunWriter(Path(config.train.out), card)
+    return _fit_and_report(config, source, task, SemanticDataModule(source, config.data, seed=config.train.seed), writer,
+                           write_report, resume=resume, overwrite=overwrite, progress=progress)
+
+
+def _train_instances(config: RunConfig, source: DataSource, *, resume: bool, overwrite: bool, progress: bool) -> TrainResult | None:
+    """Instance training: a torchvision-style detector on a dataset with instances, scored by COCO mask AP."""
+    info = source.info
+    if source.volumetric or not info.things or "instances" not in source.dataset("train")[0]:
+        raise DataError(f"{config.data.path} has no instance classes (things); instance training needs objects: COCO, "
+                        "LabelMe, VIA, CVAT, YOLO, DSB folders, VOC SegmentationObject, or a folder with instances/")
+    if config.model.name not in list_models("instance"):
+        raise ConfigError(f"--task instance needs an instance model ({', '.join(list_models('instance'))}), not {config.model.name!r}")
+    for split in ("train", "val"):
+        if split not in source.splits():
+            raise DataError(f"{config.data.path} has no {split!r} split")
+    kwargs = _model_kwargs(config, info.num_classes)
+    kwargs.setdefault("min_size", config.data.img_size)  # the detector's own resize: the scale training sees
+    kwargs.setdefault("max_size", round(config.data.img_size * 1333 / 800))
+    model = create_model(config.model.name, **kwargs)
+    card = ModelCard(architecture=config.model.name, kwargs=kwargs, info=info,
+                     preprocessing={"scale": "0..1; the model normalises and resizes itself"}, task="instance")
+    task = InstanceTask(model, class_names=info.class_names, optim=config.optim, time_budget=config.train.time_budget)
+    writer = RunWriter(Path(config.train.out), card, monitor="val_map", fields=INSTANCE_HISTORY_FIELDS)
+    return _fit_and_report(config, source, task, InstanceDataModule(source, config.data, seed=config.train.seed), writer,
+                           write_instance_report, resume=resume, overwrite=overwrite, progress=progress)
+
+
+def _fit_and_report(config: RunConfig, source: DataSource, task: L.LightningModule, datamodule: L.LightningDataModule,
+                    writer: RunWriter, report, *, resume: bool, overwrite: bool, progress: bool) -> TrainResult | None:
+    """Fit, then (on the main process) evaluate the best weights with ``report`` and write metrics.json."""
+    run_dir = Path(config.train.out)
     callbacks: list[L.Callback] = [writer]
     if config.train.early_stopping_patience is not None:
-        callbacks.append(EarlyStopping("val_miou", mode="max", patience=config.train.early_stopping_patience))
+        callbacks.append(EarlyStopping(writer.monitor, mode="max", patience=config.train.early_stopping_patience))
     trainer = build_trainer(config.train, callbacks, progress=progress)
     if trainer.is_global_zero:
         _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
@@ -171,12 +205,8 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
                     weights_only=True)
     if not trainer.is_global_zero:
         return None
-    metrics = write_report(
-        run_dir,
-        source.dataset("val"),
-        config=config,
-        extra={"best_epoch": writer.best_epoch, "global_step": trainer.global_step, "epochs": trainer.current_epoch,
-               "train_seconds": round(writer.state_dict()["seconds"], 1)},
-    )
+    facts = {"best_epoch": writer.best_epoch, "global_step": trainer.global_step, "epochs": trainer.current_epoch,
+             "train_seconds": round(writer.state_dict()["seconds"], 1)}
+    metrics = report(run_dir, source.dataset("val"), config=config, extra=facts)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return TrainResult(run_dir, metrics, writer.best_epoch, trainer.global_step)

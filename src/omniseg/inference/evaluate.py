@@ -8,11 +8,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from omniseg.config import load_config
 from omniseg.data.formats import load_dataset
 from omniseg.data.imageio import read_label_png
-from omniseg.data.transforms import PadCollate, TransformedDataset, eval_transforms_for
+from omniseg.data.transforms import InstanceTransform, PadCollate, TransformedDataset, collate_instances, eval_transforms_for
 from omniseg.errors import ConfigError, DataError
-from omniseg.metrics import ConfusionMatrix, metrics_report
+from omniseg.metrics import ConfusionMatrix, coco_evaluate_all, coco_records, metrics_report
 from omniseg.models.hub import load_model
 from omniseg.models.semantic.base import is_volumetric
 
@@ -56,15 +57,20 @@ def evaluate_run(
     run_dir: str | Path, data: str | Path, *, split: str = "val", format: str = "auto", batch_size: int = 4,
     device: str | torch.device = "cpu",
 ) -> dict:
-    """The metrics report of the model in ``run_dir`` on ``split`` of the dataset at ``data``."""
+    """The metrics report of the model in ``run_dir`` on ``split`` of the dataset at ``data``: semantic
+    metrics, or COCO mask and box AP for an instance run (the run's card says which)."""
     model = load_model(run_dir)
     info = model.card.info
-    source = load_dataset(data, format=format)
+    source = load_dataset(data, format=format, **_run_split(run_dir))
     if source.info.num_classes != info.num_classes:
         raise DataError(
             f"{data} has {source.info.num_classes} classes but the model in {run_dir} predicts "
             f"{info.num_classes}; evaluate on data with the same classes"
         )
+    if model.card.task == "instance":
+        scores = evaluate_instances(model.to(device), source.dataset(split), class_names=info.class_names, batch_size=batch_size,
+                                    device=device)
+        return {"task": "instance", "split": split, **scores}
     check_dimensions(model, source, data, f"the model in {run_dir}")
     pre = model.card.preprocessing
     normalise = {} if source.volumetric else {"mean": pre["mean"], "std": pre["std"]}
@@ -72,6 +78,15 @@ def evaluate_run(
     matrix = evaluate_model(model, dataset, num_classes=info.num_classes, ignore_index=info.ignore_index,
                             batch_size=batch_size, device=device)
     return {"split": split, **metrics_report(matrix.matrix, info.class_names)}
+
+
+def _run_split(run_dir: str | Path) -> dict:
+    """The seeded-split settings the run trained with (data without split folders is split the same way)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return {}
+    config = load_config(path)
+    return {"val_fraction": config.data.val_fraction, "split_seed": config.data.split_seed}
 
 
 def _label_files(directory: Path) -> dict[str, Path]:
@@ -116,3 +131,21 @@ def evaluate_folders(
         except ValueError as exc:
             raise DataError(f"{stem}.png: {exc}; pass --num-classes or fix the masks") from None
     return matrix
+
+
+@torch.inference_mode()
+def evaluate_instances(model: nn.Module, dataset: torch.utils.data.Dataset, *, class_names: list[str], batch_size: int = 2,
+                       num_workers: int = 0, device: str | torch.device = "cpu", mask_threshold: float = 0.5) -> dict:
+    """COCO mask and box AP (pycocotools) of an instance model over Samples with instances:
+    ``{"segm": {"AP", "AP50", ..., "per_class"}, "bbox": {...}, "images": N}``."""
+    loader = torch.utils.data.DataLoader(TransformedDataset(dataset, InstanceTransform(), instances=True), batch_size=batch_size,
+                                         num_workers=num_workers, collate_fn=collate_instances)
+    model = model.eval().to(device)
+    truth, results = [], []
+    for images, targets in loader:
+        outputs = model([image.to(device) for image in images])
+        for target, output in zip(targets, outputs):
+            entry, found = coco_records(len(truth) + 1, target, output, mask_threshold=mask_threshold)
+            truth.append(entry)
+            results += found
+    return {**coco_evaluate_all(truth, results, class_names), "images": len(truth)}

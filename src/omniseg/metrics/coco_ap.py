@@ -90,3 +90,19 @@ def coco_evaluate(ground_truth: dict, results: list[dict], *, iou_type: str = "s
         values = values[values > -1]
         per_class[gt.cats[category]["name"]] = float(values.mean()) if values.size else float("nan")
     return stats | {"per_class": per_class}
+
+
+def coco_records(image_id: int, target: dict, output: dict, *, mask_threshold: float = 0.5) -> tuple[dict, list[dict]]:
+    """One image's ground-truth entry (for :func:`coco_ground_truth`) and COCO results, from a detector's
+    ``target`` (``masks`` [N, H, W], ``labels``) and ``output`` (tensors or arrays)."""
+    masks = np.asarray(target["masks"]).astype(bool)
+    truth = {"id": image_id, "height": masks.shape[-2], "width": masks.shape[-1], "masks": masks, "labels": np.asarray(target["labels"])}
+    values = {k: v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v) for k, v in output.items()}
+    return truth, coco_results(image_id, values, mask_threshold=mask_threshold)
+
+
+def coco_evaluate_all(truth: list[dict], results: list[dict], class_names: Sequence[str]) -> dict:
+    """Mask and box AP of the gathered ``truth`` entries and ``results``: ``{"segm": {...}, "bbox": {...}}``."""
+    ground_truth = coco_ground_truth(truth, class_names)
+    boxes_only = [{k: v for k, v in r.items() if k != "segmentation"} for r in results]
+    return {"segm": coco_evaluate(ground_truth, results, iou_type="segm"), "bbox": coco_evaluate(ground_truth, boxes_only, iou_type="bbox")}

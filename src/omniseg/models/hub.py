@@ -64,7 +64,7 @@ def save_model(model: nn.Module, directory: str | Path, card: ModelCard) -> None
     """Write ``model.json`` and ``model.safetensors`` into ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    kwargs = {k: v for k, v in card.kwargs.items() if k != "encoder_weights"}
+    kwargs = {k: v for k, v in card.kwargs.items() if k not in ("encoder_weights", "weights")}  # trained weights replace them
     values = {**card.to_dict(), "kwargs": kwargs}
     (directory / CARD_FILE).write_text(json.dumps(values, indent=2))
     # contiguous copies: models trained channels-last hold weights in another memory layout

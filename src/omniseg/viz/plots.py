@@ -15,8 +15,9 @@ import numpy as np  # noqa: E402
 from omniseg.viz.overlay import colorize, overlay  # noqa: E402
 
 
-def plot_curves(history_csv: str | Path, out: str | Path) -> None:
-    """Loss (train/val) and val metrics per epoch from ``history.csv``."""
+def plot_curves(history_csv: str | Path, out: str | Path,
+                metrics: Sequence[str] = ("val_miou", "val_pixel_accuracy", "val_mean_dice")) -> None:
+    """Loss (train/val) and the validation ``metrics`` per epoch from ``history.csv``."""
     with open(history_csv, newline="") as f:
         rows = list(csv.DictReader(f))
 
@@ -28,7 +29,7 @@ def plot_curves(history_csv: str | Path, out: str | Path) -> None:
     for key in ("train_loss", "val_loss"):
         ax_loss.plot(*series(key), marker="o", ms=3, label=key)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
-    for key in ("val_miou", "val_pixel_accuracy", "val_mean_dice"):
+    for key in metrics:
         ax_metric.plot(*series(key), marker="o", ms=3, label=key)
     ax_metric.set(xlabel="epoch", ylabel="score", title="Validation", ylim=(0, 1))
     for ax in (ax_loss, ax_metric):
@@ -112,4 +113,37 @@ def plot_samples_grid(samples: Sequence[tuple[str, np.ndarray, np.ndarray | None
     plt.close(fig)
 
 
-__all__ = ["plot_confusion", "plot_curves", "plot_sample", "plot_samples_grid"]
+def plot_instances(image: np.ndarray, masks: np.ndarray, labels: Sequence[int], scores: Sequence[float] | None,
+                   class_names: Sequence[str], out: str | Path, *, truth: tuple[np.ndarray, Sequence[int]] | None = None,
+                   alpha: float = 0.5) -> None:
+    """Instances over an image, one colour each, with class name (and score) at each box corner;
+    ``truth`` (its instance masks and labels) is drawn in a panel beside it when given."""
+    from omniseg.data.sample import default_palette
+
+    def draw(ax, instance_masks, instance_labels, instance_scores, title):
+        canvas = image.astype(np.float32).copy()
+        colours = default_palette(len(instance_masks) + 1)[1:]
+        for mask, colour in zip(instance_masks, colours):
+            canvas[mask] = canvas[mask] * (1 - alpha) + np.asarray(colour) * alpha
+        ax.imshow(canvas.round().clip(0, 255).astype(np.uint8))
+        for k, (mask, label) in enumerate(zip(instance_masks, instance_labels)):
+            ys, xs = np.nonzero(mask)
+            if len(xs):
+                text = class_names[label] if label < len(class_names) else str(label)
+                text += f" {instance_scores[k]:.2f}" if instance_scores is not None else ""
+                ax.text(xs.min(), ys.min(), text, fontsize=6, color="white", va="bottom",
+                        bbox={"facecolor": np.asarray(colours[k]) / 255, "alpha": 0.7, "pad": 1, "linewidth": 0})
+        ax.set_title(title)
+        ax.axis("off")
+
+    panels = 2 if truth is not None else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.5), squeeze=False)
+    if truth is not None:
+        draw(axes[0, 0], truth[0], list(truth[1]), None, "ground truth")
+    draw(axes[0, -1], masks, list(labels), scores, f"prediction ({len(masks)} instances)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+
+
+__all__ = ["plot_confusion", "plot_curves", "plot_instances", "plot_sample", "plot_samples_grid"]

@@ -73,7 +73,7 @@ def load_detection_weights(model: nn.Module, path: str | Path) -> list[str]:
 @MODELS.register("maskrcnn", task="instance", description="Mask R-CNN (torchvision; ResNet-50-FPN v1/v2 or a timm backbone + FPN)")
 def mask_rcnn(
     num_classes: int = 2,
-    backbone: str = "resnet50_fpn",
+    encoder: str = "resnet50_fpn",
     *,
     weights: str | None = None,
     encoder_weights: str | None = None,
@@ -84,13 +84,15 @@ def mask_rcnn(
     trainable_layers: int = 3,
     detections_per_image: int = 100,
     box_score_threshold: float = 0.05,
+    rpn_pre_nms_top_n_train: int = 2000,
     rpn_post_nms_top_n_train: int = 2000,
+    box_batch_size_per_image: int = 512,
 ) -> MaskRCNN:
     """Mask R-CNN for ``num_classes`` classes, class 0 being the background.
 
     Args:
-        backbone: ``"resnet50_fpn"`` (v1), ``"resnet50_fpn_v2"`` (torchvision's improved recipe), or a
-            timm model name (an FPN is built over its last four stages).
+        encoder: the backbone: ``"resnet50_fpn"`` (v1), ``"resnet50_fpn_v2"`` (torchvision's improved
+            recipe), or a timm model name (an FPN is built over its last four stages).
         weights: ``"coco"`` for torchvision's COCO weights (online), or a file of a Mask R-CNN state dict;
             the class-specific predictors are re-initialised when ``num_classes`` differs.
         encoder_weights: ``"imagenet"`` for the backbone's ImageNet weights (online), or None.
@@ -98,16 +100,19 @@ def mask_rcnn(
         anchor_sizes: one size per FPN level, or a preset: ``"default"`` (32..512) or ``"small"`` (8..128).
         trainable_layers: backbone stages left trainable (ResNet backbones with pretrained weights).
         detections_per_image, box_score_threshold: what inference keeps.
+        rpn_pre_nms_top_n_train, rpn_post_nms_top_n_train, box_batch_size_per_image: proposals kept and RoIs
+            sampled per training image (smaller is faster; small images with few objects need far fewer).
     """
     rgb = in_channels == 3
     options = {"min_size": min_size, "max_size": max_size, "image_mean": list(IMAGENET_MEAN) if rgb else [0.5] * in_channels,
                "image_std": list(IMAGENET_STD) if rgb else [0.25] * in_channels,
                "box_detections_per_img": detections_per_image,
-               "box_score_thresh": box_score_threshold, "rpn_post_nms_top_n_train": rpn_post_nms_top_n_train}
-    if backbone in ("resnet50_fpn", "resnet50_fpn_v2"):
+               "box_score_thresh": box_score_threshold, "rpn_pre_nms_top_n_train": rpn_pre_nms_top_n_train,
+               "rpn_post_nms_top_n_train": rpn_post_nms_top_n_train, "box_batch_size_per_image": box_batch_size_per_image}
+    if encoder in ("resnet50_fpn", "resnet50_fpn_v2"):
         if in_channels != 3:
             raise ValueError(f"the torchvision ResNet-50-FPN backbones take RGB images; for {in_channels} channels use a timm backbone")
-        build = maskrcnn_resnet50_fpn if backbone == "resnet50_fpn" else maskrcnn_resnet50_fpn_v2
+        build = maskrcnn_resnet50_fpn if encoder == "resnet50_fpn" else maskrcnn_resnet50_fpn_v2
         coco = weights == "coco"
         model = build(weights="DEFAULT" if coco else None, weights_backbone="DEFAULT" if encoder_weights == "imagenet" and not coco else None,
                       num_classes=91 if coco else num_classes, trainable_backbone_layers=trainable_layers if (coco or encoder_weights) else None,
@@ -118,7 +123,7 @@ def mask_rcnn(
     else:
         if weights == "coco":
             raise ValueError("COCO weights exist for the torchvision ResNet-50-FPN backbones only; pass a weights file instead")
-        model = MaskRCNN(TimmFPNBackbone(backbone, pretrained=encoder_weights == "imagenet", in_channels=in_channels),
+        model = MaskRCNN(TimmFPNBackbone(encoder, pretrained=encoder_weights == "imagenet", in_channels=in_channels),
                          num_classes=num_classes, rpn_anchor_generator=anchor_generator(anchor_sizes), **options)
     if weights not in (None, "coco"):
         load_detection_weights(model, weights)

@@ -1,0 +1,96 @@
+"""Instance segmentation training: the Lightning module (Mask R-CNN losses, COCO AP validation) and its loaders."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader
+
+from omniseg.config import DataConfig, OptimConfig
+from omniseg.data.formats import DataSource
+from omniseg.data.transforms import InstanceTransform, TransformedDataset, collate_instances
+from omniseg.engine.datamodule import ShardSampler
+from omniseg.engine.module import OptimisedTask
+from omniseg.metrics import coco_evaluate_all, coco_records
+
+
+class InstanceDataModule(L.LightningDataModule):
+    """Train loader (augmented crops) and val loader (whole images, each process its exact shard)."""
+
+    def __init__(self, source: DataSource, config: DataConfig, *, seed: int = 0) -> None:
+        super().__init__()
+        self.config, self.seed = config, seed
+        self.train_set = TransformedDataset(source.dataset("train"), InstanceTransform(
+            config.img_size, scale_range=config.scale_range, hflip=config.hflip, color_jitter=config.color_jitter), instances=True)
+        self.val_set = TransformedDataset(source.dataset("val"), InstanceTransform(), instances=True)
+
+    def _world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _loader(self, dataset, batch_size: int, **kwargs) -> DataLoader:
+        workers = self.config.num_workers
+        return DataLoader(dataset, batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0,
+                          collate_fn=collate_instances, generator=torch.Generator().manual_seed(self.seed), **kwargs)
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = self._world()
+        sampler = torch.utils.data.DistributedSampler(self.train_set, world, rank, seed=self.seed) if world > 1 else None
+        return self._loader(self.train_set, self.config.batch_size, sampler=sampler, shuffle=sampler is None,
+                            drop_last=len(self.train_set) >= self.config.batch_size * world)
+
+    def val_dataloader(self) -> DataLoader:
+        rank, world = self._world()
+        return self._loader(self.val_set, self.config.eval_batch_size, sampler=ShardSampler(len(self.val_set), rank, world))
+
+
+class InstanceTask(OptimisedTask):
+    """Trains a torchvision-style instance model; validation gathers COCO results from every process
+    and scores them with pycocotools (mask AP is the monitored ``val_map``)."""
+
+    def __init__(self, model: nn.Module, *, class_names: list[str], optim: OptimConfig, time_budget: float | None = None,
+                 mask_threshold: float = 0.5) -> None:
+        super().__init__(model, optim=optim, time_budget=time_budget)
+        self.class_names, self.mask_threshold = class_names, mask_threshold
+        self._truth: list[dict] = []
+        self._results: list[dict] = []
+
+    def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
+        images, targets = batch
+        losses = self.model(list(images), list(targets))
+        for name, value in losses.items():
+            self.log(name, value, batch_size=len(images))
+        return self.check_loss(sum(losses.values()), len(images))
+
+    def on_validation_epoch_start(self) -> None:
+        self._truth, self._results = [], []
+
+    def validation_step(self, batch: tuple, batch_idx: int) -> None:
+        images, targets = batch
+        outputs = self.model(list(images))
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self._distributed() else (0, 1)
+        for offset, (target, output) in enumerate(zip(targets, outputs)):
+            # ids follow the ShardSampler's order, so they are unique across processes
+            image_id = (batch_idx * len(images) + offset) * world + rank + 1
+            truth, results = coco_records(image_id, target, output, mask_threshold=self.mask_threshold)
+            self._truth.append(truth)
+            self._results += results
+
+    def on_validation_epoch_end(self) -> None:
+        truth, results = self._truth, self._results
+        if self._distributed():
+            gathered = [None] * self.trainer.world_size
+            dist.all_gather_object(gathered, (truth, results))
+            truth = [t for part in gathered for t in part[0]]
+            results = [r for part in gathered for r in part[1]]
+        scores = coco_evaluate_all(truth, results, self.class_names)
+        segm, bbox = scores["segm"], scores["bbox"]
+        summary = {"val_map": segm["AP"], "val_map50": segm["AP50"], "val_map75": segm["AP75"], "val_box_map": bbox["AP"]}
+        self.last_validation = {**summary, "train_loss": self.mean_train_loss(), "segm": segm, "bbox": bbox}
+        if not self.trainer.sanity_checking:
+            for key, value in summary.items():
+                self.log(key, 0.0 if math.isnan(value) or value < 0 else value, prog_bar=key in ("val_map", "val_map50"), sync_dist=False)
