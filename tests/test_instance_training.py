@@ -80,3 +80,33 @@ def test_eval_picks_the_instance_task_from_the_run(run_cli, tmp_path):
     report = json.loads(out)
     assert code == 0 and report["task"] == "instance" and report["images"] == 2
     assert report["segm"]["AP"] == json.loads((tmp_path / "run" / "metrics.json").read_text())["segm"]["AP"]
+
+
+def test_degenerate_annotations_train_and_evaluate(run_cli, tmp_path):
+    """Zero-area polygons, polygons reaching outside the image, an image without objects, and images with a
+    thousand objects, in both splits (the seeded split puts images 1, 3 in train and 0, 2 in val)."""
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    values = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "dot"}]}
+
+    def add(polygon, image_id):
+        values["annotations"].append({"id": len(values["annotations"]) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+                                      "segmentation": [polygon]})
+
+    for index in range(4):
+        Image.fromarray(np.full((64, 64, 3), 30 + 40 * index, np.uint8)).save(root / "images" / f"{index}.png")
+        values["images"].append({"id": index, "file_name": f"{index}.png", "height": 64, "width": 64})
+    add([10.0, 10.0, 10.0, 10.0, 10.0, 10.0], 0)  # zero area
+    add([-20.0, -20.0, 30.0, -20.0, 30.0, 30.0, -20.0, 30.0], 0)  # reaches outside the image
+    add([50.0, 50.0, 90.0, 50.0, 90.0, 90.0], 1)
+    for image_id in (1, 2):
+        for k in range(1000):  # a thousand 1x1 objects
+            x, y = (k % 32) * 2.0, (k // 32) * 2.0
+            add([x, y, x + 1, y, x + 1, y + 1, x, y + 1], image_id)
+    add([5.0, 5.0, 5.0, 5.0, 5.0, 5.0], 3)  # image 3: nothing but a zero-area polygon
+    (root / "annotations.json").write_text(json.dumps(values))
+    code, out, err = run_cli("train", "--task", "instance", "--data", root, *TINY, "--img-size", "64", "--set", "train.max_steps=2",
+                             "--set", "data.val_fraction=0.5", "--out", tmp_path / "run")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["images"] == 2 and -1.0 <= metrics["segm"]["AP"] <= 1.0
