@@ -129,9 +129,8 @@ def _show(args, console: Console) -> int:
         if source.volumetric:  # the middle slice of the first channel
             middle = image.shape[1] // 2
             image, mask = grey_to_rgb(image[0, middle]), (mask[middle] if mask is not None else None)
-        else:
+        else:  # 2D readers give uint8 RGB
             image = image.transpose(1, 2, 0)
-            image = grey_to_rgb(image[..., 0]) if image.dtype != np.uint8 else np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
         if mask is None and "segmentations" in sample:  # BSDS: the first annotator's regions
             mask, regions = sample["segmentations"][0].numpy(), True
         panels.append((sample["meta"]["id"], image, mask))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from omniseg.data.formats import load_dataset
+from omniseg.data.formats import detect_format, load_dataset
 from omniseg.data.formats.folder import CLASSES_FILE, read_classes
 from omniseg.data.imageio import IMAGE_SUFFIXES, read_label_png, verify_image
 from omniseg.errors import DataError
@@ -72,11 +72,12 @@ def check_dataset(path: str | Path, *, format: str = "auto", **options) -> Docto
     if not root.exists():
         report.add("error", "missing", root, f"{root} does not exist")
         return report
-    if format == "folder" or (format == "auto" and _is_plain_folder(root)):
-        _check_folder(root, report)
-        return report
     try:
-        source = load_dataset(root, format=format, **options)
+        name = detect_format(root) if format == "auto" else format
+        if name == "folder":
+            _check_folder(root, report)
+            return report
+        source = load_dataset(root, format=name, **options)
     except DataError as exc:
         report.add("error", "unreadable", root, str(exc))
         return report
@@ -87,13 +88,6 @@ def check_dataset(path: str | Path, *, format: str = "auto", **options) -> Docto
     report.class_names = list(source.info.class_names)
     _check_samples(source, report)
     return report
-
-
-def _is_plain_folder(root: Path) -> bool:
-    from omniseg.data.formats import FORMATS
-
-    return (root / "images").is_dir() and not any(
-        FORMATS.get(n).detect(root) for n in FORMATS if not FORMATS.meta(n).get("fallback"))
 
 
 # -- any format: read every Sample ------------------------------------------------------------------

@@ -81,6 +81,7 @@ class ColourJitterNormalize(v2.Transform):
     _transformed_types = (tv_tensors.Image,)
     GREY = torch.tensor([0.299, 0.587, 0.114])
     RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+    YIQ_TO_RGB = torch.linalg.inv(RGB_TO_YIQ)
 
     def __init__(self, jitter: float, hue: float, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
@@ -96,7 +97,7 @@ class ColourJitterNormalize(v2.Transform):
         b, c, s = params["brightness"], params["contrast"], params["saturation"]
         angle = -2 * torch.pi * params["hue"]  # this sign turns hues the way an HSV hue shift does
         rotation = torch.tensor([[1.0, 0.0, 0.0], [0.0, math.cos(angle), -math.sin(angle)], [0.0, math.sin(angle), math.cos(angle)]])
-        hue = torch.linalg.inv(self.RGB_TO_YIQ) @ rotation @ self.RGB_TO_YIQ
+        hue = self.YIQ_TO_RGB @ rotation @ self.RGB_TO_YIQ
         saturation = s * torch.eye(3) + (1 - s) * self.GREY.expand(3, 3)
         matrix = hue @ saturation * (c * b)
         offset = (1 - c) * b * mean_grey * torch.ones(3, 1)  # grey stays grey under saturation and hue

@@ -68,7 +68,7 @@ def evaluate_run(
             f"{info.num_classes}; evaluate on data with the same classes"
         )
     if model.card.task == "instance":
-        scores = evaluate_instances(model.to(device), source.dataset(split), class_names=info.class_names, batch_size=batch_size,
+        scores = evaluate_instances(model, source.dataset(split), class_names=info.class_names, batch_size=batch_size,
                                     device=device)
         return {"task": "instance", "split": split, **scores}
     check_dimensions(model, source, data, f"the model in {run_dir}")

@@ -18,13 +18,9 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from omniseg.data.formats.objects import encode_rle
+
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
-
-
-def _rle(mask: np.ndarray) -> dict:
-    rle = mask_utils.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
 
 
 def coco_ground_truth(images: Sequence[dict], class_names: Sequence[str], *, first_class: int = 1) -> dict:
@@ -36,7 +32,7 @@ def coco_ground_truth(images: Sequence[dict], class_names: Sequence[str], *, fir
         dataset["images"].append({"id": int(image["id"]), "height": int(image["height"]), "width": int(image["width"])})
         crowd = image.get("iscrowd", np.zeros(len(image["labels"]), bool))
         for mask, label, iscrowd in zip(image["masks"], image["labels"], crowd):
-            rle = _rle(mask)
+            rle = encode_rle(mask)
             area = float(mask_utils.area(rle))
             if area == 0:
                 continue
@@ -62,7 +58,7 @@ def coco_results(image_id: int, prediction: dict, *, mask_threshold: float = 0.5
         entry = {"image_id": int(image_id), "category_id": int(label), "score": float(score),
                  "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]}
         if masks is not None:
-            entry["segmentation"] = _rle(masks[index])
+            entry["segmentation"] = encode_rle(masks[index])
         results.append(entry)
     return results
 

@@ -42,6 +42,15 @@ FORMATS.add("volumes", VolumePairsSource, description="X.nii.gz + X_label.nii.gz
 FORMATS.add("folder", FolderSource, description="images/<split>/*, masks/<split>/*.png, classes.json", fallback=True)
 
 
+def detect_format(root: Path) -> str:
+    """The name of the first format (the folder fallback last) whose layout ``root`` has."""
+    for name in sorted(FORMATS, key=lambda n: bool(FORMATS.meta(n).get("fallback"))):
+        if FORMATS.get(name).detect(root):
+            return name
+    looked_for = "; ".join(f"{n}: {FORMATS.meta(n).get('description', '')}" for n in FORMATS)
+    raise DataError(f"{root} matches no known dataset layout (looked for {looked_for}); pass --format NAME")
+
+
 def load_dataset(path: str | Path, *, format: str = "auto", **options) -> DataSource:
     """Open the dataset at ``path``, detecting its format unless ``format`` names one.
 
@@ -50,18 +59,11 @@ def load_dataset(path: str | Path, *, format: str = "auto", **options) -> DataSo
     root = Path(path)
     if not root.exists():
         raise DataError(f"dataset path {root} does not exist; check --data")
-    if format != "auto":
-        return FORMATS.get(format)(root, **options)
-    for name in sorted(FORMATS, key=lambda n: bool(FORMATS.meta(n).get("fallback"))):
-        reader = FORMATS.get(name)
-        if reader.detect(root):
-            return reader(root, **options)
-    looked_for = "; ".join(f"{n}: {FORMATS.meta(n).get('description', '')}" for n in FORMATS)
-    raise DataError(f"{root} matches no known dataset layout (looked for {looked_for}); pass --format NAME")
+    return FORMATS.get(detect_format(root) if format == "auto" else format)(root, **options)
 
 
 __all__ = [
     "ADE20KFullSource", "ADE20KSource", "BSDSSource", "CVATSource", "CamVidSource", "CityscapesSource", "CocoPanopticSource",
     "CocoSource", "DSBSource", "DataSource", "FORMATS", "FolderSource", "LabelMeSource", "NiftiSource", "VIASource", "VOCSource",
-    "VolumePairsSource", "YOLOSource", "load_dataset",
+    "VolumePairsSource", "YOLOSource", "detect_format", "load_dataset",
 ]

@@ -252,8 +252,8 @@ def write_coco(source, out: str | Path) -> Path:
         for obj, mask in zip(record.objects, record.object_masks()):
             if not first <= obj.label < info.num_classes or not mask.any():
                 continue
-            rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-            segmentation = obj.segmentation if isinstance(obj.segmentation, list) else encode_rle(mask)
+            rle = encode_rle(mask)
+            segmentation = obj.segmentation if isinstance(obj.segmentation, list) else rle
             values["annotations"].append({
                 "id": sum(len(v["annotations"]) for v in files.values()) + 1, "image_id": image_id,
                 "category_id": obj.label + offset, "segmentation": segmentation, "area": int(mask.sum()),

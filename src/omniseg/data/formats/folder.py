@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from omniseg.data.formats.paired import PairedDataset, PairedSource, seeded_split
+from omniseg.data.formats.paired import PairedDataset, read_instance_pngs, seeded_split
 from omniseg.data.formats.records import records, write_image
 from omniseg.data.imageio import IMAGE_SUFFIXES, pack_rgb, read_label_png, verify_image, write_index_png
 from omniseg.data.sample import DatasetInfo
@@ -263,7 +263,8 @@ class FolderSource:
             return np.where(raw == 255, 1, raw)
         return raw
 
-    read_instances = PairedSource.read_instances
+    def read_instances(self, item: _Item, semantic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return read_instance_pngs(item.instances, semantic, self.info.ignore_index)
 
     def read_mask(self, path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
         """Class ids of the mask at ``path`` (its size and labels were checked when the folder was opened)."""

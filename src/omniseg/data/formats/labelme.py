@@ -92,22 +92,23 @@ class LabelMeSource(ObjectSource):
         files = self._files(self.root)
         if not files:
             raise DataError(f"{self.root} has no LabelMe JSON files (with 'shapes' and 'imagePath')")
-        self.info, self.class_ids = self._classes(files)
+        contents = {path: read_labelme(path) for path in files}
+        self.info, self.class_ids = self._classes(contents)
         items = []
-        for path in files:
-            values = read_labelme(path)
+        for path, values in contents.items():
             image = path.parent / str(values.get("imagePath") or f"{path.stem}.jpg")
             size = (int(values["imageHeight"]), int(values["imageWidth"])) if values.get("imageHeight") and values.get("imageWidth") else None
             items.append(ObjectItem(image, annotation=path, size=size))
         self.items = seeded_split(items, val_fraction, split_seed)
         self.description = f"labelme ({len(files)} files, {self.info.num_classes} classes, seeded split)"
 
-    def _classes(self, files: list[Path]) -> tuple[DatasetInfo, dict[str, int]]:
+    def _classes(self, contents: dict[Path, dict]) -> tuple[DatasetInfo, dict[str, int]]:
+        files = list(contents)
         labels_txt = next((p for p in (self.root / "labels.txt", files[0].parent / "labels.txt", self.root.parent / "labels.txt") if p.is_file()), None)
         if labels_txt is not None:
             names = [line.strip() for line in labels_txt.read_text().splitlines() if line.strip()]
         else:
-            found = sorted({s["label"] for p in files for s in read_labelme(p)["shapes"]} - {IGNORE_LABEL})
+            found = sorted({s["label"] for values in contents.values() for s in values["shapes"]} - {IGNORE_LABEL})
             names = ["background", *(n for n in found if n.lower() not in BACKGROUND_NAMES)]
         names = [n for n in names if n != IGNORE_LABEL]
         if not names or names[0].lower() not in BACKGROUND_NAMES:

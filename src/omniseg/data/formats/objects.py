@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
-from omniseg.data.formats.paired import class_pixel_totals
+from omniseg.data.formats.paired import ItemDataset, class_pixel_totals
 from omniseg.data.imageio import read_image, verify_image
 from omniseg.data.sample import DatasetInfo, Sample, make_sample
 from omniseg.errors import DataError
@@ -177,6 +177,7 @@ class ObjectSource:
         height, width = size
         semantic = np.full((height, width), self.unlabelled, np.int64)
         masks, labels = [], []
+        things = set(self.info.things)
         for number, obj in enumerate(objects):
             try:
                 mask = object_mask(obj.segmentation, height, width)
@@ -184,7 +185,7 @@ class ObjectSource:
                 raise DataError(f"{where}: object {number} ({self.info.class_names[obj.label] if obj.label < self.info.num_classes else obj.label}) "
                                 f"cannot be drawn: {exc}") from None
             semantic[mask] = obj.label
-            if not obj.iscrowd and obj.label != self.info.ignore_index and obj.label in self.info.things:
+            if not obj.iscrowd and obj.label != self.info.ignore_index and obj.label in things:
                 masks.append(mask)
                 labels.append(obj.label)
         stacked = np.stack(masks) if masks else np.zeros((0, height, width), bool)
@@ -200,18 +201,8 @@ class ObjectSource:
         return class_pixel_totals(semantic_masks(), self.info.num_classes)
 
 
-class ObjectDataset(torch.utils.data.Dataset):
+class ObjectDataset(ItemDataset):
     """The Samples of one split of an :class:`ObjectSource`, read and rasterised on access."""
-
-    def __init__(self, source: ObjectSource, items: list[ObjectItem]) -> None:
-        self.source, self.items, self.info = source, items, source.info
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def path(self, index: int) -> Path:
-        """The image file of Sample ``index`` (named in reports without reading it)."""
-        return self.items[index].image
 
     def __getitem__(self, index: int) -> Sample:
         item = self.items[index]

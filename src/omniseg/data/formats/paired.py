@@ -48,6 +48,22 @@ def instances_from_ids(layers: np.ndarray | list[np.ndarray], semantic: np.ndarr
     return stacked, np.asarray(labels[::-1], np.int64)
 
 
+def read_instance_pngs(path: Path, semantic: np.ndarray, ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Instances from the id PNG ``path`` and its overlap layers ``<stem>.1.png``, ``<stem>.2.png``, ...;
+    8-bit PNGs keep 255 for void (VOC's SegmentationObject)."""
+    layers, layer = [], path
+    while layer.is_file():
+        raw, mode, _ = read_label_png(layer)
+        if mode == "RGB" or raw.shape != semantic.shape:
+            raise DataError(f"instance PNG {layer} must be a one-channel id image of the mask's size {semantic.shape}")
+        ids = raw.astype(np.int64)
+        if mode in ("P", "L"):
+            ids[ids == 255] = 0
+        layers.append(ids)
+        layer = path.with_name(f"{path.stem}.{len(layers)}.png")
+    return instances_from_ids(layers, semantic, ignore_index)
+
+
 def seeded_split(items: list, val_fraction: float, seed: int) -> dict[str, list]:
     """``{"train": [...], "val": [...]}`` with ``val_fraction`` of ``items`` (at least one) held out."""
     if not 0.0 < val_fraction < 1.0:
@@ -116,19 +132,7 @@ class PairedSource:
         return mask
 
     def read_instances(self, item: PairedItem, semantic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Instances from ``item.instances`` and its overlap layers ``<stem>.1.png``, ``<stem>.2.png``, ...;
-        8-bit PNGs keep 255 for void (VOC's SegmentationObject)."""
-        layers, path = [], item.instances
-        while path.is_file():
-            raw, mode, _ = read_label_png(path)
-            if mode == "RGB" or raw.shape != semantic.shape:
-                raise DataError(f"instance PNG {path} must be a one-channel id image of the mask's size {semantic.shape}")
-            ids = raw.astype(np.int64)
-            if mode in ("P", "L"):
-                ids[ids == 255] = 0
-            layers.append(ids)
-            path = item.instances.with_name(f"{item.instances.stem}.{len(layers)}.png")
-        return instances_from_ids(layers, semantic, self.info.ignore_index)
+        return read_instance_pngs(item.instances, semantic, self.info.ignore_index)
 
     def labelled(self, split: str) -> bool:
         return all(item.mask is not None for item in self.items.get(split, []))
@@ -145,10 +149,10 @@ class PairedSource:
         return class_pixel_totals(masks, self.info.num_classes)
 
 
-class PairedDataset(torch.utils.data.Dataset):
-    """The Samples of one split of a :class:`PairedSource`, read on access."""
+class ItemDataset(torch.utils.data.Dataset):
+    """The Samples of one split: ``items`` (each with an ``image`` path) of ``source``, read on access."""
 
-    def __init__(self, source: PairedSource, items: list[PairedItem]) -> None:
+    def __init__(self, source, items: list) -> None:
         self.source, self.items, self.info = source, items, source.info
 
     def __len__(self) -> int:
@@ -158,12 +162,16 @@ class PairedDataset(torch.utils.data.Dataset):
         """The image file of Sample ``index`` (named in reports without reading it)."""
         return self.items[index].image
 
+
+class PairedDataset(ItemDataset):
+    """The Samples of one split of a :class:`PairedSource`, read on access."""
+
     def __getitem__(self, index: int) -> Sample:
         item = self.items[index]
         image = read_image(item.image)
         mask = self.source.read_mask(item.mask, tuple(image.shape[-2:])) if item.mask is not None else None
         instance_masks = instance_labels = None
-        if mask is not None and getattr(item, "instances", None) is not None:
+        if mask is not None and item.instances is not None:
             instance_masks, instance_labels = self.source.read_instances(item, mask)
         return make_sample(image, mask=mask, instance_masks=instance_masks, instance_labels=instance_labels,
                            sample_id=item.image.stem, path=str(item.image))

@@ -144,6 +144,8 @@ class VolumePairsSource(NiftiSource):
             self.values = sorted(int(v) for v in values)
             names = ["background" if v == 0 else f"label_{v}" for v in self.values]
         self.lookup = {v: i for i, v in enumerate(self.values)}
+        self.table = np.zeros(max(self.values) + 1, np.int64)  # label value -> class id
+        self.table[self.values] = np.arange(len(self.values))
         self.info = DatasetInfo(names)
         self._cases = seeded_split(cases, val_fraction, split_seed)
         self.description = f"volume pairs ({len(cases)} cases, label values {self.values})"
@@ -169,7 +171,4 @@ class VolumePairsSource(NiftiSource):
         unknown = sorted(set(np.unique(labels).tolist()) - set(self.lookup))
         if unknown:
             raise DataError(f"label {case.label} holds values {unknown[:5]} outside the classes {self.values}; fix the labels or classes.json")
-        table = np.zeros(max(self.values) + 1, np.int64)
-        for value, index in self.lookup.items():
-            table[value] = index
-        return table[labels]
+        return self.table[labels]
