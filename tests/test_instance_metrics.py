@@ -37,6 +37,21 @@ def test_pq_split_a_match_and_a_false_positive():
     assert cls["sq"] == pytest.approx(0.75) and cls["rq"] == pytest.approx(1 / 1.5) and cls["pq"] == pytest.approx(0.75 / 1.5)
 
 
+def test_pq_counts_added_from_another_process_equal_one_pass_over_both_images():
+    gt = np.array([[1, 1, 1, 1], [1, 1, 1, 1]])
+    first, second = (np.array([[5, 5, 5, 5], [5, 5, 6, 6]]), {5: 1, 6: 1}), (gt, {1: 1})
+    together, part_a, part_b = (PanopticQuality(3, things=(1, 2)) for _ in range(3))
+    for metric, images in ((together, (first, second)), (part_a, (first,)), (part_b, (second,))):
+        for pred, segments in images:
+            metric.update(pred, segments, gt, {1: 1})
+    part_a.add(part_b)
+    for name in ("iou", "tp", "fp", "fn"):
+        assert np.array_equal(getattr(part_a, name), getattr(together, name))
+    assert together.compute()["per_class"][1]["tp"] == 2 and together.compute()["per_class"][1]["fp"] == 1
+    with pytest.raises(ValueError, match="4 classes"):
+        part_a.add(PanopticQuality(4))
+
+
 def test_pq_even_split_and_merge_match_nothing():
     gt = np.array([[1, 1, 1, 1], [1, 1, 1, 1]])
     halves = np.array([[5, 5, 5, 5], [6, 6, 6, 6]])  # IoU 0.5 each: a match needs more than 0.5

@@ -110,3 +110,44 @@ def test_degenerate_annotations_train_and_evaluate(run_cli, tmp_path):
     assert code == 0, err
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["images"] == 2 and -1.0 <= metrics["segm"]["AP"] <= 1.0
+
+
+def test_predict_writes_instance_pngs_overlays_and_coco_results(run_cli, tmp_path):
+    from pycocotools import mask as mask_utils
+
+    data = _squares_coco(tmp_path / "data")
+    code, _, err = run_cli("train", "--task", "instance", "--data", data, *TINY, "--img-size", "48", "--out", tmp_path / "run",
+                           "--set", "data.val_fraction=0.3", "--set", "train.max_steps=1",
+                           "--set", "model.kwargs.box_score_threshold=0.0")  # an untrained detector: keep every detection
+    assert code == 0, err
+    code, out, err = run_cli("predict", tmp_path / "run", data / "images", "--out", tmp_path / "pred", "--score-threshold", "0.0",
+                             "--mask-threshold", "0.4")
+    assert code == 0, err
+    images = json.loads((tmp_path / "pred" / "images.json").read_text())
+    results = json.loads((tmp_path / "pred" / "coco_results.json").read_text())
+    assert [image["file_name"] for image in images] == sorted(p.name for p in (data / "images").iterdir())
+    assert results and {r["image_id"] for r in results} <= {image["id"] for image in images}
+    for image in images:
+        found = sorted((r for r in results if r["image_id"] == image["id"]), key=lambda r: -r["score"])
+        ids = np.asarray(Image.open(tmp_path / "pred" / image["file_name"].replace(".png", "_instances.png")))
+        assert ids.shape == (image["height"], image["width"]) and int(ids.max()) <= len(found)
+        for k, result in enumerate(found, 1):  # id k is the k-th best instance; its visible pixels lie in its RLE mask
+            assert result["segmentation"]["size"] == [image["height"], image["width"]]
+            mask = mask_utils.decode(result["segmentation"]).astype(bool)
+            assert not (ids == k)[~mask].any()
+            assert ((ids == k) | (ids < k) & (ids > 0))[mask].all()  # only better instances hide it
+        assert (tmp_path / "pred" / image["file_name"].replace(".png", "_overlay.png")).is_file()
+
+
+def test_instance_overlay_colours_each_instance_and_labels_it():
+    from omniseg.viz.overlay import instance_overlay
+
+    image = np.full((60, 80, 3), 100, np.uint8)
+    masks = np.zeros((2, 60, 80), bool)
+    masks[0, 30:50, 5:25] = masks[1, 30:50, 50:75] = True
+    out = instance_overlay(image, masks, [1, 2], ["background", "square", "bar"], [0.9, 0.8])
+    assert out.shape == image.shape
+    assert (out[18:30, 5:25] != 100).any(axis=-1).mean() > 0.5  # the label box sits above the first mask's top left
+    inner0, inner1 = out[40, 15], out[40, 62]  # deep inside each mask: the blended colour, different per instance
+    assert not np.array_equal(inner0, inner1) and not np.array_equal(inner0, image[0, 0])
+    assert (out[0:15, 30:45] == 100).all()  # far from both instances and their labels: untouched

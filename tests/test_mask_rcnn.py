@@ -47,6 +47,22 @@ def test_mask_rcnn_is_an_instance_model_with_checked_options():
         create_model("maskrcnn", num_classes=3, encoder="resnet18", weights="coco")
     model = create_model("maskrcnn", num_classes=3, anchor_sizes="small")
     assert model.rpn.anchor_generator.sizes == ((8,), (16,), (32,), (64,), (128,))
+    with pytest.raises(ConfigError, match="fixed head widths"):
+        create_model("maskrcnn", num_classes=3, fpn_channels=64)
+
+
+def test_light_mask_rcnn_heads_have_the_asked_widths():
+    model = create_model("maskrcnn", num_classes=4, encoder="resnet18", fpn_channels=32, box_head_size=128, mask_head_channels=16,
+                         mask_head_layers=2, roi_sampling_ratio=0)
+    heads = model.roi_heads
+    assert model.backbone.out_channels == 32 and heads.box_head.fc6.in_features == 32 * 7 * 7
+    assert heads.box_head.fc7.out_features == 128 and heads.box_predictor.cls_score.out_features == 4
+    assert [m.out_channels for m in heads.mask_head.modules() if isinstance(m, torch.nn.Conv2d)] == [16, 16]
+    assert heads.mask_predictor.mask_fcn_logits.out_channels == 4
+    assert heads.box_roi_pool.sampling_ratio == heads.mask_roi_pool.sampling_ratio == 0
+    # the defaults are the paper's widths, as torchvision builds them
+    default = create_model("maskrcnn", num_classes=4, encoder="resnet18").roi_heads
+    assert default.box_head.fc7.out_features == 1024 and len(default.mask_head) == 4 and default.box_roi_pool.sampling_ratio == 2
 
 
 def test_mask_rcnn_weights_file_keeps_all_but_the_class_predictors(tmp_path):

@@ -6,7 +6,7 @@ import argparse
 
 from rich.console import Console
 
-from omniseg.cli.output import emit_json, print_instance_report, print_report
+from omniseg.cli.output import emit_json, print_any_report
 from omniseg.errors import ConfigError
 
 
@@ -50,9 +50,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.json == "-":
         emit_json(console, report, "-")
         return 0
-    if report.get("task") == "instance":
-        print_instance_report(console, report, title=title)
-    else:
-        print_report(console, report, title=title)
+    print_any_report(console, report, title=title)
     emit_json(console, report, args.json)
     return 0

@@ -51,6 +51,30 @@ def print_instance_report(console: Console, report: dict, *, title: str) -> None
         console.print(f"{kind}: " + "   ".join(f"{k} {_fmt(values[k])}" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")))
 
 
+def print_panoptic_report(console: Console, report: dict, *, title: str) -> None:
+    """PQ, SQ, RQ per class (with TP, FP, FN), the summaries for all, things and stuff, then the
+    instance branch's AP."""
+    panoptic = report["panoptic"]
+    table = Table(title=title)
+    for column in ("class", "kind", "PQ", "SQ", "RQ", "TP", "FP", "FN"):
+        table.add_column(column, justify="left" if column in ("class", "kind") else "right")
+    for row in panoptic["per_class"]:
+        table.add_row(row["name"], "thing" if row["isthing"] else "stuff", _fmt(row["pq"]), _fmt(row["sq"]), _fmt(row["rq"]),
+                      str(row["tp"]), str(row["fp"]), str(row["fn"]))
+    console.print(table)
+    for group in ("all", "things", "stuff"):
+        values = panoptic[group]
+        console.print(f"{group}: PQ {_fmt(values['pq'])}   SQ {_fmt(values['sq'])}   RQ {_fmt(values['rq'])}   ({values['n']} classes)")
+    segm = report["segm"]
+    console.print("instances, mask: " + "   ".join(f"{k} {_fmt(segm[k])}" for k in ("AP", "AP50", "AP75")))
+
+
+def print_any_report(console: Console, report: dict, *, title: str) -> None:
+    """The report table of the task the report comes from (semantic, instance or panoptic)."""
+    printer = {"instance": print_instance_report, "panoptic": print_panoptic_report}.get(report.get("task"), print_report)
+    printer(console, report, title=title)
+
+
 def emit_json(console: Console, values: dict, target: str | None) -> None:
     """``target`` "-" prints JSON to stdout; a path writes it there."""
     text = json.dumps(values, indent=2)

@@ -6,13 +6,13 @@ import argparse
 
 from rich.console import Console
 
-from omniseg.cli.output import emit_json, print_instance_report, print_report, quiet_libraries
+from omniseg.cli.output import emit_json, print_any_report, quiet_libraries
 from omniseg.config import RunConfig, apply_overrides, apply_values, load_config
 
 
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="train a model", description="Train a segmentation model and write a run directory.")
-    p.add_argument("--task", choices=["semantic", "instance"], help="what to learn (default semantic)")
+    p.add_argument("--task", choices=["semantic", "instance", "panoptic"], help="what to learn (default semantic)")
     p.add_argument("--data", help="dataset folder (format detected)")
     p.add_argument("--format", help="force a dataset format (default: auto)")
     p.add_argument("--model", help="architecture name (see `omniseg models`)")
@@ -67,10 +67,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         emit_json(console, result.metrics, "-")
         return 0
     title = f"Validation of the best weights (epoch {result.best_epoch})"
-    if result.metrics.get("task") == "instance":
-        print_instance_report(console, result.metrics, title=title)
-    else:
-        print_report(console, result.metrics, title=title)
+    print_any_report(console, result.metrics, title=title)
     console.print(f"run directory: [bold]{result.run_dir}[/]  ({result.global_step} steps)")
     emit_json(console, result.metrics, args.json)
     return 0

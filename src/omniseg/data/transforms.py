@@ -16,6 +16,7 @@ from torchvision.ops import masks_to_boxes
 from torchvision.transforms import v2
 
 from omniseg.data.sample import Sample
+from omniseg.errors import DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -254,11 +255,14 @@ class InstanceTransform:
 
     Training (``img_size`` given) applies the semantic pipeline's geometry and colour steps to the image
     and every instance mask together; instances cropped away are dropped, and boxes are recomputed from
-    the masks (pixel-exact, never degenerate). Normalisation is left to the detector.
+    the masks (pixel-exact, never degenerate). Normalisation is left to the detector. With ``semantic``
+    the target also holds the sample's class map as ``semantic`` [H, W] (int64; padding is ``ignore_index``),
+    for panoptic models.
     """
 
     def __init__(self, img_size: int | None = None, *, scale_range: tuple[float, float] = (0.5, 2.0), hflip: bool = True,
-                 color_jitter: float = 0.3) -> None:
+                 color_jitter: float = 0.3, semantic: bool = False, ignore_index: int = 255) -> None:
+        self.semantic, self.ignore_index = semantic, ignore_index
         steps: list[v2.Transform] = []
         if img_size is not None:
             steps.append(ScaleJitterCrop(img_size, scale_range, fill={tv_tensors.Image: 0, tv_tensors.Mask: 0}))
@@ -273,12 +277,21 @@ class InstanceTransform:
         height, width = sample["image"].shape[-2:]
         masks = instances["masks"] if instances is not None else tv_tensors.Mask(torch.zeros(0, height, width, dtype=torch.bool))
         labels = instances["labels"] if instances is not None else torch.zeros(0, dtype=torch.int64)
-        out = self.transform({"image": sample["image"], "masks": tv_tensors.Mask(masks.to(torch.uint8))})
+        inputs = {"image": sample["image"], "masks": tv_tensors.Mask(masks.to(torch.uint8))}
+        if self.semantic:
+            if "mask" not in sample:
+                raise DataError(f"sample {sample['meta'].get('id')!r} has no class mask; panoptic training needs one per image")
+            inputs["semantic"] = tv_tensors.Mask(sample["mask"] + 1)  # shifted so that the padding (0) becomes ignore_index
+        out = self.transform(inputs)
         masks = out["masks"].as_subclass(torch.Tensor).bool()
         keep = masks.flatten(1).any(1)
         masks, labels = masks[keep], labels[keep]
         boxes = masks_to_boxes(masks) + torch.tensor([0.0, 0.0, 1.0, 1.0]) if len(masks) else torch.zeros(0, 4)
-        return out["image"].as_subclass(torch.Tensor), {"boxes": boxes, "labels": labels, "masks": masks.to(torch.uint8)}
+        target = {"boxes": boxes, "labels": labels, "masks": masks.to(torch.uint8)}
+        if self.semantic:
+            shifted = out["semantic"].as_subclass(torch.Tensor).long()
+            target["semantic"] = torch.where(shifted == 0, self.ignore_index, shifted - 1)
+        return out["image"].as_subclass(torch.Tensor), target
 
 
 def collate_instances(batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:

@@ -16,11 +16,13 @@ HISTORY_FIELDS = [
     "val_mean_accuracy", "val_mean_dice", "val_fwiou", "lr", "seconds",
 ]
 INSTANCE_HISTORY_FIELDS = ["epoch", "step", "train_loss", "val_map", "val_map50", "val_map75", "val_box_map", "lr", "seconds"]
+PANOPTIC_HISTORY_FIELDS = ["epoch", "step", "train_loss", "val_pq", "val_pq_things", "val_pq_stuff", "val_sq", "val_rq", "val_map",
+                           "val_map50", "lr", "seconds"]
 
 
 class RunWriter(L.Callback):
     """After each validation: append a row to ``history.csv``, save ``model.safetensors`` when the
-    ``monitor`` metric improves (val mIoU, or mask AP for instance models), and save ``last.ckpt``
+    ``monitor`` metric improves (val mIoU, mask AP for instance models, PQ for panoptic ones), and save ``last.ckpt``
     (training state for ``--resume``). Only rank 0 writes files."""
 
     def __init__(self, run_dir: str | Path, card: ModelCard, *, monitor: str = "val_miou", fields: list[str] = HISTORY_FIELDS) -> None:

@@ -19,14 +19,16 @@ from omniseg.metrics import coco_evaluate_all, coco_records
 
 
 class InstanceDataModule(L.LightningDataModule):
-    """Train loader (augmented crops) and val loader (whole images, each process its exact shard)."""
+    """Train loader (augmented crops) and val loader (whole images, each process its exact shard); with
+    ``semantic`` each target also carries the class map (panoptic training)."""
 
-    def __init__(self, source: DataSource, config: DataConfig, *, seed: int = 0) -> None:
+    def __init__(self, source: DataSource, config: DataConfig, *, seed: int = 0, semantic: bool = False) -> None:
         super().__init__()
         self.config, self.seed = config, seed
+        classes = {"semantic": semantic, "ignore_index": source.info.ignore_index}
         self.train_set = TransformedDataset(source.dataset("train"), InstanceTransform(
-            config.img_size, scale_range=config.scale_range, hflip=config.hflip, color_jitter=config.color_jitter), instances=True)
-        self.val_set = TransformedDataset(source.dataset("val"), InstanceTransform(), instances=True)
+            config.img_size, scale_range=config.scale_range, hflip=config.hflip, color_jitter=config.color_jitter, **classes), instances=True)
+        self.val_set = TransformedDataset(source.dataset("val"), InstanceTransform(**classes), instances=True)
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -79,6 +81,15 @@ class InstanceTask(OptimisedTask):
             truth, results = coco_records(image_id, target, output, mask_threshold=self.mask_threshold)
             self._truth.append(truth)
             self._results += results
+        self.validation_outputs(targets, outputs)
+
+    def validation_outputs(self, targets: list[dict], outputs: list[dict]) -> None:
+        """Subclasses score more than AP here (one validation batch's targets and outputs)."""
+
+    def validation_summary(self) -> dict:
+        """Subclasses add metrics to the validation summary here (after gathering them across processes);
+        its plain numbers are logged, everything goes into ``last_validation``."""
+        return {}
 
     def on_validation_epoch_end(self) -> None:
         truth, results = self._truth, self._results
@@ -89,8 +100,11 @@ class InstanceTask(OptimisedTask):
             results = [r for part in gathered for r in part[1]]
         scores = coco_evaluate_all(truth, results, self.class_names)
         segm, bbox = scores["segm"], scores["bbox"]
-        summary = {"val_map": segm["AP"], "val_map50": segm["AP50"], "val_map75": segm["AP75"], "val_box_map": bbox["AP"]}
+        summary = {"val_map": segm["AP"], "val_map50": segm["AP50"], "val_map75": segm["AP75"], "val_box_map": bbox["AP"],
+                   **self.validation_summary()}
         self.last_validation = {**summary, "train_loss": self.mean_train_loss(), "segm": segm, "bbox": bbox}
         if not self.trainer.sanity_checking:
             for key, value in summary.items():
-                self.log(key, 0.0 if math.isnan(value) or value < 0 else value, prog_bar=key in ("val_map", "val_map50"), sync_dist=False)
+                if isinstance(value, float):
+                    self.log(key, 0.0 if math.isnan(value) or value < 0 else value, prog_bar=key in ("val_map50", "val_pq"),
+                             sync_dist=False)

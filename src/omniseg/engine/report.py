@@ -1,7 +1,8 @@
-"""The end-of-training report: final validation of the best weights, plots and sample overlays (semantic and instance runs)."""
+"""The end-of-training report: final validation of the best weights, plots and sample overlays (semantic, instance and panoptic runs)."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,11 @@ import torch
 
 from omniseg.config import RunConfig
 from omniseg.data.transforms import InstanceTransform, TransformedDataset, eval_transforms_for, semantic_only
-from omniseg.inference.evaluate import evaluate_instances, evaluate_model
+from omniseg.inference.evaluate import evaluate_instances, evaluate_model, evaluate_panoptic
+from omniseg.metrics.panoptic import panoptic_ground_truth
 from omniseg.metrics import metrics_report
 from omniseg.models.hub import load_model
+from omniseg.models.panoptic.merge import merge_prediction
 from omniseg.models.semantic.base import is_volumetric
 from omniseg.viz.overlay import grey_to_rgb
 from omniseg.viz.plots import plot_confusion, plot_curves, plot_instances, plot_sample
@@ -52,23 +55,41 @@ def write_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, config: Ru
 
 
 def write_instance_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, config: RunConfig, extra: dict) -> dict:
-    """Evaluate ``model.safetensors`` of an instance run on ``val_set`` (COCO mask and box AP), and write
-    ``curves.png`` and ``samples/`` (predicted instances beside the truth)."""
+    """Evaluate ``model.safetensors`` of an instance run (COCO mask and box AP) or a panoptic run (PQ, and AP
+    of its instances) on ``val_set``, and write ``curves.png`` and ``samples/`` (prediction beside the truth)."""
     model = load_model(run_dir)
     info = model.card.info
-    scores = evaluate_instances(model, val_set, class_names=info.class_names, batch_size=config.data.eval_batch_size)
+    panoptic = model.card.task == "panoptic"
+    evaluate = partial(evaluate_panoptic, info=info) if panoptic else partial(evaluate_instances, class_names=info.class_names)
+    scores = evaluate(model, val_set, batch_size=config.data.eval_batch_size)
     if (run_dir / "history.csv").exists():
-        plot_curves(run_dir / "history.csv", run_dir / "curves.png", metrics=("val_map", "val_map50", "val_box_map"))
+        curves = ("val_pq", "val_pq_things", "val_pq_stuff", "val_map") if panoptic else ("val_map", "val_map50", "val_box_map")
+        plot_curves(run_dir / "history.csv", run_dir / "curves.png", metrics=curves)
     samples = run_dir / "samples"
     samples.mkdir(exist_ok=True)
-    to_input = InstanceTransform()
+    to_input = InstanceTransform(semantic=panoptic, ignore_index=info.ignore_index)
     with torch.inference_mode():
         for index in range(min(config.train.num_samples, len(val_set))):
             raw = val_set[index]
             image, target = to_input(raw)
             output = model([image])[0]
-            keep = output["scores"] >= 0.5
-            plot_instances(raw["image"].permute(1, 2, 0).numpy().astype(np.uint8), (output["masks"][keep, 0] >= 0.5).numpy(),
-                           output["labels"][keep].tolist(), output["scores"][keep].tolist(), info.class_names,
-                           samples / f"{raw['meta']['id'] or index}.png", truth=(target["masks"].bool().numpy(), target["labels"].tolist()))
-    return {"task": "instance", "split": "val", **scores, **extra}
+            truth_masks, truth_labels = target["masks"].bool().numpy(), target["labels"].tolist()
+            if panoptic:  # segments (stuff and things) drawn as regions
+                ids, segments = merge_prediction(output, info.things, **model.merge_options)
+                masks, labels = segment_masks(ids, segments)
+                scores_shown = [s["score"] if s["isthing"] else None for s in segments]
+                truth_ids, truth_segments = panoptic_ground_truth(target["semantic"].numpy(), truth_masks, truth_labels,
+                                                                  things=info.things, ignore_index=info.ignore_index)
+                truth_masks, truth_labels = segment_masks(truth_ids, [{"id": k, "category_id": v.category} for k, v in truth_segments.items()])
+            else:
+                keep = output["scores"] >= 0.5
+                masks, labels, scores_shown = (output["masks"][keep, 0] >= 0.5).numpy(), output["labels"][keep].tolist(), output["scores"][keep].tolist()
+            plot_instances(raw["image"].permute(1, 2, 0).numpy().astype(np.uint8), masks, labels, scores_shown, info.class_names,
+                           samples / f"{raw['meta']['id'] or index}.png", truth=(truth_masks, truth_labels))
+    return {"task": model.card.task, "split": "val", **scores, **extra}
+
+
+def segment_masks(ids: np.ndarray, segments: list[dict]) -> tuple[np.ndarray, list[int]]:
+    """Panoptic segments as stacked masks ``[S, H, W]`` with their categories."""
+    masks = np.stack([ids == s["id"] for s in segments]) if segments else np.zeros((0, *ids.shape), bool)
+    return masks, [s["category_id"] for s in segments]

@@ -16,10 +16,11 @@ from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
 
 from omniseg.config import RunConfig, TrainConfig, save_config
 from omniseg.data.formats import DataSource, load_dataset
-from omniseg.engine.callbacks import INSTANCE_HISTORY_FIELDS, RunWriter
+from omniseg.engine.callbacks import INSTANCE_HISTORY_FIELDS, PANOPTIC_HISTORY_FIELDS, RunWriter
 from omniseg.engine.datamodule import SemanticDataModule
 from omniseg.engine.instance import InstanceDataModule, InstanceTask
 from omniseg.engine.module import SemanticTask
+from omniseg.engine.panoptic import PanopticTask
 from omniseg.engine.report import write_instance_report, write_report
 from omniseg.errors import ConfigError, DataError
 from omniseg.inference.evaluate import check_dimensions
@@ -29,6 +30,7 @@ from omniseg.models.hub import ModelCard
 
 log = logging.getLogger(__name__)
 
+TASKS = ("semantic", "instance", "panoptic")
 RUN_FILES = ("config.yaml", "model.json", "model.safetensors", "last.ckpt", "metrics.json", "history.csv",
              "curves.png", "confusion.png")
 
@@ -117,19 +119,20 @@ def _prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
 def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> TrainResult | None:
     """Train a model as ``config`` says and write its run directory (``config.train.out``).
 
-    ``config.task`` is "semantic" (class masks, mIoU) or "instance" (instance masks, COCO mask AP).
+    ``config.task`` is "semantic" (class masks, mIoU), "instance" (instance masks, COCO mask AP) or
+    "panoptic" (class masks and instances, panoptic quality).
     Returns the final validation report on the main process, ``None`` on the other DDP processes.
     """
-    if config.task not in ("semantic", "instance"):
-        raise ConfigError(f"task {config.task!r} is not available yet; use task 'semantic' or 'instance'")
+    if config.task not in TASKS:
+        raise ConfigError(f"task {config.task!r} is unknown; use one of {', '.join(TASKS)}")
     if config.data.path is None:
         raise ConfigError("no dataset: pass --data PATH (or set data.path in the config)")
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     source = load_dataset(
         config.data.path, format=config.data.format, val_fraction=config.data.val_fraction, split_seed=config.data.split_seed
     )
-    if config.task == "instance":
-        return _train_instances(config, source, resume=resume, overwrite=overwrite, progress=progress)
+    if config.task in ("instance", "panoptic"):
+        return _train_objects(config, source, resume=resume, overwrite=overwrite, progress=progress)
     info = source.info
     for split in ("train", "val"):
         if split in source.splits() and not source.labelled(split):
@@ -164,27 +167,38 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
                            write_report, resume=resume, overwrite=overwrite, progress=progress)
 
 
-def _train_instances(config: RunConfig, source: DataSource, *, resume: bool, overwrite: bool, progress: bool) -> TrainResult | None:
-    """Instance training: a torchvision-style detector on a dataset with instances, scored by COCO mask AP."""
-    info = source.info
+def _train_objects(config: RunConfig, source: DataSource, *, resume: bool, overwrite: bool, progress: bool) -> TrainResult | None:
+    """Instance or panoptic training: a torchvision-style detector (with a semantic head for panoptic) on a
+    dataset with instances, scored by COCO mask AP (instance) or panoptic quality (panoptic)."""
+    info, task_name = source.info, config.task
     if source.volumetric or not info.things or "instances" not in source.dataset("train")[0]:
-        raise DataError(f"{config.data.path} has no instance classes (things); instance training needs objects: COCO, "
+        raise DataError(f"{config.data.path} has no instance classes (things); {task_name} training needs objects: COCO, "
                         "LabelMe, VIA, CVAT, YOLO, DSB folders, VOC SegmentationObject, or a folder with instances/")
-    if config.model.name not in list_models("instance"):
-        raise ConfigError(f"--task instance needs an instance model ({', '.join(list_models('instance'))}), not {config.model.name!r}")
+    if config.model.name not in list_models(task_name):
+        article = "an" if task_name[0] in "aeiou" else "a"
+        raise ConfigError(f"--task {task_name} needs {article} {task_name} model ({', '.join(list_models(task_name))}), not {config.model.name!r}")
     for split in ("train", "val"):
         if split not in source.splits():
             raise DataError(f"{config.data.path} has no {split!r} split")
+        if task_name == "panoptic" and not source.labelled(split):
+            raise DataError(f"split {split!r} of {config.data.path} has images without class masks; panoptic training needs one per image")
     kwargs = _model_kwargs(config, info.num_classes)
     kwargs.setdefault("min_size", config.data.img_size)  # the detector's own resize: the scale training sees
     kwargs.setdefault("max_size", round(config.data.img_size * 1333 / 800))
+    if task_name == "panoptic":  # the semantic head skips the dataset's ignored pixels
+        kwargs.setdefault("ignore_index", info.ignore_index)
     model = create_model(config.model.name, **kwargs)
     card = ModelCard(architecture=config.model.name, kwargs=kwargs, info=info,
-                     preprocessing={"scale": "0..1; the model normalises and resizes itself"}, task="instance")
-    task = InstanceTask(model, class_names=info.class_names, optim=config.optim, time_budget=config.train.time_budget)
-    writer = RunWriter(Path(config.train.out), card, monitor="val_map", fields=INSTANCE_HISTORY_FIELDS)
-    return _fit_and_report(config, source, task, InstanceDataModule(source, config.data, seed=config.train.seed), writer,
-                           write_instance_report, resume=resume, overwrite=overwrite, progress=progress)
+                     preprocessing={"scale": "0..1; the model normalises and resizes itself"}, task=task_name)
+    panoptic = task_name == "panoptic"
+    if panoptic:
+        task = PanopticTask(model, info=info, optim=config.optim, time_budget=config.train.time_budget)
+        writer = RunWriter(Path(config.train.out), card, monitor="val_pq", fields=PANOPTIC_HISTORY_FIELDS)
+    else:
+        task = InstanceTask(model, class_names=info.class_names, optim=config.optim, time_budget=config.train.time_budget)
+        writer = RunWriter(Path(config.train.out), card, monitor="val_map", fields=INSTANCE_HISTORY_FIELDS)
+    datamodule = InstanceDataModule(source, config.data, seed=config.train.seed, semantic=panoptic)
+    return _fit_and_report(config, source, task, datamodule, writer, write_instance_report, resume=resume, overwrite=overwrite, progress=progress)
 
 
 def _fit_and_report(config: RunConfig, source: DataSource, task: L.LightningModule, datamodule: L.LightningDataModule,

@@ -14,6 +14,7 @@ from omniseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, VolumeTransform
 from omniseg.errors import OmnisegError
 from omniseg.inference.optimize import fold_batchnorm
 from omniseg.models.hub import ModelCard, load_model
+from omniseg.models.panoptic.merge import merge_prediction
 from omniseg.models.semantic.base import is_volumetric
 
 ImageLike = str | Path | np.ndarray | Image.Image | torch.Tensor
@@ -37,7 +38,8 @@ def to_image_tensor(image: ImageLike) -> torch.Tensor:
 
 
 class Predictor:
-    """Predict class masks with a trained model.
+    """Predict with a trained model: class masks (semantic models), instances (instance and panoptic
+    models) or panoptic segments (panoptic models).
 
     Args:
         model: a run directory (``model.json`` + ``model.safetensors``) or a loaded model with ``.card``.
@@ -63,8 +65,9 @@ class Predictor:
         self._std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
         model = model.eval().to(self.device)
         self._memory_format = torch.contiguous_format
-        self.volumetric = is_volumetric(model)
-        if optimize and not self.volumetric:
+        self.task = card.task
+        self.volumetric = self.task == "semantic" and is_volumetric(model)
+        if optimize and self.task == "semantic" and not self.volumetric:
             example = torch.randn(1, card.kwargs.get("in_channels", 3), 64, 64, device=self.device)
             model = fold_batchnorm(model, example)
             if self.device.type == "cpu":
@@ -73,6 +76,9 @@ class Predictor:
         self.model = model
 
     def _check_images(self) -> None:
+        if self.task != "semantic":
+            raise OmnisegError(f"{self.card.architecture} is an {self.task} model; use predict_instances(image)"
+                               + (" or predict_panoptic(image)" if self.task == "panoptic" else ""))
         if self.volumetric:
             raise OmnisegError(f"{self.card.architecture} is a volumetric model; use predict_volume(volume [C, D, H, W])")
 
@@ -96,6 +102,33 @@ class Predictor:
     def predict(self, image: ImageLike) -> np.ndarray:
         """Class ids ``[H, W]`` (int64) for one image of any size."""
         return self.predict_batch(to_image_tensor(image).unsqueeze(0))[0].numpy()
+
+    @torch.inference_mode()
+    def _detect(self, image: ImageLike) -> dict:
+        if self.task not in ("instance", "panoptic"):
+            raise OmnisegError(f"{self.card.architecture} is a {self.task} model; use predict(image)")
+        x = to_image_tensor(image).to(self.device, torch.float32) / 255
+        return {k: v.cpu() for k, v in self.model([x])[0].items()}
+
+    def predict_instances(self, image: ImageLike, *, score_threshold: float = 0.5, mask_threshold: float = 0.5) -> dict:
+        """Instances of one image of any size, best first: ``masks`` bool [N, H, W], ``labels`` int64 [N],
+        ``scores`` float32 [N], ``boxes`` float32 [N, 4] (XYXY pixels); those scoring under
+        ``score_threshold`` are left out, mask probabilities are cut at ``mask_threshold``."""
+        output = self._detect(image)
+        keep = (output["scores"] >= score_threshold).numpy()
+        order = np.argsort(-output["scores"].numpy()[keep], kind="stable")
+        return {"masks": (output["masks"][:, 0].numpy() >= mask_threshold)[keep][order],
+                "labels": output["labels"].numpy()[keep][order], "scores": output["scores"].numpy()[keep][order],
+                "boxes": output["boxes"].numpy()[keep][order]}
+
+    def predict_panoptic(self, image: ImageLike, *, mask_threshold: float = 0.5, **merge_options) -> tuple[np.ndarray, list[dict]]:
+        """``(segment ids [H, W] int32, segments_info)`` of one image from a panoptic model: its instances and
+        stuff merged by :func:`~omniseg.models.panoptic.panoptic_merge` with the model's own settings, which
+        ``merge_options`` (``score_threshold``, ``overlap_threshold``, ``stuff_min_area``) override."""
+        if self.task != "panoptic":
+            raise OmnisegError(f"{self.card.architecture} is a {self.task} model; panoptic output needs a panoptic model (panoptic_fpn)")
+        options = {**getattr(self.model, "merge_options", {}), **merge_options}
+        return merge_prediction(self._detect(image), self.info.things, mask_threshold=mask_threshold, **options)
 
     @torch.inference_mode()
     def predict_volume(self, volume: np.ndarray | torch.Tensor) -> np.ndarray:

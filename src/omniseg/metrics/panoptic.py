@@ -67,6 +67,15 @@ class PanopticQuality:
         self.fp = np.zeros(self.num_classes, np.int64)
         self.fn = np.zeros(self.num_classes, np.int64)
 
+    def add(self, other: PanopticQuality) -> None:
+        """Add the counts of ``other`` (the same classes), e.g. gathered from another process."""
+        if other.num_classes != self.num_classes:
+            raise ValueError(f"cannot add panoptic counts of {other.num_classes} classes to counts of {self.num_classes}")
+        self.iou += other.iou
+        self.tp += other.tp
+        self.fp += other.fp
+        self.fn += other.fn
+
     def update(self, pred_ids: np.ndarray, pred_segments: Mapping, gt_ids: np.ndarray, gt_segments: Mapping) -> None:
         """Add one image: id maps ``[H, W]`` (0 = void / no segment) and their segments
         (``{id: category}``, or ``{id: (category, iscrowd)}`` / :class:`Segment` for the truth)."""
@@ -134,3 +143,33 @@ class PanopticQuality:
                      for c in range(self.num_classes)]
         return {"all": summary(np.ones(self.num_classes, bool)), "things": summary(is_thing), "stuff": summary(~is_thing),
                 "per_class": per_class}
+
+
+def panoptic_ground_truth(semantic: np.ndarray, masks: np.ndarray, labels: Sequence[int], *, things: Sequence[int],
+                          ignore_index: int = 255) -> tuple[np.ndarray, dict[int, Segment]]:
+    """The panoptic truth of an image annotated with a class map and instance masks: each instance is a
+    segment (painted in order; later ones win on overlap), each stuff class present is one segment, and
+    ignored pixels and thing-class pixels that no instance covers are void (id 0).
+
+    Example:
+        >>> semantic = np.array([[0, 0, 1, 1]]); masks = np.array([[[0, 0, 1, 1]]], bool)
+        >>> ids, segments = panoptic_ground_truth(semantic, masks, [1], things=[1])
+        >>> ids.tolist(), {k: v.category for k, v in segments.items()}
+        ([[2, 2, 1, 1]], {1: 1, 2: 0})
+    """
+    semantic = np.asarray(semantic)
+    ids = np.zeros(semantic.shape, np.int32)
+    segments: dict[int, Segment] = {}
+    for mask, label in zip(np.asarray(masks, bool), labels):
+        if mask.any():
+            segments[len(segments) + 1] = Segment(int(label))
+            ids[mask] = len(segments)
+    thing_set = set(int(t) for t in things)
+    for category in np.unique(semantic).tolist():
+        if category == ignore_index or category in thing_set:
+            continue
+        region = (semantic == category) & (ids == 0)
+        if region.any():
+            segments[len(segments) + 1] = Segment(int(category))
+            ids[region] = len(segments)
+    return ids, {k: v for k, v in segments.items() if (ids == k).any()}

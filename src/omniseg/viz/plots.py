@@ -26,11 +26,12 @@ def plot_curves(history_csv: str | Path, out: str | Path,
         return [p[0] for p in pts], [p[1] for p in pts]
 
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
-    for key in ("train_loss", "val_loss"):
-        ax_loss.plot(*series(key), marker="o", ms=3, label=key)
+    for ax, keys in ((ax_loss, ("train_loss", "val_loss")), (ax_metric, metrics)):
+        for key in keys:
+            xs, ys = series(key)
+            if xs:  # detection runs have no validation loss
+                ax.plot(xs, ys, marker="o", ms=3, label=key)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
-    for key in metrics:
-        ax_metric.plot(*series(key), marker="o", ms=3, label=key)
     ax_metric.set(xlabel="epoch", ylabel="score", title="Validation", ylim=(0, 1))
     for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)
@@ -116,7 +117,7 @@ def plot_samples_grid(samples: Sequence[tuple[str, np.ndarray, np.ndarray | None
 def plot_instances(image: np.ndarray, masks: np.ndarray, labels: Sequence[int], scores: Sequence[float] | None,
                    class_names: Sequence[str], out: str | Path, *, truth: tuple[np.ndarray, Sequence[int]] | None = None,
                    alpha: float = 0.5) -> None:
-    """Instances over an image, one colour each, with class name (and score) at each box corner;
+    """Instances over an image, one colour each, with class name (and score, where not None) at each box corner;
     ``truth`` (its instance masks and labels) is drawn in a panel beside it when given."""
     from omniseg.data.sample import default_palette
 
@@ -130,7 +131,7 @@ def plot_instances(image: np.ndarray, masks: np.ndarray, labels: Sequence[int], 
             ys, xs = np.nonzero(mask)
             if len(xs):
                 text = class_names[label] if label < len(class_names) else str(label)
-                text += f" {instance_scores[k]:.2f}" if instance_scores is not None else ""
+                text += f" {instance_scores[k]:.2f}" if instance_scores is not None and instance_scores[k] is not None else ""
                 ax.text(xs.min(), ys.min(), text, fontsize=6, color="white", va="bottom",
                         bbox={"facecolor": np.asarray(colours[k]) / 255, "alpha": 0.7, "pad": 1, "linewidth": 0})
         ax.set_title(title)

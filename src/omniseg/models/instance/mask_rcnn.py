@@ -87,6 +87,11 @@ def mask_rcnn(
     rpn_pre_nms_top_n_train: int = 2000,
     rpn_post_nms_top_n_train: int = 2000,
     box_batch_size_per_image: int = 512,
+    fpn_channels: int = 256,
+    box_head_size: int = 1024,
+    mask_head_channels: int = 256,
+    mask_head_layers: int = 4,
+    roi_sampling_ratio: int = 2,
 ) -> MaskRCNN:
     """Mask R-CNN for ``num_classes`` classes, class 0 being the background.
 
@@ -102,6 +107,11 @@ def mask_rcnn(
         detections_per_image, box_score_threshold: what inference keeps.
         rpn_pre_nms_top_n_train, rpn_post_nms_top_n_train, box_batch_size_per_image: proposals kept and RoIs
             sampled per training image (smaller is faster; small images with few objects need far fewer).
+        fpn_channels, box_head_size, mask_head_channels, mask_head_layers: the widths of a timm backbone's
+            FPN, of the box head's two fully connected layers and of the mask head's convolutions (256,
+            1024, 256 and 4 as in the paper; a fraction of them makes a light detector for small scenes).
+        roi_sampling_ratio: RoIAlign's sampling points per bin side (torchvision's 2; 0 adapts it to the
+            RoI's size as detectron2 does: one point for small objects, much cheaper on the CPU).
     """
     rgb = in_channels == 3
     options = {"min_size": min_size, "max_size": max_size, "image_mean": list(IMAGENET_MEAN) if rgb else [0.5] * in_channels,
@@ -110,6 +120,10 @@ def mask_rcnn(
                "box_score_thresh": box_score_threshold, "rpn_pre_nms_top_n_train": rpn_pre_nms_top_n_train,
                "rpn_post_nms_top_n_train": rpn_post_nms_top_n_train, "box_batch_size_per_image": box_batch_size_per_image}
     if encoder in ("resnet50_fpn", "resnet50_fpn_v2"):
+        widths = (fpn_channels, box_head_size, mask_head_channels, mask_head_layers)
+        if widths != (256, 1024, 256, 4):
+            raise ValueError(f"the torchvision {encoder} detector has fixed head widths; fpn_channels, box_head_size, "
+                             f"mask_head_channels and mask_head_layers ({widths}) apply to timm backbones (e.g. encoder='resnet18')")
         if in_channels != 3:
             raise ValueError(f"the torchvision ResNet-50-FPN backbones take RGB images; for {in_channels} channels use a timm backbone")
         build = maskrcnn_resnet50_fpn if encoder == "resnet50_fpn" else maskrcnn_resnet50_fpn_v2
@@ -123,11 +137,25 @@ def mask_rcnn(
     else:
         if weights == "coco":
             raise ValueError("COCO weights exist for the torchvision ResNet-50-FPN backbones only; pass a weights file instead")
-        model = MaskRCNN(TimmFPNBackbone(encoder, pretrained=encoder_weights == "imagenet", in_channels=in_channels),
-                         num_classes=num_classes, rpn_anchor_generator=anchor_generator(anchor_sizes), **options)
+        backbone = TimmFPNBackbone(encoder, pretrained=encoder_weights == "imagenet", in_channels=in_channels, out_channels=fpn_channels)
+        model = MaskRCNN(backbone, num_classes=None, rpn_anchor_generator=anchor_generator(anchor_sizes),
+                         **_heads(fpn_channels, num_classes, box_head_size, mask_head_channels, mask_head_layers), **options)
+    if roi_sampling_ratio != 2:
+        model.roi_heads.box_roi_pool.sampling_ratio = model.roi_heads.mask_roi_pool.sampling_ratio = roi_sampling_ratio
     if weights not in (None, "coco"):
         load_detection_weights(model, weights)
     return model
+
+
+def _heads(channels: int, num_classes: int, box_size: int, mask_channels: int, mask_layers: int) -> dict[str, nn.Module]:
+    """The box head (two fully connected layers on 7x7 RoIAlign) and the mask head (``mask_layers`` 3x3
+    convolutions on 14x14 RoIAlign, then a 2x transposed convolution) with their class predictors."""
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+    from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+
+    return {"box_head": TwoMLPHead(channels * 7 * 7, box_size), "box_predictor": FastRCNNPredictor(box_size, num_classes),
+            "mask_head": MaskRCNNHeads(channels, (mask_channels,) * mask_layers, 1),
+            "mask_predictor": MaskRCNNPredictor(mask_channels, mask_channels, num_classes)}
 
 
 def _replace_predictors(model: MaskRCNN, num_classes: int) -> None:

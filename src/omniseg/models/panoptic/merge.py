@@ -60,6 +60,14 @@ def panoptic_merge(semantic: np.ndarray, masks: np.ndarray, labels: Sequence[int
     return ids, segments
 
 
+def merge_prediction(output: dict, things: Sequence[int], *, mask_threshold: float = 0.5, **merge_options) -> tuple[np.ndarray, list[dict]]:
+    """A panoptic model's output for one image (``semantic`` probabilities, instance ``masks``, ``labels``,
+    ``scores``) merged into ``(segment ids [H, W], segments_info)`` by :func:`panoptic_merge`."""
+    semantic = output["semantic"].argmax(0).cpu().numpy()
+    masks = (output["masks"][:, 0] >= mask_threshold).cpu().numpy()
+    return panoptic_merge(semantic, masks, output["labels"].tolist(), output["scores"].tolist(), things=things, **merge_options)
+
+
 def ids_to_rgb(ids: np.ndarray) -> np.ndarray:
     """Segment ids as COCO panoptic RGB (id = R + 256 G + 256^2 B)."""
     ids = np.asarray(ids, np.int64)
