@@ -212,6 +212,30 @@ def test_predict_merges_an_instance_run_with_a_semantic_run(panoptic_run, run_cl
                            "--out", tmp_path / "bad")
     assert code == 2 and "pairs a semantic run with an instance run" in err
 
+    # a semantic run answers instance questions: its thing classes' connected regions, scored by mean probability
+    code, _, err = run_cli("predict", tmp_path / "semantic", data / "images" / "val", "--instances", "--score-threshold", "0",
+                           "--out", tmp_path / "regions")
+    assert code == 0, err
+    from scipy import ndimage
+
+    results = json.loads((tmp_path / "regions" / "coco_results.json").read_text())
+    for entry in json.loads((tmp_path / "regions" / "images.json").read_text()):
+        image = data / "images" / "val" / entry["file_name"]
+        probabilities = semantic.predict_proba(image).numpy()
+        classes = probabilities.argmax(0)
+        expected = sum(ndimage.label(classes == c)[1] for c in (1, 2, 3, 4))
+        found = [r for r in results if r["image_id"] == entry["id"]]
+        ids = np.asarray(Image.open(tmp_path / "regions" / entry["file_name"].replace(".png", "_instances.png")))
+        assert len(found) == expected and int(ids.max()) == expected
+        assert np.array_equal(ids > 0, np.isin(classes, [1, 2, 3, 4]))
+        if not expected:
+            continue
+        best = ids == 1  # the best-scored region: its score is its class's mean probability over it
+        label = int(np.bincount(classes[best]).argmax())
+        assert max(r["score"] for r in found) == pytest.approx(float(probabilities[label][best].mean()), abs=1e-6)
+    code, _, err = run_cli("predict", tmp_path / "instance", data / "images" / "val", "--instances", "--out", tmp_path / "bad2")
+    assert code == 2 and "2D semantic run" in err
+
 
 @pytest.mark.parametrize("task", ["instance", "panoptic"])
 def test_demo_of_each_detection_task_runs_its_configuration(run_cli, tmp_path, task):

@@ -24,6 +24,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--overlap-threshold", type=float, help="panoptic models: drop an instance whose mask is more than this "
                    "fraction covered by better ones (default: the model's)")
     p.add_argument("--stuff-min-area", type=int, help="panoptic models: smallest stuff segment in pixels (default: the model's)")
+    p.add_argument("--instances", action="store_true", help="with a semantic run: its thing classes' connected regions as "
+                   "instances (instance PNGs, overlays, COCO results), scored by mean class probability")
+    p.add_argument("--split-touching", action="store_true", help="with --instances: split touching objects by a watershed")
     p.add_argument("--semantic", metavar="RUN", help="with an instance run: merge its instances with this semantic run's masks "
                    "(same classes) into panoptic output, as a panoptic model's are merged")
 
@@ -50,9 +53,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     predictor = Predictor(args.run_dir, device=args.device)
     if args.semantic is not None and predictor.task != "instance":
         raise ConfigError(f"--semantic pairs a semantic run with an instance run, but {args.run_dir} is a {predictor.task} run")
+    if args.instances and (predictor.task != "semantic" or predictor.volumetric):
+        raise ConfigError(f"--instances turns a 2D semantic run's masks into instances, but {args.run_dir} is a "
+                          f"{'volumetric' if predictor.volumetric else predictor.task} run")
     if predictor.volumetric:
         return _predict_volumes(predictor, args, console)
-    if predictor.task in ("instance", "panoptic"):
+    if predictor.task in ("instance", "panoptic") or args.instances:
         return _predict_objects(predictor, args, console)
     images = collect_images(args.inputs)
     with Progress(console=console, transient=True) as progress:
@@ -67,8 +73,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 
 def _predict_objects(predictor, args: argparse.Namespace, console: Console) -> int:
-    """Instance models: ``<stem>_instances.png``, overlays and ``coco_results.json`` (RLE masks; image ids as
-    in ``images.json``). Panoptic models, or an instance model with ``--semantic RUN``: ``<stem>_panoptic.png``,
+    """Instance models (or a semantic one with ``--instances``): ``<stem>_instances.png``, overlays and
+    ``coco_results.json`` (RLE masks; image ids as in ``images.json``). Panoptic models, or an instance model with ``--semantic RUN``: ``<stem>_panoptic.png``,
     overlays and ``panoptic.json``."""
     import json
 
@@ -107,7 +113,8 @@ def _predict_objects(predictor, args: argparse.Namespace, console: Console) -> i
                                     "segments_info": [{k: s[k] for k in ("id", "category_id", "area", "score")} | {"iscrowd": 0}
                                                       for s in segments]})
             else:
-                instances = predictor.predict_instances(image, score_threshold=args.score_threshold, mask_threshold=args.mask_threshold)
+                instances = predictor.predict_instances(image, score_threshold=args.score_threshold, mask_threshold=args.mask_threshold,
+                                                        split_touching=args.split_touching)
                 write_instances(out, path.stem, pixels, instances, predictor.info)
                 results += coco_results(image_id, instances)
                 entries.append(entry)

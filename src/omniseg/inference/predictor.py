@@ -12,6 +12,7 @@ from torch import nn
 from omniseg.data.imageio import read_image
 from omniseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, VolumeTransform
 from omniseg.errors import OmnisegError
+from omniseg.inference.instances import semantic_to_instances
 from omniseg.inference.optimize import fold_batchnorm
 from omniseg.models.hub import ModelCard, load_model
 from omniseg.models.panoptic.merge import merge_prediction
@@ -105,21 +106,37 @@ class Predictor:
 
     @torch.inference_mode()
     def _detect(self, image: ImageLike) -> dict:
-        if self.task not in ("instance", "panoptic"):
-            raise OmnisegError(f"{self.card.architecture} is a {self.task} model; use predict(image)")
         x = to_image_tensor(image).to(self.device, torch.float32) / 255
         return {k: v.cpu() for k, v in self.model([x])[0].items()}
 
-    def predict_instances(self, image: ImageLike, *, score_threshold: float = 0.5, mask_threshold: float = 0.5) -> dict:
+    def predict_instances(self, image: ImageLike, *, score_threshold: float = 0.5, mask_threshold: float = 0.5,
+                          split_touching: bool = False) -> dict:
         """Instances of one image of any size, best first: ``masks`` bool [N, H, W], ``labels`` int64 [N],
         ``scores`` float32 [N], ``boxes`` float32 [N, 4] (XYXY pixels); those scoring under
-        ``score_threshold`` are left out, mask probabilities are cut at ``mask_threshold``."""
-        output = self._detect(image)
-        keep = (output["scores"] >= score_threshold).numpy()
-        order = np.argsort(-output["scores"].numpy()[keep], kind="stable")
-        return {"masks": (output["masks"][:, 0].numpy() >= mask_threshold)[keep][order],
-                "labels": output["labels"].numpy()[keep][order], "scores": output["scores"].numpy()[keep][order],
-                "boxes": output["boxes"].numpy()[keep][order]}
+        ``score_threshold`` are left out, mask probabilities are cut at ``mask_threshold``.
+
+        A semantic model answers too: the connected regions of its thing classes (all classes but 0 when the
+        dataset names no things) are the instances, touching ones split by a watershed with
+        ``split_touching``, each scored by its mean class probability."""
+        if self.task == "semantic":
+            output = self._instances_from_classes(image, split_touching)
+            masks = output["masks"]
+        else:
+            output = {k: v.numpy() for k, v in self._detect(image).items()}
+            masks = output["masks"][:, 0] >= mask_threshold
+        keep = output["scores"] >= score_threshold
+        order = np.argsort(-output["scores"][keep], kind="stable")
+        return {"masks": masks[keep][order], "labels": output["labels"][keep][order], "scores": output["scores"][keep][order],
+                "boxes": output["boxes"][keep][order]}
+
+    def _instances_from_classes(self, image: ImageLike, split_touching: bool) -> dict:
+        probabilities = self.predict_proba(image).numpy()
+        classes = self.info.things or list(range(1, self.info.num_classes))
+        masks, labels = semantic_to_instances(probabilities.argmax(0), classes, split=split_touching)
+        scores = np.array([probabilities[label][mask].mean() for mask, label in zip(masks, labels)], np.float32)
+        boxes = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] for ys, xs in (np.nonzero(m) for m in masks)],
+                         np.float32).reshape(-1, 4)
+        return {"masks": masks, "labels": labels.astype(np.int64), "scores": scores, "boxes": boxes}
 
     def predict_panoptic(self, image: ImageLike, *, mask_threshold: float = 0.5, **merge_options) -> tuple[np.ndarray, list[dict]]:
         """``(segment ids [H, W] int32, segments_info)`` of one image from a panoptic model: its instances and
