@@ -57,3 +57,19 @@ def run_cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+def two_flat_regions() -> tuple[np.ndarray, np.ndarray]:
+    """A 12x16 colour image of two flat regions (columns 0-8 and 9-15) and its labels."""
+    image = np.full((12, 16, 3), 40, np.uint8)
+    image[:, 9:] = (200, 180, 60)
+    truth = np.zeros((12, 16), np.int64)
+    truth[:, 9:] = 1
+    return image, truth
+
+
+def noisy_step(noise: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A 30x40 grey step edge (60 | 180 at column 17) with Gaussian noise, and its labels."""
+    clean = np.where(np.arange(40)[None, :] < 17, 60.0, 180.0) * np.ones((30, 1))
+    noisy = np.clip(clean + np.random.default_rng(seed).normal(0, noise, clean.shape), 0, 255)
+    return noisy, (clean > 100).astype(np.int64)

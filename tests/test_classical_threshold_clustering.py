@@ -6,26 +6,14 @@ from skimage.filters import threshold_multiotsu, threshold_otsu
 
 from omniseg.classical import connected_regions, kmeans_segmentation, multi_otsu_segmentation, otsu_segmentation
 
-
-def _two_flat_regions():
-    image = np.full((12, 16, 3), 40, np.uint8)
-    image[:, 9:] = (200, 180, 60)
-    truth = np.zeros((12, 16), np.int64)
-    truth[:, 9:] = 1
-    return image, truth
-
-
-def _noisy_step(seed=0, noise=12.0):
-    rng = np.random.default_rng(seed)
-    clean = np.where(np.arange(40)[None, :] < 17, 60.0, 180.0) * np.ones((30, 1))
-    return np.clip(clean + rng.normal(0, noise, clean.shape), 0, 255), (clean > 100).astype(np.int64)
+from .conftest import noisy_step, two_flat_regions
 
 
 def test_otsu_on_flat_regions_and_a_noisy_step_edge():
-    image, truth = _two_flat_regions()
+    image, truth = two_flat_regions()
     labels, threshold = otsu_segmentation(image)
     assert np.array_equal(labels, truth)
-    step, step_truth = _noisy_step()
+    step, step_truth = noisy_step(12.0)
     labels, threshold = otsu_segmentation(step)
     assert np.array_equal(labels, step_truth)  # 60 and 180 +- 12 (5 sigma apart from the middle)
     assert abs(threshold - threshold_otsu(step)) <= (step.max() - step.min()) / 256  # scikit-image's value, to a bin
@@ -44,7 +32,7 @@ def test_multi_otsu_orders_classes_by_brightness():
 
 
 def test_kmeans_recovers_flat_regions_and_orders_clusters_by_brightness():
-    image, truth = _two_flat_regions()
+    image, truth = two_flat_regions()
     assert np.array_equal(kmeans_segmentation(image, 2, seed=0), truth)
     assert np.array_equal(kmeans_segmentation(image, 2, seed=7), truth)  # same labels whatever the seed
     rng = np.random.default_rng(1)
@@ -70,8 +58,8 @@ def test_spatial_weight_separates_same_colour_regions():
 
 
 def test_inputs_are_not_modified_and_results_are_deterministic():
-    image, _ = _two_flat_regions()
-    noisy, _ = _noisy_step()
+    image, _ = two_flat_regions()
+    noisy, _ = noisy_step(12.0)
     before = image.copy(), noisy.copy()
     first = [otsu_segmentation(noisy)[0], multi_otsu_segmentation(noisy, 3)[0], kmeans_segmentation(image, 2, seed=5)]
     second = [otsu_segmentation(noisy)[0], multi_otsu_segmentation(noisy, 3)[0], kmeans_segmentation(image, 2, seed=5)]
@@ -100,5 +88,5 @@ def test_gaussian_mixture_puts_the_boundary_where_the_spreads_say():
     assert all(b >= a - 1e-9 for a, b in zip(history, history[1:]))
     kmeans = kmeans_segmentation(image, 2)
     assert (kmeans[:, 12:] == 0).sum() > 5 and np.array_equal(kmeans[:, :12], truth[:, :12])
-    noisy = np.clip(_two_flat_regions()[0] + rng.normal(0, 8, (12, 16, 3)), 0, 255).astype(np.uint8)
-    assert np.array_equal(gaussian_mixture_segmentation(noisy, 2), _two_flat_regions()[1])
+    noisy = np.clip(two_flat_regions()[0] + rng.normal(0, 8, (12, 16, 3)), 0, 255).astype(np.uint8)
+    assert np.array_equal(gaussian_mixture_segmentation(noisy, 2), two_flat_regions()[1])
