@@ -74,8 +74,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 def _predict_objects(predictor, args: argparse.Namespace, console: Console) -> int:
     """Instance models (or a semantic one with ``--instances``): ``<stem>_instances.png``, overlays and
-    ``coco_results.json`` (RLE masks; image ids as in ``images.json``). Panoptic models, or an instance model with ``--semantic RUN``: ``<stem>_panoptic.png``,
-    overlays and ``panoptic.json``."""
+    ``coco_results.json`` (RLE masks; image ids as in ``images.json``). Panoptic models, or an instance
+    model with ``--semantic RUN``: ``<stem>_panoptic.png``, overlays and ``panoptic.json``."""
     import json
 
     from omniseg.inference.predictor import to_image_tensor

@@ -14,7 +14,7 @@ from omniseg.inference.evaluate import evaluate_instances, evaluate_model, evalu
 from omniseg.metrics.panoptic import panoptic_ground_truth
 from omniseg.metrics import metrics_report
 from omniseg.models.hub import load_model
-from omniseg.models.panoptic.merge import merge_prediction
+from omniseg.models.panoptic.merge import merge_prediction, segment_masks
 from omniseg.models.semantic.base import is_volumetric
 from omniseg.viz.overlay import grey_to_rgb
 from omniseg.viz.plots import plot_confusion, plot_curves, plot_instances, plot_sample
@@ -87,9 +87,3 @@ def write_instance_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, c
             plot_instances(raw["image"].permute(1, 2, 0).numpy().astype(np.uint8), masks, labels, scores_shown, info.class_names,
                            samples / f"{raw['meta']['id'] or index}.png", truth=(truth_masks, truth_labels))
     return {"task": model.card.task, "split": "val", **scores, **extra}
-
-
-def segment_masks(ids: np.ndarray, segments: list[dict]) -> tuple[np.ndarray, list[int]]:
-    """Panoptic segments as stacked masks ``[S, H, W]`` with their categories."""
-    masks = np.stack([ids == s["id"] for s in segments]) if segments else np.zeros((0, *ids.shape), bool)
-    return masks, [s["category_id"] for s in segments]

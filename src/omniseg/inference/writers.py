@@ -9,7 +9,7 @@ from PIL import Image
 
 from omniseg.data.imageio import write_index_png
 from omniseg.data.sample import DatasetInfo
-from omniseg.models.panoptic.merge import ids_to_rgb
+from omniseg.models.panoptic.merge import ids_to_rgb, segment_masks
 from omniseg.viz.overlay import instance_overlay, overlay
 
 
@@ -50,9 +50,8 @@ def write_panoptic(out_dir: str | Path, stem: str, image: np.ndarray, ids: np.nd
     out_dir.mkdir(parents=True, exist_ok=True)
     png_path, overlay_path = out_dir / f"{stem}_panoptic.png", out_dir / f"{stem}_overlay.png"
     Image.fromarray(ids_to_rgb(ids)).save(png_path)
-    masks = np.stack([ids == s["id"] for s in segments]) if segments else np.zeros((0, *ids.shape), bool)
+    masks, labels = segment_masks(ids, segments)
     scores = [s["score"] if s["isthing"] else None for s in segments]
-    labels = [s["category_id"] for s in segments]
     Image.fromarray(instance_overlay(image, masks, labels, info.class_names, scores)).save(overlay_path)
     return [png_path, overlay_path]
 

@@ -68,6 +68,12 @@ def merge_prediction(output: dict, things: Sequence[int], *, mask_threshold: flo
     return panoptic_merge(semantic, masks, output["labels"].tolist(), output["scores"].tolist(), things=things, **merge_options)
 
 
+def segment_masks(ids: np.ndarray, segments: list[dict]) -> tuple[np.ndarray, list[int]]:
+    """Panoptic segments as stacked masks ``[S, H, W]`` with their categories."""
+    masks = np.stack([ids == s["id"] for s in segments]) if segments else np.zeros((0, *ids.shape), bool)
+    return masks, [s["category_id"] for s in segments]
+
+
 def ids_to_rgb(ids: np.ndarray) -> np.ndarray:
     """Segment ids as COCO panoptic RGB (id = R + 256 G + 256^2 B)."""
     ids = np.asarray(ids, np.int64)
