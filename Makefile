@@ -23,6 +23,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/semantic_throughput.py
 	$(BIN)/python benchmarks/data_throughput.py
+	$(BIN)/python benchmarks/classical_bsds.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -3,7 +3,8 @@
 import numpy as np
 
 from omniseg.classical import split_and_merge
-from omniseg.classical.split_merge import adjacent_pairs, quadtree_blocks
+from omniseg.classical.regions import adjacent_pairs
+from omniseg.classical.split_merge import quadtree_blocks
 
 from .conftest import noisy_step, two_flat_regions
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
-from omniseg.classical import connected_regions, kmeans_segmentation, multi_otsu_segmentation, otsu_segmentation
+from omniseg.classical import (connected_regions, gaussian_mixture_segmentation, kmeans_segmentation, mean_shift_segmentation,
+                               multi_otsu_segmentation, otsu_segmentation)
 
 from .conftest import noisy_step, two_flat_regions
 
@@ -75,8 +76,6 @@ def test_gaussian_mixture_puts_the_boundary_where_the_spreads_say():
     halfway between the means and gives the textured half's dark pixels to the smooth half; the mixture's
     covariances move the decision boundary next to the narrow class, so every pixel is right. EM's
     log-likelihood never decreases."""
-    from omniseg.classical import gaussian_mixture_segmentation
-
     rng = np.random.default_rng(0)
     image = np.empty((16, 24))
     image[:, :12] = 0.3 + np.clip(rng.normal(0, 0.01, (16, 12)), -0.03, 0.03)
@@ -90,3 +89,44 @@ def test_gaussian_mixture_puts_the_boundary_where_the_spreads_say():
     assert (kmeans[:, 12:] == 0).sum() > 5 and np.array_equal(kmeans[:, :12], truth[:, :12])
     noisy = np.clip(two_flat_regions()[0] + rng.normal(0, 8, (12, 16, 3)), 0, 255).astype(np.uint8)
     assert np.array_equal(gaussian_mixture_segmentation(noisy, 2), two_flat_regions()[1])
+
+
+def test_mean_shift_finds_the_modes_of_flat_regions_steps_and_checkerboards():
+    image, truth = two_flat_regions()
+    labels, modes = mean_shift_segmentation(image, 0.1, quantisation=0, return_modes=True)
+    assert np.array_equal(labels, truth)
+    colours = np.array([[40, 40, 40], [200, 180, 60]]) / 255
+    assert np.allclose(modes, colours)  # each flat colour is its own mode
+    labels, modes = mean_shift_segmentation(image, 0.1, return_modes=True)  # features binned to 0.025: modes within half a bin
+    assert np.array_equal(labels, truth) and np.abs(modes - colours).max() <= 0.0125 + 1e-12
+    noisy, step_truth = noisy_step(12.0)
+    assert np.array_equal(mean_shift_segmentation(noisy.round().astype(np.uint8), 0.2), step_truth)
+    # a wide kernel sees one mode: one cluster
+    assert mean_shift_segmentation(noisy.round().astype(np.uint8), 0.6).max() == 0
+    board = np.kron(np.indices((3, 4)).sum(0) % 2, np.ones((4, 4), int)).astype(np.uint8) * 200
+    assert np.array_equal(mean_shift_segmentation(board, 0.1), board // 200)
+    assert np.array_equal(mean_shift_segmentation(board, 0.1, connect=True), connected_regions(board // 200))
+    # with position, two squares of one colour far apart are different modes
+    pair = np.zeros((10, 30), np.uint8)
+    pair[:, :10] = pair[:, 20:] = 200
+    assert mean_shift_segmentation(pair, 0.3).max() == 1
+    assert np.unique(mean_shift_segmentation(pair, 0.3, spatial_weight=2.0)[:, [0, 15, 29]]).size == 3
+
+
+def test_mean_shift_leaves_its_input_alone_and_checks_the_bandwidth():
+    noisy, _ = noisy_step(12.0)
+    before = noisy.copy()
+    first = mean_shift_segmentation(noisy / 255, 0.2, quantisation=0)
+    assert np.array_equal(first, mean_shift_segmentation(noisy / 255, 0.2, quantisation=0))
+    assert np.array_equal(noisy, before)
+    with pytest.raises(ValueError, match="bandwidth must be positive"):
+        mean_shift_segmentation(noisy, 0.0)
+
+
+def test_gaussian_mixture_fits_a_sample_of_large_images_and_labels_every_pixel():
+    rng = np.random.default_rng(3)
+    clean = np.where(np.arange(200)[None, :] < 90, 60.0, 180.0) * np.ones((150, 1))  # 30,000 pixels
+    noisy = np.clip(clean + rng.normal(0, 12, clean.shape), 0, 255).round().astype(np.uint8)
+    truth = (clean > 100).astype(np.int64)
+    assert np.array_equal(gaussian_mixture_segmentation(noisy, 2, sample=5000), truth)
+    assert np.array_equal(gaussian_mixture_segmentation(noisy, 2, sample=0), truth)  # EM on every pixel

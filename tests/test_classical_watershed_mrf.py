@@ -64,3 +64,13 @@ def test_inputs_are_not_modified_and_seeded_runs_repeat():
     assert np.array_equal(noisy, before[0]) and np.array_equal(image, before[1])
     with pytest.raises(ValueError, match="icm' or 'gibbs"):
         mrf_segmentation(noisy, 2, method="mean-field")
+
+
+def test_multiscale_mrf_settles_coarse_to_fine_on_the_same_labels():
+    noisy, truth = noisy_step(45.0)
+    assert np.array_equal(mrf_segmentation(noisy, 2, beta=2.5, scales=3), truth)
+    assert np.array_equal(mrf_segmentation(noisy, 2, beta=2.5, method="gibbs", iterations=20, scales=2, seed=1), truth)
+    board = (np.indices((6, 6)).sum(0) % 2).astype(np.uint8) * 200  # blocks of 2x2 average to grey: fine level fixes it
+    assert np.array_equal(mrf_segmentation(board, 2, beta=0.0, scales=2), (board > 0).astype(np.int64))
+    with pytest.raises(ValueError, match="scales must be at least 1"):
+        mrf_segmentation(noisy, 2, scales=0)

@@ -35,7 +35,8 @@ def disagreements(labels: np.ndarray, k: int) -> np.ndarray:
 
 
 def mrf_segmentation(image: np.ndarray, k: int, *, beta: float = 1.0, method: str = "icm", iterations: int = 10,
-                     start_temperature: float = 4.0, end_temperature: float = 0.05, relearn: bool = True, seed: int = 0) -> np.ndarray:
+                     start_temperature: float = 4.0, end_temperature: float = 0.05, relearn: bool = True, scales: int = 1,
+                     seed: int = 0) -> np.ndarray:
     """Labels ``[H, W]`` int64 in 0..k-1 (ordered by brightness, as k-means's start) of the Potts MRF.
 
     Args:
@@ -45,13 +46,43 @@ def mrf_segmentation(image: np.ndarray, k: int, *, beta: float = 1.0, method: st
             T falls geometrically from ``start_temperature`` to ``end_temperature`` over ``iterations``
             sweeps; the last sweep takes the lowest-energy labels).
         relearn: re-fit the class Gaussians to the labels after each sweep.
+        scales: coarse-to-fine levels (1: the image only). Level s is the image averaged over 2^s x 2^s
+            blocks; k-means starts the coarsest, and each level starts from the coarser one's labels
+            enlarged, so large regions settle cheaply before the full-size sweeps refine their edges (a level
+            that would be under 2 pixels or hold fewer distinct colours than ``k`` is not made).
     """
     if method not in ("icm", "gibbs"):
         raise ValueError(f"method must be 'icm' or 'gibbs', got {method!r}")
+    if scales < 1:
+        raise ValueError(f"scales must be at least 1, got {scales}")
     image = np.asarray(image)
     rng = np.random.default_rng(seed)
-    features = pixel_features(image)
-    labels = kmeans_segmentation(image, k, seed=seed)
+    pyramid = [image.astype(np.float64) / (255.0 if image.dtype == np.uint8 else 1.0)]
+    for _ in range(scales - 1):
+        coarser = _halve(pyramid[-1])
+        if min(coarser.shape[:2]) < 2 or len(np.unique(coarser.reshape(-1, *coarser.shape[2:]), axis=0)) < k:
+            break  # too small, or averaged into fewer colours than classes: start from the finer level
+        pyramid.append(coarser)
+    labels = kmeans_segmentation(pyramid[-1], k, seed=seed)
+    for level in reversed(pyramid):
+        if labels.shape != level.shape[:2]:  # enlarge the coarser labels (nearest), cropping the odd row/column
+            labels = np.repeat(np.repeat(labels, 2, 0), 2, 1)
+            labels = np.pad(labels, [(0, max(0, n - m)) for n, m in zip(level.shape[:2], labels.shape)], mode="edge")
+            labels = labels[: level.shape[0], : level.shape[1]]
+        labels = _sweeps(pixel_features(level), labels, k, beta, method, iterations, start_temperature, end_temperature, relearn, rng)
+    return labels
+
+
+def _halve(image: np.ndarray) -> np.ndarray:
+    """The image averaged over 2 x 2 blocks (a last odd row or column averaged with itself)."""
+    height, width = image.shape[:2]
+    padded = np.pad(image, [(0, height % 2), (0, width % 2)] + [(0, 0)] * (image.ndim - 2), mode="edge")
+    return (padded[0::2, 0::2] + padded[1::2, 0::2] + padded[0::2, 1::2] + padded[1::2, 1::2]) / 4
+
+
+def _sweeps(features: np.ndarray, labels: np.ndarray, k: int, beta: float, method: str, iterations: int, start_temperature: float,
+            end_temperature: float, relearn: bool, rng: np.random.Generator) -> np.ndarray:
+    """ICM or annealed Gibbs sweeps (see :func:`mrf_segmentation`) from ``labels``, which are updated in place."""
     height, width = labels.shape
     colours = (np.indices((height, width)).sum(0) % 2).astype(bool)
     costs = class_costs(features, labels.ravel(), k).reshape(k, height, width)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from omniseg.classical.regions import adjacent_pairs, raster_order
 from omniseg.classical.threshold import grey
 
 
@@ -28,14 +29,6 @@ def quadtree_blocks(values: np.ndarray, threshold: float, min_size: int = 1) -> 
                 if h > 0 and w > 0:
                     stack.append((t, l, h, w))
     return labels
-
-
-def adjacent_pairs(labels: np.ndarray) -> np.ndarray:
-    """``[E, 2]`` the distinct pairs ``(a < b)`` of labels that touch (4-neighbours): the region adjacency graph."""
-    pairs = np.concatenate([np.stack([labels[:, :-1].ravel(), labels[:, 1:].ravel()], 1),
-                            np.stack([labels[:-1].ravel(), labels[1:].ravel()], 1)])
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    return np.unique(np.sort(pairs, axis=1), axis=0)
 
 
 def split_and_merge(image: np.ndarray, threshold: float = 20.0, *, min_size: int = 1) -> np.ndarray:
@@ -79,8 +72,4 @@ def split_and_merge(image: np.ndarray, threshold: float = 20.0, *, min_size: int
                 low[i], high[i] = lo, hi
                 merged = True
     roots = np.array([root(i) for i in range(count)])
-    regions = roots[blocks]
-    _, first = np.unique(regions.ravel(), return_index=True)
-    order = np.empty(regions.max() + 1, np.int64)
-    order[regions.ravel()[np.sort(first)]] = np.arange(len(first))
-    return order[regions]
+    return raster_order(roots[blocks])

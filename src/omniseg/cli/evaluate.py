@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.console import Console
 
@@ -14,7 +15,8 @@ def add_parser(sub, name: str) -> None:
     p = sub.add_parser(
         name,
         help="evaluate a run or a folder of predictions",
-        description="Evaluate RUN_DIR on --data, or compare --pred PNG masks with --gt PNG masks (matched by name).",
+        description="Evaluate RUN_DIR on --data, compare --pred PNG masks with --gt PNG masks (matched by name), or with "
+                    "--unsupervised compare --pred segmentation PNGs with the human segmentations of a BSDS folder --gt.",
     )
     p.add_argument("run_dir", nargs="?", help="run directory written by `omniseg train`")
     p.add_argument("--data", help="dataset to evaluate RUN_DIR on")
@@ -22,6 +24,10 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--split", default="val", help="split of --data (default val)")
     p.add_argument("--pred", help="folder of predicted class-index PNGs")
     p.add_argument("--gt", help="folder of ground-truth class-index PNGs")
+    p.add_argument("--unsupervised", action="store_true", help="--pred holds segmentations (region ids or colours) and --gt "
+                   "is a BSDS folder: PRI, VoI, covering and boundary precision/recall/F")
+    p.add_argument("--tolerance", type=float, default=0.0075, help="with --unsupervised: boundary match distance as a "
+                   "fraction of the image diagonal (BSDS: 0.0075)")
     p.add_argument("--num-classes", type=int, help="classes of --pred/--gt (default: largest label + 1)")
     p.add_argument("--ignore-index", type=int, default=255)
     p.add_argument("--batch-size", type=int, default=4)
@@ -31,6 +37,8 @@ def add_parser(sub, name: str) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     from omniseg.metrics import metrics_report
 
+    if args.unsupervised:
+        return _run_unsupervised(args, console)
     if args.pred or args.gt:
         if not (args.pred and args.gt) or args.run_dir:
             raise ConfigError("folder evaluation needs both --pred DIR and --gt DIR, and no RUN_DIR")
@@ -51,5 +59,28 @@ def run(args: argparse.Namespace, console: Console) -> int:
         emit_json(console, report, "-")
         return 0
     print_any_report(console, report, title=title)
+    emit_json(console, report, args.json)
+    return 0
+
+
+def _run_unsupervised(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import Progress
+
+    from omniseg.cli.output import print_unsupervised_report
+    from omniseg.inference.evaluate import label_files, iter_unsupervised, unsupervised_report
+
+    if not (args.pred and args.gt) or args.run_dir or args.data:
+        raise ConfigError("--unsupervised compares --pred DIR (segmentation PNGs) with --gt BSDS_PATH, and takes no RUN_DIR or --data")
+    rows = []
+    with Progress(console=console, transient=True, disable=args.json == "-") as progress:
+        task = progress.add_task("evaluating", total=len(label_files(Path(args.pred))))
+        for stem, scores in iter_unsupervised(args.pred, args.gt, tolerance=args.tolerance):
+            rows.append((stem, scores))
+            progress.advance(task)
+    report = unsupervised_report(rows)
+    if args.json == "-":
+        emit_json(console, report, "-")
+        return 0
+    print_unsupervised_report(console, report, title=f"{args.pred} vs {args.gt}")
     emit_json(console, report, args.json)
     return 0

@@ -9,15 +9,16 @@ import sys
 from rich.console import Console
 
 from omniseg._version import __version__
-from omniseg.cli import data, demo, evaluate, export, models, predict, train
+from omniseg.cli import data, demo, evaluate, export, models, predict, segment, train
 from omniseg.cli.output import quiet_libraries
 from omniseg.errors import OmnisegError
 
-SUBCOMMANDS = {"demo": demo, "train": train, "eval": evaluate, "predict": predict, "export": export, "models": models, "data": data}
+SUBCOMMANDS = {"demo": demo, "train": train, "eval": evaluate, "predict": predict, "export": export, "models": models, "data": data,
+               "segment": segment}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="omniseg", description="Image segmentation: train, evaluate, predict.")
+    parser = argparse.ArgumentParser(prog="omniseg", description="Image segmentation: train, evaluate, predict, segment.")
     parser.add_argument("--version", action="version", version=f"omniseg {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -69,9 +69,23 @@ def print_panoptic_report(console: Console, report: dict, *, title: str) -> None
     console.print("instances, mask: " + "   ".join(f"{k} {_fmt(segm[k])}" for k in ("AP", "AP50", "AP75")))
 
 
+def print_unsupervised_report(console: Console, report: dict, *, title: str) -> None:
+    """Per-image PRI, VoI, covering and boundary F, then the means and the pooled boundary scores."""
+    table = Table(title=title)
+    for column in ("image", "PRI", "VoI", "covering", "boundary P", "boundary R", "boundary F"):
+        table.add_column(column, justify="left" if column == "image" else "right")
+    for stem, values in report["images"].items():
+        table.add_row(stem, *(_fmt(values[key]) for key in ("pri", "voi", "covering", "boundary_precision", "boundary_recall", "boundary_f")))
+    console.print(table)
+    mean, boundary = report["mean"], report["boundary"]
+    console.print(f"mean: PRI {_fmt(mean['pri'])}   VoI {_fmt(mean['voi'])}   covering {_fmt(mean['covering'])}   "
+                  f"boundary (pooled): P {_fmt(boundary['precision'])}   R {_fmt(boundary['recall'])}   F {_fmt(boundary['f'])}")
+
+
 def print_any_report(console: Console, report: dict, *, title: str) -> None:
     """The report table of the task the report comes from (semantic, instance or panoptic)."""
-    printer = {"instance": print_instance_report, "panoptic": print_panoptic_report}.get(report.get("task"), print_report)
+    printer = {"instance": print_instance_report, "panoptic": print_panoptic_report,
+               "unsupervised": print_unsupervised_report}.get(report.get("task"), print_report)
     printer(console, report, title=title)
 
 

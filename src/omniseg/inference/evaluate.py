@@ -1,4 +1,5 @@
-"""Evaluating a model on a dataset split, or prediction PNGs against ground-truth PNGs."""
+"""Evaluating a model on a dataset split, prediction PNGs against ground-truth PNGs, or segmentations against
+BSDS human segmentations (the unsupervised region and boundary measures)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from torch import nn
 
 from omniseg.config import load_config
 from omniseg.data.formats import load_dataset
-from omniseg.data.imageio import read_label_png
+from omniseg.data.formats.bsds import read_bsds_truth
+from omniseg.data.imageio import pack_rgb, read_label_png
 from omniseg.data.transforms import InstanceTransform, PadCollate, TransformedDataset, collate_instances, eval_transforms_for
 from omniseg.errors import ConfigError, DataError
 from omniseg.data.sample import DatasetInfo
 from omniseg.metrics import ConfusionMatrix, coco_evaluate_all, coco_records, metrics_report
+from omniseg.metrics.boundary import BoundaryCounts
+from omniseg.metrics.unsupervised import unsupervised_scores
 from omniseg.metrics.panoptic import PanopticQuality, panoptic_ground_truth
 from omniseg.models.hub import load_model
 from omniseg.models.panoptic.merge import merge_prediction
@@ -95,7 +99,7 @@ def _run_split(run_dir: str | Path) -> dict:
     return {"val_fraction": config.data.val_fraction, "split_seed": config.data.split_seed}
 
 
-def _label_files(directory: Path) -> dict[str, Path]:
+def label_files(directory: Path) -> dict[str, Path]:
     if not directory.is_dir():
         raise DataError(f"{directory} is not a folder; pass a folder of PNG masks")
     files = {p.stem: p for p in sorted(directory.glob("*.png"))}
@@ -111,7 +115,7 @@ def evaluate_folders(
 
     Without ``num_classes`` it is the largest label seen (other than ``ignore_index``) plus one.
     """
-    preds, truths = _label_files(Path(pred_dir)), _label_files(Path(gt_dir))
+    preds, truths = label_files(Path(pred_dir)), label_files(Path(gt_dir))
     missing = sorted(set(truths) - set(preds))
     if missing:
         raise DataError(f"no prediction for {truths[missing[0]]} ({len(missing)} missing) in {pred_dir}")
@@ -137,6 +141,56 @@ def evaluate_folders(
         except ValueError as exc:
             raise DataError(f"{stem}.png: {exc}; pass --num-classes or fix the masks") from None
     return matrix
+
+
+def bsds_truth_files(gt_path: str | Path) -> dict[str, Path]:
+    """The BSDS ground-truth ``.mat`` files under ``gt_path`` (a BSDS root, its ``groundTruth`` folder or one
+    split's folder), by stem."""
+    gt_path = Path(gt_path)
+    if not gt_path.is_dir():
+        raise DataError(f"{gt_path} is not a folder; pass a BSDS root or its groundTruth folder")
+    files: dict[str, Path] = {}
+    for path in sorted(gt_path.rglob("*.mat")):
+        if path.stem in files:
+            raise DataError(f"{path} and {files[path.stem]} share the name {path.stem}; pass the one split's folder")
+        files[path.stem] = path
+    if not files:
+        raise DataError(f"{gt_path} holds no BSDS ground truth (groundTruth/<split>/*.mat)")
+    return files
+
+
+def read_segmentation_png(path: str | Path) -> np.ndarray:
+    """A segmentation PNG as region ids ``[H, W]`` int64: index/16-bit values as they are, colours packed."""
+    values = read_label_png(path)[0]
+    return pack_rgb(values) if values.ndim == 3 else values.astype(np.int64)
+
+
+def iter_unsupervised(pred_dir: str | Path, gt_path: str | Path, *, tolerance: float = 0.0075):
+    """``(stem, scores)`` for each segmentation PNG in ``pred_dir`` against its BSDS truth (same stem), scores as
+    :func:`~omniseg.metrics.unsupervised.unsupervised_scores`. Every prediction must have a truth."""
+    preds, truths = label_files(Path(pred_dir)), bsds_truth_files(gt_path)
+    missing = [stem for stem in preds if stem not in truths]
+    if missing:
+        raise DataError(f"no BSDS ground truth named {missing[0]}.mat under {gt_path} for {preds[missing[0]]} "
+                        f"({len(missing)} without one); name predictions after their images")
+    for stem, path in preds.items():
+        segmentations, boundaries = read_bsds_truth(truths[stem])
+        segmentation = read_segmentation_png(path)
+        if segmentation.shape != segmentations.shape[1:]:
+            raise DataError(f"segmentation {path} is {segmentation.shape[1]}x{segmentation.shape[0]} but {truths[stem]} is "
+                            f"{segmentations.shape[2]}x{segmentations.shape[1]}; segment the image at its own size")
+        yield stem, unsupervised_scores(segmentation, segmentations, boundaries, tolerance=tolerance)
+
+
+def unsupervised_report(rows: list[tuple[str, dict]]) -> dict:
+    """Per-image measures, their means, and boundary precision/recall/F from the counts summed over images."""
+    if not rows:
+        raise DataError("no segmentations were evaluated")
+    images = {stem: {"pri": s["pri"], "voi": s["voi"], "covering": s["covering"], **{f"boundary_{k}": v for k, v in s["boundary"].scores().items()}}
+              for stem, s in rows}
+    total = BoundaryCounts(*np.sum([s["boundary"] for _, s in rows], 0).tolist())
+    means = {key: float(np.mean([values[key] for values in images.values()])) for key in ("pri", "voi", "covering")}
+    return {"task": "unsupervised", "images": images, "mean": means, "boundary": {**total.scores(), **total._asdict()}}
 
 
 def _detector_outputs(model: nn.Module, dataset: torch.utils.data.Dataset, transform: InstanceTransform, *, batch_size: int,

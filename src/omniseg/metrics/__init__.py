@@ -1,12 +1,15 @@
 """Metrics: exact streaming semantic metrics (confusion matrix), panoptic quality, COCO AP via pycocotools,
-and the unsupervised region measures (PRI, VoI, covering, adapted Rand error)."""
+and the unsupervised region and boundary measures (PRI, VoI, covering, adapted Rand error, BSDS boundary F)."""
 
+from omniseg.metrics.boundary import (BoundaryCounts, boundary_counts, boundary_scores, label_boundaries, optimal_boundary_scores,
+                                      optimal_region_scores)
 from omniseg.metrics.coco_ap import coco_evaluate, coco_evaluate_all, coco_ground_truth, coco_records, coco_results
 from omniseg.metrics.confusion import ConfusionMatrix, metrics_from_confusion, metrics_report
 from omniseg.metrics.panoptic import PanopticQuality
 from omniseg.metrics.unsupervised import (adapted_rand_error, probabilistic_rand_index, rand_index, segmentation_covering,
                                           variation_of_information)
 
-__all__ = ["ConfusionMatrix", "PanopticQuality", "coco_evaluate", "coco_evaluate_all", "coco_ground_truth", "coco_records",
+__all__ = ["BoundaryCounts", "boundary_counts", "boundary_scores", "label_boundaries", "optimal_boundary_scores", "optimal_region_scores",
+           "ConfusionMatrix", "PanopticQuality", "coco_evaluate", "coco_evaluate_all", "coco_ground_truth", "coco_records",
            "coco_results", "metrics_from_confusion", "metrics_report", "adapted_rand_error", "probabilistic_rand_index",
            "rand_index", "segmentation_covering", "variation_of_information"]

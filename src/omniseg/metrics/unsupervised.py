@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from omniseg.metrics.boundary import boundary_counts, label_boundaries
+
 
 def contingency(segmentation: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(counts [S, T], rows, columns)``: pixels of each (segment, ground-truth region) pair, with the
@@ -125,3 +127,14 @@ def _truths(truths: Sequence[np.ndarray] | np.ndarray, segmentation: np.ndarray)
     if not listed:
         raise ValueError("no ground truth given; pass one label map [H, W] or several")
     return listed
+
+
+def unsupervised_scores(segmentation: np.ndarray, truth_segmentations: Sequence[np.ndarray] | np.ndarray,
+                        truth_boundaries: Sequence[np.ndarray] | np.ndarray, *, tolerance: float = 0.0075) -> dict:
+    """The BSDS benchmark's four measures of one segmentation against all its human segmentations:
+    ``{"pri", "voi" (nats), "covering", "boundary": BoundaryCounts}`` (sum the counts over images before
+    dividing, as :class:`~omniseg.metrics.boundary.BoundaryCounts` explains)."""
+    return {"pri": probabilistic_rand_index(segmentation, truth_segmentations),
+            "voi": variation_of_information(segmentation, truth_segmentations),
+            "covering": segmentation_covering(segmentation, truth_segmentations),
+            "boundary": boundary_counts(label_boundaries(segmentation), truth_boundaries, tolerance=tolerance)}

@@ -59,3 +59,13 @@ def instance_overlay(image: np.ndarray, masks: np.ndarray, labels: Sequence[int]
         cv2.rectangle(canvas, (x, y - height - base), (x + width, y), colour, -1)
         cv2.putText(canvas, text, (x, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return canvas
+
+
+def boundary_overlay(image: np.ndarray, labels: np.ndarray, *, colour: Sequence[int] = (255, 255, 0)) -> np.ndarray:
+    """``image`` (uint8 [H, W, 3]) with the pixels on region boundaries (those whose right or lower neighbour
+    has another label, as the boundary measures count them) painted ``colour``."""
+    from omniseg.metrics.boundary import label_boundaries
+
+    out = np.array(image, dtype=np.uint8, copy=True)
+    out[label_boundaries(labels)] = colour
+    return out

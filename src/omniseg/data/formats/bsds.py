@@ -22,6 +22,7 @@ from torchvision import tv_tensors
 from omniseg.data.imageio import IMAGE_SUFFIXES, read_image
 from omniseg.data.sample import DatasetInfo, Sample, make_sample
 from omniseg.errors import DataError
+from omniseg.metrics.boundary import label_boundaries
 
 
 def _bsds_root(root: Path) -> Path | None:
@@ -51,15 +52,8 @@ def read_bsds_truth(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(f"{path}: annotator {number + 1}'s segmentation is {segmentation.shape}, the first is {segmentations[0].shape}")
         segmentations.append(segmentation)
         boundary = entry.get("Boundaries")
-        boundaries.append(np.asarray(boundary, bool) if boundary is not None else _region_boundaries(segmentation))
+        boundaries.append(np.asarray(boundary, bool) if boundary is not None else label_boundaries(segmentation))
     return np.stack(segmentations), np.stack(boundaries)
-
-
-def _region_boundaries(segmentation: np.ndarray) -> np.ndarray:
-    edges = np.zeros(segmentation.shape, bool)
-    edges[:, :-1] |= segmentation[:, :-1] != segmentation[:, 1:]
-    edges[:-1, :] |= segmentation[:-1, :] != segmentation[1:, :]
-    return edges
 
 
 class BSDSSource:
