@@ -133,3 +133,23 @@ def test_segment_and_evaluate_the_shared_bsds_sample(run_cli, tmp_path):
         assert row["pri"] == pytest.approx(direct["pri"]) and row["voi"] == pytest.approx(direct["voi"])
         assert row["covering"] == pytest.approx(direct["covering"]) and row["boundary_f"] == pytest.approx(direct["boundary"].f)
         assert 0.3 < row["boundary_f"] < 0.9 and 0.5 < row["pri"] < 1.0
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "bsds500").is_dir(), reason="needs ../shared/data/bsds500")
+def test_every_method_runs_from_the_cli_on_a_bsds_photograph(run_cli, tmp_path):
+    from omniseg.data.formats.bsds import read_bsds_truth
+
+    image = SHARED_DATA / "bsds500" / "images" / "train" / "100075.jpg"
+    segmentations, _ = read_bsds_truth(SHARED_DATA / "bsds500" / "groundTruth" / "train" / "100075.mat")
+    seeds = np.zeros(segmentations.shape[1:], np.uint8)  # one seed in each of the first annotator's regions
+    for number, region in enumerate(np.unique(segmentations[0])):
+        rows, columns = np.nonzero(segmentations[0] == region)
+        seeds[rows[len(rows) // 2], columns[len(rows) // 2]] = number + 1
+    Image.fromarray(seeds).save(tmp_path / "seeds.png")
+    extra = {"random-walker": ["--seeds", tmp_path / "seeds.png"], "grabcut": ["--box", "100,50,380,300"]}
+    for name in METHODS:
+        code, _, err = run_cli("segment", image, "--method", name, *extra.get(name, []), "--out", tmp_path / name)
+        assert code == 0, (name, err)
+        labels = np.asarray(Image.open(tmp_path / name / "100075.png"))
+        record = json.loads((tmp_path / name / "segment.json").read_text())
+        assert labels.shape == (321, 481) and record["images"][0]["regions"] == int(labels.max()) + 1 >= 2, name

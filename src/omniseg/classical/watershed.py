@@ -9,6 +9,7 @@ from skimage.filters import gaussian, sobel
 from skimage.morphology import h_minima, local_minima
 from skimage.segmentation import watershed
 
+from omniseg.classical.regions import raster_order
 from omniseg.classical.threshold import grey
 
 
@@ -24,7 +25,8 @@ def gradient_magnitude(image: np.ndarray, *, smoothing: float = 1.0) -> np.ndarr
 
 def watershed_segmentation(image: np.ndarray, *, markers: np.ndarray | None = None, h: float = 0.05, smoothing: float = 1.0,
                            compactness: float = 0.0) -> np.ndarray:
-    """Regions ``[H, W]`` int64 numbered 0.. from flooding the gradient image.
+    """Regions ``[H, W]`` int64 from flooding the gradient image, numbered 0.. in raster order (with user
+    markers: in the order of the marker values).
 
     Args:
         markers: user seeds, ``[H, W]`` ints with 0 = unseeded (each distinct positive value one region);
@@ -49,4 +51,5 @@ def watershed_segmentation(image: np.ndarray, *, markers: np.ndarray | None = No
             raise ValueError("the markers hold no seed (every value is 0); mark at least one pixel with a positive label")
         _, seeds = np.unique(np.where(markers > 0, markers, 0), return_inverse=True)
         seeds = seeds.reshape(markers.shape)
-    return watershed(gradient, seeds, compactness=compactness).astype(np.int64) - 1
+    regions = watershed(gradient, seeds, compactness=compactness).astype(np.int64) - 1
+    return raster_order(regions) if markers is None else regions
