@@ -83,7 +83,7 @@ def images_of(root: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def run_setting(name: str, parameters: dict, data: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict:
+def run_setting(name: str, parameters: dict, data: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[dict]:
     """Per-image scores and seconds of one method at one setting."""
     rows = []
     for image, segmentations, boundaries in data:
@@ -92,7 +92,7 @@ def run_setting(name: str, parameters: dict, data: list[tuple[np.ndarray, np.nda
         labels = segment(image, name, parameters, seeds=seeds, box=box)
         seconds = time.perf_counter() - start
         rows.append({**unsupervised_scores(labels, segmentations, boundaries), "seconds": seconds, "regions": int(labels.max()) + 1})
-    return {"rows": rows}
+    return rows
 
 
 def main() -> None:
@@ -111,7 +111,7 @@ def main() -> None:
         for name in args.methods:
             defaults, sweep = SETTINGS[name]
             progress.update(task, description=name)
-            main_run = run_setting(name, defaults, data)["rows"]
+            main_run = run_setting(name, defaults, data)
             total = BoundaryCounts(*np.sum([row["boundary"] for row in main_run], 0).tolist())
             entry = {"parameters": resolve_parameters(name, defaults),
                      "seconds_per_image": float(np.mean([row["seconds"] for row in main_run])),
@@ -121,7 +121,7 @@ def main() -> None:
                      "covering": float(np.mean([row["covering"] for row in main_run])), "boundary": total.scores()}
             if sweep and not args.no_sweep:
                 key, values = sweep
-                runs = [main_run if {**defaults, key: value} == defaults else run_setting(name, {**defaults, key: value}, data)["rows"]
+                runs = [main_run if {**defaults, key: value} == defaults else run_setting(name, {**defaults, key: value}, data)
                         for value in values]
                 counts = np.array([[row["boundary"] for row in rows] for rows in runs])
                 boundary = optimal_boundary_scores(counts)

@@ -7,7 +7,8 @@ from omniseg.classical.mrf import mrf_segmentation
 from omniseg.classical.regions import adjacent_pairs, connected_regions, raster_order
 from omniseg.classical.split_merge import split_and_merge
 from omniseg.classical.superpixels import felzenszwalb_segmentation, slic_superpixels
-from omniseg.classical.threshold import grey, multi_otsu_segmentation, otsu_segmentation
+from omniseg.classical.images import grey
+from omniseg.classical.threshold import multi_otsu_segmentation, otsu_segmentation
 from omniseg.classical.watershed import gradient_magnitude, watershed_segmentation
 
 __all__ = ["adjacent_pairs", "connected_regions", "felzenszwalb_segmentation", "gaussian_mixture_segmentation", "gradient_magnitude",

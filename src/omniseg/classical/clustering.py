@@ -6,14 +6,14 @@ import numpy as np
 from scipy.cluster.vq import kmeans2
 from scipy.spatial import cKDTree
 
+from omniseg.classical.images import unit_values
 from omniseg.classical.regions import connected_regions
 
 
 def pixel_features(image: np.ndarray, *, spatial_weight: float = 0.0) -> np.ndarray:
     """``[H * W, C (+ 2)]`` float64 features: the channels in 0..1 for uint8 images (as given otherwise),
     and with ``spatial_weight > 0`` the row and column divided by the larger side, times that weight."""
-    image = np.asarray(image)
-    values = image.astype(np.float64) / (255.0 if image.dtype == np.uint8 else 1.0)
+    values = unit_values(image)
     values = values[..., None] if values.ndim == 2 else values
     height, width = values.shape[:2]
     features = values.reshape(height * width, -1)

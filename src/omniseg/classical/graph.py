@@ -7,13 +7,14 @@ import numpy as np
 from skimage.graph import cut_normalized, cut_threshold, rag_mean_color
 
 from omniseg.classical.regions import raster_order
-from omniseg.classical.superpixels import image_and_channel_axis, slic_superpixels
+from omniseg.classical.images import image_and_channel_axis, unit_values
+from omniseg.classical.superpixels import slic_superpixels
 
 
 def _unit_colour(image: np.ndarray) -> np.ndarray:
     """``[H, W, C]`` float64 with uint8 scaled to 0..1 (so colour distances and thresholds are in 0..1 units)."""
     values, channel_axis = image_and_channel_axis(image)
-    values = values.astype(np.float64) / (255.0 if values.dtype == np.uint8 else 1.0)
+    values = unit_values(values)
     return values[..., None] if channel_axis is None else values
 
 

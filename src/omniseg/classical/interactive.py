@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from skimage.segmentation import random_walker
 
-from omniseg.classical.superpixels import image_and_channel_axis
+from omniseg.classical.images import image_and_channel_axis, unit_values
 
 
 def _checked_marks(marks: np.ndarray | None, shape: tuple[int, int], what: str) -> np.ndarray | None:
@@ -81,7 +81,7 @@ def random_walker_segmentation(image: np.ndarray, seeds: np.ndarray, *, beta: fl
     if solver not in ("auto", "direct", "cg"):
         raise ValueError(f"solver must be 'auto', 'direct' or 'cg', got {solver!r}")
     values, channel_axis = image_and_channel_axis(image)
-    values = values.astype(np.float64) / (255.0 if values.dtype == np.uint8 else 1.0)
+    values = unit_values(values)
     seeds = _checked_marks(seeds, values.shape[:2], "seeds")
     present = np.unique(seeds[seeds > 0])
     if len(present) < 2:

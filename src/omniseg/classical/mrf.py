@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from omniseg.classical.clustering import kmeans_segmentation, pixel_features
+from omniseg.classical.images import unit_values
 
 
 def class_costs(features: np.ndarray, labels: np.ndarray, k: int, regularisation: float = 1e-4) -> np.ndarray:
@@ -57,7 +58,7 @@ def mrf_segmentation(image: np.ndarray, k: int, *, beta: float = 1.0, method: st
         raise ValueError(f"scales must be at least 1, got {scales}")
     image = np.asarray(image)
     rng = np.random.default_rng(seed)
-    pyramid = [image.astype(np.float64) / (255.0 if image.dtype == np.uint8 else 1.0)]
+    pyramid = [unit_values(image)]
     for _ in range(scales - 1):
         coarser = _halve(pyramid[-1])
         if min(coarser.shape[:2]) < 2 or len(np.unique(coarser.reshape(-1, *coarser.shape[2:]), axis=0)) < k:

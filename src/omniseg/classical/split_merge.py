@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from omniseg.classical.regions import adjacent_pairs, raster_order
-from omniseg.classical.threshold import grey
+from omniseg.classical.images import grey
 
 
 def quadtree_blocks(values: np.ndarray, threshold: float, min_size: int = 1) -> np.ndarray:

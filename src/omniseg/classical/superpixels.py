@@ -6,17 +6,8 @@ from __future__ import annotations
 import numpy as np
 from skimage.segmentation import felzenszwalb, slic
 
+from omniseg.classical.images import image_and_channel_axis, unit_values
 from omniseg.classical.regions import raster_order
-
-
-def image_and_channel_axis(image: np.ndarray) -> tuple[np.ndarray, int | None]:
-    """The image (RGBA -> RGB) and its channel axis for scikit-image (None for grey)."""
-    image = np.asarray(image)
-    if image.ndim == 2:
-        return image, None
-    if image.ndim == 3 and image.shape[2] in (3, 4):
-        return image[..., :3], -1
-    raise ValueError(f"expected a grey [H, W] or colour [H, W, 3] image, got shape {image.shape}")
 
 
 def slic_superpixels(image: np.ndarray, segments: int = 200, *, compactness: float = 10.0, zero: bool = False,
@@ -29,9 +20,7 @@ def slic_superpixels(image: np.ndarray, segments: int = 200, *, compactness: flo
     if segments < 1:
         raise ValueError(f"segments must be at least 1, got {segments}")
     values, channel_axis = image_and_channel_axis(image)
-    if channel_axis is None and values.dtype == np.uint8:
-        values = values / 255.0
-    labels = slic(values, n_segments=segments, compactness=compactness, slic_zero=zero, sigma=smoothing, max_num_iter=iterations,
+    labels = slic(unit_values(values), n_segments=segments, compactness=compactness, slic_zero=zero, sigma=smoothing, max_num_iter=iterations,
                   enforce_connectivity=enforce_connectivity, start_label=0, channel_axis=channel_axis)
     return raster_order(labels)
 
@@ -43,5 +32,4 @@ def felzenszwalb_segmentation(image: np.ndarray, scale: float = 100.0, *, smooth
     to a neighbour; ``smoothing`` is the Gaussian sigma applied first. ``scale`` is the paper's k, for colour
     distances in 0..255 units (uint8 images; float images are taken as 0..1)."""
     values, channel_axis = image_and_channel_axis(image)
-    values = values / 255.0 if values.dtype == np.uint8 else values.astype(np.float64)  # scikit-image takes 0..1
-    return raster_order(felzenszwalb(values, scale=scale, sigma=smoothing, min_size=min_size, channel_axis=channel_axis))
+    return raster_order(felzenszwalb(unit_values(values), scale=scale, sigma=smoothing, min_size=min_size, channel_axis=channel_axis))

@@ -6,15 +6,7 @@ import numpy as np
 from skimage.exposure import histogram
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
-
-def grey(image: np.ndarray) -> np.ndarray:
-    """A float64 grey image from ``[H, W]`` or ``[H, W, 3|4]`` (ITU-R 601 luma of the RGB channels)."""
-    image = np.asarray(image)
-    if image.ndim == 2:
-        return image.astype(np.float64)
-    if image.ndim == 3 and image.shape[2] in (3, 4):
-        return image[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-    raise ValueError(f"expected a grey [H, W] or colour [H, W, 3] image, got shape {image.shape}")
+from omniseg.classical.images import grey
 
 
 def _histogram(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

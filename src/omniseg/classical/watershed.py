@@ -10,7 +10,7 @@ from skimage.morphology import h_minima, local_minima
 from skimage.segmentation import watershed
 
 from omniseg.classical.regions import raster_order
-from omniseg.classical.threshold import grey
+from omniseg.classical.images import grey
 
 
 def gradient_magnitude(image: np.ndarray, *, smoothing: float = 1.0) -> np.ndarray:

@@ -73,10 +73,9 @@ def _seeds(seeds: str | None, image_path: Path) -> np.ndarray | None:
         return None
     path = Path(seeds)
     if path.is_dir():
-        matches = sorted(path.glob(f"{image_path.stem}.png"))
-        if not matches:
-            raise DataError(f"no seeds {path / (image_path.stem + '.png')} for {image_path}; name each seed PNG after its image")
-        path = matches[0]
+        path = path / f"{image_path.stem}.png"
+        if not path.is_file():
+            raise DataError(f"no seeds {path} for {image_path}; name each seed PNG after its image")
     values = read_label_png(path)[0]
     if values.ndim != 2:
         raise DataError(f"seeds {path} are a colour image; save them as an index (or palette) PNG with 0 = unmarked")

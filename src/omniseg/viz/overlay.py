@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from omniseg.metrics.boundary import label_boundaries
+
 
 def colorize(mask: np.ndarray, palette: Sequence[Sequence[int]], *, ignore_index: int = 255) -> np.ndarray:
     """Class ids [H, W] -> RGB uint8 [H, W, 3]; ignored and unknown ids are white."""
@@ -64,8 +66,6 @@ def instance_overlay(image: np.ndarray, masks: np.ndarray, labels: Sequence[int]
 def boundary_overlay(image: np.ndarray, labels: np.ndarray, *, colour: Sequence[int] = (255, 255, 0)) -> np.ndarray:
     """``image`` (uint8 [H, W, 3]) with the pixels on region boundaries (those whose right or lower neighbour
     has another label, as the boundary measures count them) painted ``colour``."""
-    from omniseg.metrics.boundary import label_boundaries
-
     out = np.array(image, dtype=np.uint8, copy=True)
     out[label_boundaries(labels)] = colour
     return out
