@@ -140,7 +140,7 @@ def main() -> None:
                        "shuffle": True, "drop_last": True}
         source = load_dataset(root)
         ours = TransformedDataset(source.dataset("train"), train_transforms(img_size=CROP, ignore_index=source.info.ignore_index))
-        loaders = {OURS: DataLoader(ours, collate_fn=PadCollate(), **loader_args),
+        loaders = {OURS: DataLoader(ours, collate_fn=PadCollate(ignore_index=255), **loader_args),
                    "albumentations, same steps": DataLoader(AlbumentationsDataset(root, same_steps()), **loader_args),
                    "albumentations, SMP example": DataLoader(AlbumentationsDataset(root, smp_example()), **loader_args)}
         rows = measure(loaders, args.epochs, args.repeats)

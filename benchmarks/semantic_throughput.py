@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from omniseg import DatasetInfo, Predictor, create_model
+from omniseg.core import IMAGENET_MEAN, IMAGENET_STD
 from omniseg.models.hub import ModelCard
 
 
@@ -80,7 +81,8 @@ def main() -> None:
     target = torch.randint(0, k, (4, size, size))
 
     ours = create_model("unet", encoder="resnet34", num_classes=k)
-    ours.card = ModelCard("unet", {"encoder": "resnet34", "num_classes": k}, DatasetInfo([str(i) for i in range(k)]))
+    ours.card = ModelCard("unet", {"encoder": "resnet34", "num_classes": k}, DatasetInfo([str(i) for i in range(k)], ignore_index=255),
+                          preprocessing={"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)})
     theirs = smp.Unet("resnet34", encoder_weights=None, classes=k)
     params = {"omniseg": sum(p.numel() for p in ours.parameters()), "smp": sum(p.numel() for p in theirs.parameters())}
 

@@ -149,6 +149,6 @@ def test_bad_classes_json(tmp_path):
     (tmp_path / "classes.json").write_text("{not json")
     with pytest.raises(DataError, match="classes.json is not valid JSON"):
         load_dataset(tmp_path)
-    write_classes(tmp_path, ["a", "b"], ignore_index=1)
-    with pytest.raises(DataError, match="ignore_index 1 is also class 'b'"):
+    write_classes(tmp_path, ["a", "b"], ignore_index=-1)
+    with pytest.raises(DataError, match="ignore_index must be a mask value"):
         load_dataset(tmp_path)

@@ -31,7 +31,7 @@ def test_fold_batchnorm_keeps_outputs(encoder):
 
 def test_save_load_round_trip_without_pickle(tmp_path):
     model = _trained_like(create_model("unet", num_classes=3, depth=2, base_channels=8))
-    info = DatasetInfo(["bg", "a", "b"])
+    info = DatasetInfo(["bg", "a", "b"], ignore_index=255)
     card = ModelCard("unet", {"num_classes": 3, "depth": 2, "base_channels": 8}, info, {"mean": [0.5] * 3, "std": [0.25] * 3})
     save_model(model, tmp_path, card)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.safetensors"]
@@ -58,7 +58,8 @@ def test_load_model_errors(tmp_path):
 
 def test_predictor_rejects_bad_images(tmp_path):
     model = create_model("unet", num_classes=2, depth=1, base_channels=4)
-    model.card = ModelCard("unet", {"num_classes": 2, "depth": 1, "base_channels": 4}, DatasetInfo(["a", "b"]))
+    model.card = ModelCard("unet", {"num_classes": 2, "depth": 1, "base_channels": 4}, DatasetInfo(["a", "b"], ignore_index=255),
+                           preprocessing={"mean": [0.5] * 3, "std": [0.25] * 3})
     predictor = Predictor(model, device="cpu")
     with pytest.raises(OmnisegError, match=r"\[H, W, 3\]"):
         predictor.predict(np.zeros((4, 4, 5), np.uint8))

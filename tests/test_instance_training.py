@@ -8,8 +8,12 @@ from PIL import Image
 
 from .conftest import SHARED_DATA, write_classes, write_pair
 
+# a light detector (the demo's kind, narrower): a CPU step in a fraction of a second
 TINY = ["--model", "maskrcnn", "--set", "model.kwargs.encoder=resnet18", "--set", "model.kwargs.anchor_sizes=small",
-        "--batch-size", "2", "--epochs", "1", "--no-progress"]
+        "--set", "model.kwargs.fpn_channels=32", "--set", "model.kwargs.box_head_size=64", "--set", "model.kwargs.mask_head_channels=16",
+        "--set", "model.kwargs.mask_head_layers=1", "--set", "model.kwargs.rpn_post_nms_top_n_train=50",
+        "--set", "model.kwargs.box_batch_size_per_image=16", "--set", "data.color_jitter=0", "--batch-size", "2", "--epochs", "1",
+        "--no-progress"]
 
 
 def _squares_coco(root, count=6, size=48):
@@ -32,17 +36,19 @@ def _squares_coco(root, count=6, size=48):
     return root
 
 
-def test_instance_training_writes_the_ap_table(run_cli, tmp_path):
-    data = _squares_coco(tmp_path / "data")
+def test_instance_training_learns_the_squares_and_writes_the_ap_table(run_cli, tmp_path):
+    data = _squares_coco(tmp_path / "data", count=12)
     code, out, err = run_cli("train", "--task", "instance", "--data", data, *TINY, "--img-size", "48", "--out", tmp_path / "run",
-                             "--set", "data.val_fraction=0.3")
+                             "--set", "data.val_fraction=0.3", "--batch-size", "4", "--lr", "3e-3", "--epochs", "1000",
+                             "--set", "train.max_steps=60", "--set", "train.val_every_steps=30")
     assert code == 0, err
     assert "mask AP" in out and "box AP" in out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["task"] == "instance" and set(metrics["segm"]["per_class"]) == {"square", "bar"}
-    assert all(-1.0 <= metrics[kind][key] <= 1.0 for kind in ("segm", "bbox") for key in ("AP", "AP50", "AP75"))
+    # 60 steps find the squares and bars of the validation images (an untrained detector scores about 0)
+    assert metrics["segm"]["AP50"] >= 0.5 and metrics["bbox"]["AP50"] >= 0.5, metrics["segm"]
     history = (tmp_path / "run" / "history.csv").read_text().splitlines()
-    assert history[0].startswith("epoch,step,train_loss,val_map") and len(history) == 2
+    assert history[0].startswith("epoch,step,train_loss,val_map") and [row.split(",")[1] for row in history[1:]] == ["30", "60"]
     assert (tmp_path / "run" / "model.safetensors").is_file() and list((tmp_path / "run" / "samples").glob("*.png"))
 
 
@@ -109,7 +115,9 @@ def test_degenerate_annotations_train_and_evaluate(run_cli, tmp_path):
                              "--set", "data.val_fraction=0.5", "--out", tmp_path / "run")
     assert code == 0, err
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["images"] == 2 and -1.0 <= metrics["segm"]["AP"] <= 1.0
+    # the validation images' objects (the outside-reaching polygon, a thousand dots) reach pycocotools: AP is
+    # evaluated (pycocotools gives -1 to a class without ground truth), and near 0 after two steps
+    assert metrics["images"] == 2 and 0.0 <= metrics["segm"]["AP"] < 0.05 and list(metrics["segm"]["per_class"]) == ["dot"]
 
 
 def test_predict_writes_instance_pngs_overlays_and_coco_results(run_cli, tmp_path):

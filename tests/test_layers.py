@@ -65,3 +65,18 @@ def test_max_unpool_matches_torch_and_runs_in_deterministic_mode():
     finally:
         torch.use_deterministic_algorithms(previous)
     assert torch.equal(out, expected)
+
+
+def test_init_gives_he_weights_where_no_norm_follows_and_torch_defaults_where_one_does():
+    from omniseg.models.layers import ConvNormAct
+    from omniseg.models.layers.init import init_weights
+
+    torch.manual_seed(0)
+    block = nn.Sequential(ConvNormAct(64, 64), nn.Conv2d(64, 64, 3, padding=1))
+    init_weights(block)
+    fan_in = 64 * 9
+    normed, plain = block[0][0].weight, block[1].weight
+    # uniform weights: PyTorch's default bound is 1 / sqrt(fan_in), He's (ReLU gain) sqrt(6 / fan_in)
+    assert normed.abs().max() <= fan_in ** -0.5 and normed.abs().max() > 0.95 * fan_in ** -0.5
+    assert plain.abs().max() <= (6 / fan_in) ** 0.5 and plain.abs().max() > 0.95 * (6 / fan_in) ** 0.5
+    assert block[1].bias.abs().sum() == 0 and torch.equal(block[0][1].weight, torch.ones(64))

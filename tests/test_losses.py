@@ -24,10 +24,10 @@ def _two_pixels():
 
 def test_cross_entropy_hand_computed():
     logits, target = _two_pixels()
-    assert cross_entropy(logits, target).item() == pytest.approx((math.log(4) + math.log(2)) / 2)
-    weighted = cross_entropy(logits, target, weight=torch.tensor([2.0, 1.0]))
+    assert cross_entropy(logits, target, ignore_index=255).item() == pytest.approx((math.log(4) + math.log(2)) / 2)
+    weighted = cross_entropy(logits, target, weight=torch.tensor([2.0, 1.0]), ignore_index=255)
     assert weighted.item() == pytest.approx((2 * math.log(4) + math.log(2)) / 3)
-    smooth = cross_entropy(logits[..., :1], target[..., :1], label_smoothing=0.1)
+    smooth = cross_entropy(logits[..., :1], target[..., :1], label_smoothing=0.1, ignore_index=255)
     assert smooth.item() == pytest.approx(-(0.95 * math.log(0.25) + 0.05 * math.log(0.75)))
 
 
@@ -36,14 +36,14 @@ def test_ignore_index_counts_nowhere():
     padded_logits = torch.cat([logits, torch.randn(1, 2, 1, 3)], dim=-1)
     padded_target = torch.cat([target, torch.full((1, 1, 3), 255)], dim=-1)
     for fn in (cross_entropy, focal_loss, soft_dice_loss):
-        assert fn(padded_logits, padded_target).item() == pytest.approx(fn(logits, target).item())
+        assert fn(padded_logits, padded_target, ignore_index=255).item() == pytest.approx(fn(logits, target, ignore_index=255).item())
 
 
 def test_all_ignored_gives_zero_with_gradient():
     logits = torch.randn(1, 3, 4, 4, requires_grad=True)
     target = torch.full((1, 4, 4), 255)
     for fn in (cross_entropy, focal_loss, soft_dice_loss):
-        loss = fn(logits, target)
+        loss = fn(logits, target, ignore_index=255)
         loss.backward()
         assert loss.item() == 0.0 and logits.grad is not None
 
@@ -51,10 +51,10 @@ def test_all_ignored_gives_zero_with_gradient():
 def test_focal_hand_computed_and_reduces_to_ce():
     logits, target = _two_pixels()
     expected = (0.75**2 * math.log(4) + 0.5**2 * math.log(2)) / 2
-    assert focal_loss(logits, target, gamma=2.0).item() == pytest.approx(expected)
-    assert focal_loss(logits, target, gamma=0.0).item() == pytest.approx(cross_entropy(logits, target).item())
+    assert focal_loss(logits, target, gamma=2.0, ignore_index=255).item() == pytest.approx(expected)
+    assert focal_loss(logits, target, gamma=0.0, ignore_index=255).item() == pytest.approx(cross_entropy(logits, target, ignore_index=255).item())
     alpha = torch.tensor([0.25, 0.75])
-    assert focal_loss(logits, target, gamma=0.0, alpha=alpha).item() == pytest.approx(
+    assert focal_loss(logits, target, gamma=0.0, alpha=alpha, ignore_index=255).item() == pytest.approx(
         (0.25 * math.log(4) + 0.75 * math.log(2)) / 2
     )
 
@@ -63,17 +63,17 @@ def test_dice_hand_computed():
     probs = torch.tensor([[0.8, 0.4], [0.2, 0.6]]).view(1, 2, 1, 2)
     target = torch.tensor([[[0, 1]]])
     dice0, dice1 = 1.6 / 2.2, 1.2 / 1.8
-    assert soft_dice_loss(probs.log(), target).item() == pytest.approx(1 - (dice0 + dice1) / 2)
+    assert soft_dice_loss(probs.log(), target, ignore_index=255).item() == pytest.approx(1 - (dice0 + dice1) / 2)
     # only class 0 present in the target: class 1 is left out of the mean
     only0 = torch.tensor([[[0, 0]]])
-    assert soft_dice_loss(probs.log(), only0).item() == pytest.approx(1 - 2 * 1.2 / (1.2 + 2))
-    assert DiceLoss()(probs.log(), target).item() == pytest.approx(1 - (dice0 + dice1) / 2)
+    assert soft_dice_loss(probs.log(), only0, ignore_index=255).item() == pytest.approx(1 - 2 * 1.2 / (1.2 + 2))
+    assert DiceLoss(ignore_index=255)(probs.log(), target).item() == pytest.approx(1 - (dice0 + dice1) / 2)
 
 
 @pytest.mark.parametrize("name", ["ce", "focal", "dice", "ce+dice"])
 def test_gradcheck(name):
     torch.manual_seed(0)
-    loss = build_loss(name, class_weights=torch.tensor([1.0, 2.0, 0.5]), label_smoothing=0.1).double()
+    loss = build_loss(name, class_weights=torch.tensor([1.0, 2.0, 0.5]), label_smoothing=0.1, ignore_index=255).double()
     logits = torch.randn(2, 3, 3, 4, dtype=torch.float64, requires_grad=True)
     target = torch.randint(0, 3, (2, 3, 4))
     target[0, 0, 0] = 255
@@ -81,15 +81,26 @@ def test_gradcheck(name):
 
 
 def test_loss_spec_parsing():
-    combo = build_loss("ce+0.5*dice")
+    combo = build_loss("ce+0.5*dice", ignore_index=255)
     assert isinstance(combo, WeightedSumLoss) and combo.weights == {"ce": 1.0, "dice": 0.5}
     logits, target = _two_pixels()
-    expected = cross_entropy(logits, target) + 0.5 * soft_dice_loss(logits, target)
+    expected = cross_entropy(logits, target, ignore_index=255) + 0.5 * soft_dice_loss(logits, target, ignore_index=255)
     assert combo(logits, target).item() == pytest.approx(expected.item())
     with pytest.raises(ConfigError, match="did you mean 'dice'"):
-        build_loss("ce+dise")
+        build_loss("ce+dise", ignore_index=255)
     with pytest.raises(ConfigError, match="not NAME or WEIGHT"):
-        build_loss("x*ce")
+        build_loss("x*ce", ignore_index=255)
+
+
+def test_a_void_class_inside_the_class_range_is_ignored_like_255():
+    # class 0 is void (ignore_index=0): the loss of [void, 1, 2] pixels equals that of the last two with 255 ignored
+    logits = torch.tensor([[[[2.0, 0.5, -1.0]], [[0.0, 1.0, 0.3]], [[1.0, -0.5, 2.0]]]])
+    as_void, as_255 = torch.tensor([[[0, 1, 2]]]), torch.tensor([[[255, 1, 2]]])
+    for fn in (cross_entropy, focal_loss, soft_dice_loss):
+        assert fn(logits, as_void, ignore_index=0).item() == pytest.approx(fn(logits, as_255, ignore_index=255).item())
+    # by hand: cross entropy of pixel 1 (class 1) and pixel 2 (class 2)
+    log_p = logits.log_softmax(1)[0, :, 0]
+    assert cross_entropy(logits, as_void, ignore_index=0).item() == pytest.approx(-(log_p[1, 1] + log_p[2, 2]).item() / 2)
 
 
 def test_median_frequency_weights():
@@ -103,7 +114,7 @@ def test_losses_do_not_modify_inputs():
     logits, target = _two_pixels()
     before_l, before_t = logits.clone(), target.clone()
     for fn in (cross_entropy, focal_loss, soft_dice_loss):
-        fn(logits, target)
+        fn(logits, target, ignore_index=255)
     assert torch.equal(logits, before_l) and torch.equal(target, before_t)
 
 
@@ -113,8 +124,8 @@ def test_vnet_dice_hand_computed_on_a_volume():
     logits = torch.cat([1 - p1, p1], dim=1).log()
     target = torch.tensor([1, 1, 0, 0]).view(1, 1, 2, 2)
     dice = 2 * (0.9 + 0.6) / ((0.81 + 0.36 + 0.04 + 0.01) + 2)
-    assert build_loss("vnet_dice")(logits, target).item() == pytest.approx(1 - dice, rel=1e-5)
+    assert build_loss("vnet_dice", ignore_index=255)(logits, target).item() == pytest.approx(1 - dice, rel=1e-5)
     # the plain soft Dice of the same volume, both classes: squares are not taken
     fg = 2 * 1.5 / (1.8 + 2)
     bg = 2 * (0.8 + 0.9) / (2.2 + 2)
-    assert soft_dice_loss(logits, target).item() == pytest.approx(1 - (fg + bg) / 2, rel=1e-5)
+    assert soft_dice_loss(logits, target, ignore_index=255).item() == pytest.approx(1 - (fg + bg) / 2, rel=1e-5)

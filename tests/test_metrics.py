@@ -16,7 +16,7 @@ def _hand_case():
 
 
 def test_hand_computed_case():
-    cm = ConfusionMatrix(3)
+    cm = ConfusionMatrix(3, ignore_index=255)
     cm.update(*_hand_case())
     assert cm.matrix.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
     m = cm.compute()
@@ -33,7 +33,7 @@ def test_hand_computed_case():
 def test_absent_class_is_nan_by_default_and_switchable():
     pred, target = _hand_case()
     for score, expected in (("nan", 1 / 3), (1, (1 / 3 + 2 / 3 + 0 + 1) / 4), (0, 1 / 4)):
-        cm = ConfusionMatrix(4, absent_score=score)
+        cm = ConfusionMatrix(4, ignore_index=255, absent_score=score)
         cm.update(pred, target)
         m = cm.compute()
         assert m["miou"] == pytest.approx(expected)
@@ -52,11 +52,11 @@ def test_streaming_equals_one_pass_and_merge():
     pred = torch.randint(0, 5, (4, 30, 30), generator=g)
     target = torch.randint(0, 6, (4, 30, 30), generator=g)
     target[target == 5] = 255
-    whole, parts, merged = ConfusionMatrix(5), ConfusionMatrix(5), ConfusionMatrix(5)
+    whole, parts, merged = (ConfusionMatrix(5, ignore_index=255) for _ in range(3))
     whole.update(pred, target)
     for i in range(4):
         parts.update(pred[i], target[i])
-    half = ConfusionMatrix(5)
+    half = ConfusionMatrix(5, ignore_index=255)
     half.update(pred[:2], target[:2])
     merged.update(pred[2:], target[2:])
     merged.merge(half)
@@ -64,7 +64,7 @@ def test_streaming_equals_one_pass_and_merge():
 
 
 def test_labels_out_of_range_raise():
-    cm = ConfusionMatrix(3)
+    cm = ConfusionMatrix(3, ignore_index=255)
     with pytest.raises(ValueError, match="target label 7"):
         cm.update(torch.tensor([0]), torch.tensor([7]))
     with pytest.raises(ValueError, match="prediction label 3"):
@@ -101,10 +101,10 @@ def test_parity_with_torchmetrics(case):
 
 
 def test_report_shape_and_nan_as_null():
-    cm = ConfusionMatrix(3)
+    cm = ConfusionMatrix(3, ignore_index=255)
     cm.update(torch.tensor([0, 1]), torch.tensor([0, 1]))
-    report = metrics_report(cm.matrix, ["a", "b", "c"])
+    report = metrics_report(cm.matrix, ["a", "b", "c"], ignore_index=255)
     assert set(report) == {"pixel_accuracy", "mean_accuracy", "miou", "fwiou", "mean_dice", "per_class"}
     assert report["per_class"][2] == {"name": "c", "iou": None, "dice": None, "accuracy": None, "support": 0}
     assert report["miou"] == 1.0
-    assert math.isnan(metrics_from_confusion(np.zeros((2, 2)))["pixel_accuracy"])
+    assert math.isnan(metrics_from_confusion(np.zeros((2, 2)), ignore_index=None)["pixel_accuracy"])

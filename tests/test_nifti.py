@@ -110,7 +110,7 @@ def test_volume_transform_crops_pads_flips_and_normalises():
     assert torch.isin(out["image"][0][kept], normalised).all()
     whole = VolumeTransform()(sample)["image"]
     assert abs(whole.mean().item()) < 1e-5 and whole.std().item() == pytest.approx(1, abs=1e-5)
-    batch = PadCollate()([{"image": whole, "mask": mask}, {"image": whole[:, :3, :5], "mask": mask[:3, :5]}])
+    batch = PadCollate(ignore_index=255)([{"image": whole, "mask": mask}, {"image": whole[:, :3, :5], "mask": mask[:3, :5]}])
     assert batch["image"].shape == (2, 1, 4, 6, 8) and batch["size"].tolist() == [[4, 6, 8], [3, 5, 8]]
     assert (batch["mask"][1, 3] == 255).all()
 

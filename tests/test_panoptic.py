@@ -35,7 +35,7 @@ def _targets():
 
 def test_panoptic_fpn_trains_with_a_semantic_loss_and_predicts_probabilities():
     torch.manual_seed(0)
-    model = create_model("panoptic_fpn", num_classes=3, **LIGHT)
+    model = create_model("panoptic_fpn", num_classes=3, ignore_index=255, **LIGHT)  # the targets' void is 255
     assert "panoptic_fpn" in list_models("panoptic")
     images = [torch.rand(3, 64, 80), torch.rand(3, 60, 64)]
     losses = model.train()(images, _targets())
@@ -77,7 +77,7 @@ def test_instance_transform_carries_the_class_map_with_ignored_padding():
     from omniseg.data.synthetic import SyntheticShapes
 
     sample = SyntheticShapes(1, size=48)[0]
-    image, target = InstanceTransform(semantic=True)(sample)  # evaluation: unchanged geometry
+    image, target = InstanceTransform(semantic=True, ignore_index=255)(sample)  # evaluation: unchanged geometry
     assert torch.equal(target["semantic"], sample["mask"])
     torch.manual_seed(3)
     transform = InstanceTransform(64, scale_range=(0.5, 0.6), semantic=True, ignore_index=info.ignore_index)  # shrinks: padding
@@ -96,7 +96,7 @@ def test_merged_truth_as_prediction_scores_pq_one_and_a_dropped_instance_costs_i
     masks = np.zeros((2, 20, 20), bool)
     masks[0, 2:8, 2:8] = masks[1, 10:14, 3:9] = True
     semantic[masks[0]] = semantic[masks[1]] = 1
-    truth_ids, truth_segments = panoptic_ground_truth(semantic, masks, [1, 1], things=[1])
+    truth_ids, truth_segments = panoptic_ground_truth(semantic, masks, [1, 1], things=[1], ignore_index=255)
     assert sorted(v.category for v in truth_segments.values()) == [0, 1, 1, 2]
     probabilities = torch.nn.functional.one_hot(torch.from_numpy(semantic), 3).permute(2, 0, 1).float()
     output = {"semantic": probabilities, "masks": torch.from_numpy(masks)[:, None].float(), "labels": torch.tensor([1, 1]),
@@ -235,19 +235,3 @@ def test_predict_merges_an_instance_run_with_a_semantic_run(panoptic_run, run_cl
         assert max(r["score"] for r in found) == pytest.approx(float(probabilities[label][best].mean()), abs=1e-6)
     code, _, err = run_cli("predict", tmp_path / "instance", data / "images" / "val", "--instances", "--out", tmp_path / "bad2")
     assert code == 2 and "2D semantic run" in err
-
-
-@pytest.mark.parametrize("task", ["instance", "panoptic"])
-def test_demo_of_each_detection_task_runs_its_configuration(run_cli, tmp_path, task):
-    """The demo's own configuration, on a few scenes for one epoch (the full demo's quality is measured
-    by running it: see the README)."""
-    from omniseg.cli.demo import demo_config
-
-    code, out, err = run_cli("demo", "--task", task, "--train-size", "8", "--val-size", "2", "--size", "48", "--epochs", "1",
-                             "--out", tmp_path / "run", "--no-progress", "--json", tmp_path / "metrics.json")
-    assert code == 0, err
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["task"] == task and metrics["images"] == 2 and metrics["global_step"] == 1
-    assert ("PQ" if task == "panoptic" else "mask AP") in out
-    config = demo_config(task, tmp_path, "out", size=64, epochs=1, time_budget=None)
-    assert config.model.name == {"instance": "maskrcnn", "panoptic": "panoptic_fpn"}[task] and config.model.encoder == "resnet18"

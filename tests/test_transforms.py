@@ -15,7 +15,7 @@ def _sample(h=40, w=56):
 
 def test_train_pipeline_keeps_image_and_mask_aligned_and_labels_exact():
     torch.manual_seed(0)
-    t = train_transforms(img_size=32, scale_range=(0.5, 2.0), color_jitter=0.0, mean=(0, 0, 0), std=(1, 1, 1))
+    t = train_transforms(img_size=32, scale_range=(0.5, 2.0), color_jitter=0.0, mean=(0, 0, 0), std=(1, 1, 1), ignore_index=255)
     for _ in range(300):
         out = t(_sample())
         image, mask = out["image"], out["mask"]
@@ -45,7 +45,7 @@ def test_pad_collate_pads_with_ignore_index():
 def test_transforms_do_not_modify_the_input():
     sample = _sample()
     before = sample["mask"].clone(), sample["image"].clone()
-    train_transforms(img_size=24)(sample)
+    train_transforms(img_size=24, ignore_index=255)(sample)
     assert torch.equal(sample["mask"], before[0]) and torch.equal(sample["image"], before[1])
 
 
@@ -71,7 +71,7 @@ def test_colour_jitter_steps_equal_torchvision_and_hue_keeps_grey():
 def test_scale_jitter_crop_scales_as_scale_jitter():
     from omniseg.data.transforms import ScaleJitterCrop
 
-    crop = ScaleJitterCrop(64, (0.5, 2.0))
+    crop = ScaleJitterCrop(64, (0.5, 2.0), fill={tv_tensors.Image: 0, tv_tensors.Mask: 255})
     torch.manual_seed(0)
     sample = {"image": tv_tensors.Image(torch.zeros(3, 100, 200, dtype=torch.uint8)), "mask": tv_tensors.Mask(torch.ones(100, 200, dtype=torch.int64))}
     labelled = []
@@ -84,3 +84,19 @@ def test_scale_jitter_crop_scales_as_scale_jitter():
     u = torch.linspace(0.5, 2.0, 10001)
     expected = float((torch.clamp(u * 32, max=64) * torch.clamp(u * 64, max=64)).mean())
     assert abs(sum(labelled) / len(labelled) - expected) < 0.06 * expected
+
+
+def test_flips_and_quarter_turns_move_the_mask_with_the_image():
+    from omniseg.data.transforms import RandomFlipRotate
+
+    image = torch.arange(12, dtype=torch.uint8).view(1, 3, 4).expand(3, 3, 4).contiguous()
+    sample = {"image": tv_tensors.Image(image), "mask": tv_tensors.Mask(torch.arange(12).view(3, 4))}
+    transform = RandomFlipRotate(hflip=True, vflip=True, rot90=True)
+    seen = set()
+    torch.manual_seed(0)
+    for _ in range(64):
+        out = transform(sample)
+        assert torch.equal(out["image"][0].long(), out["mask"]) and isinstance(out["mask"], tv_tensors.Mask)
+        seen.add(tuple(out["mask"].reshape(-1).tolist()))
+    assert len(seen) == 8  # the eight symmetries of the rectangle's grid (quarter turns swap its sides)
+    assert torch.equal(sample["mask"], torch.arange(12).view(3, 4))  # the input is left as it was

@@ -8,9 +8,12 @@ Example:
 
 from omniseg._version import __version__
 from omniseg.config import RunConfig, load_config
-from omniseg.data import DatasetInfo, load_dataset
+from omniseg.core import DatasetInfo
+from omniseg.data import load_dataset
 from omniseg.errors import ConfigError, DataError, OmnisegError, TrainingError
-from omniseg.inference import Predictor
+from omniseg.inference import (Predictor, evaluate_folders, evaluate_run, evaluate_unsupervised, predict_images,
+                               segment_images)
+from omniseg.inference.export import export_run
 from omniseg.metrics import ConfusionMatrix
 from omniseg.models import create_model, list_models, load_model
 
@@ -25,18 +28,29 @@ __all__ = [
     "TrainingError",
     "__version__",
     "create_model",
+    "evaluate_folders",
+    "evaluate_run",
+    "evaluate_unsupervised",
+    "export_run",
     "list_models",
     "load_config",
     "load_dataset",
     "load_model",
+    "predict_images",
+    "run_demo",
+    "segment_images",
     "train",
 ]
 
 
 def __getattr__(name: str):
-    # `train` pulls in Lightning; import it only when asked for, so prediction stays light
+    # training pulls in Lightning; import it only when asked for, so prediction stays light
     if name == "train":
         from omniseg.engine import train
 
         return train
+    if name == "run_demo":
+        from omniseg.engine.demo import run_demo
+
+        return run_demo
     raise AttributeError(f"module 'omniseg' has no attribute {name!r}")

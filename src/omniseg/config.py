@@ -25,12 +25,14 @@ class DataConfig:
 
     path: str | None = None
     format: str = "auto"
+    ignore_index: int | None = None  # the mask value of unlabelled pixels; None: the dataset's own (classes.json, the format)
     img_size: int = 256  # side of the square training crop
     patch_size: tuple[int, int, int] = (64, 64, 64)  # volumes: the random training crop (D, H, W)
     scale_range: tuple[float, float] = (0.5, 2.0)  # random rescale before the crop
     batch_size: int = 8
     eval_batch_size: int = 4
     num_workers: int = 0
+    cache: bool = False  # keep decoded samples in memory (for datasets that fit: skips decoding after the first epoch)
     val_fraction: float = 0.2  # used only when the data has no val split
     split_seed: int = 0
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -38,6 +40,7 @@ class DataConfig:
     color_jitter: float = 0.3
     hflip: bool = True
     vflip: bool = False
+    rot90: bool = False  # random quarter turns (with hflip: every symmetry of the square), for data without an up
 
 
 @dataclass
@@ -78,6 +81,7 @@ class TrainConfig:
     deterministic: bool = True
     early_stopping_patience: int | None = None  # validation rounds without a better val mIoU
     val_every: int = 1  # epochs between validations
+    val_every_steps: int | None = None  # optimiser steps between validations instead (across epochs)
     out: str = "runs/train"
     num_samples: int = 4  # val overlays written to samples/
     channels_last: bool = True  # NHWC memory layout: about 1.5x faster convolutions on CPU

@@ -38,6 +38,8 @@ def add_parser(sub, name: str) -> None:
     dataset_args(convert)
     convert.add_argument("--to", required=True, choices=["folder", "coco", "voc", "yolo"], help="format to write")
     convert.add_argument("--out", required=True, help="new folder to write (must not exist or be empty)")
+    convert.add_argument("--split", type=float, metavar="FRACTION", help="data without splits: hold out this fraction "
+                         "for validation (a seeded train/val split); by default its structure is kept")
 
     download = actions.add_parser("download", help="download a public dataset (checksums, resume)")
     download.add_argument("name", help="voc2012, camvid, ade20k, coco-val2017 or cityscapes")
@@ -109,49 +111,21 @@ def _stats(args, console: Console) -> int:
 
 
 def _show(args, console: Console) -> int:
-    import numpy as np
-
     from omniseg.data import load_dataset
-    from omniseg.errors import DataError
-    from omniseg.viz.overlay import grey_to_rgb
-    from omniseg.viz.plots import plot_samples_grid
+    from omniseg.viz.dataset_grid import show_dataset
 
     source = load_dataset(args.path, format=args.format)
     split = args.split or source.splits()[0]
-    dataset = source.dataset(split)
-    if args.count < 1:
-        raise DataError(f"--count must be at least 1, got {args.count}")
-    chosen = sorted(np.random.default_rng(args.seed).permutation(len(dataset))[: args.count].tolist())
-    panels, regions = [], False
-    for index in chosen:
-        sample = dataset[index]
-        image, mask = sample["image"].numpy(), sample["mask"].numpy() if "mask" in sample else None
-        if source.volumetric:  # the middle slice of the first channel
-            middle = image.shape[1] // 2
-            image, mask = grey_to_rgb(image[0, middle]), (mask[middle] if mask is not None else None)
-        else:  # 2D readers give uint8 RGB
-            image = image.transpose(1, 2, 0)
-        if mask is None and "segmentations" in sample:  # BSDS: the first annotator's regions
-            mask, regions = sample["segmentations"][0].numpy(), True
-        panels.append((sample["meta"]["id"], image, mask))
-    info = source.info
-    palette = _region_palette(panels) if regions else info.palette
-    plot_samples_grid(panels, palette, [] if regions else info.class_names, args.out, ignore_index=info.ignore_index,
-                      title=f"{args.path} ({split}, {len(panels)} of {len(dataset)})")
-    console.print(f"wrote {args.out}")
+    out = show_dataset(source, args.out, split=split, count=args.count, seed=args.seed,
+                       title=f"{args.path} ({split}, {min(args.count, len(source.dataset(split)))} of {len(source.dataset(split))})")
+    console.print(f"wrote {out}")
     return 0
-
-
-def _region_palette(panels) -> list[tuple[int, int, int]]:
-    from omniseg.data.sample import default_palette
-
-    return default_palette(max(int(p[2].max()) for p in panels if p[2] is not None) + 1)
 
 
 def _convert(args, console: Console) -> int:
     from omniseg.data.convert import convert
 
-    out = convert(args.path, args.to, args.out, format=args.format)
+    out = convert(args.path, args.to, args.out, format=args.format, split=args.split)
     console.print(f"wrote {out} ({args.to}); open it with --data {out}")
     return 0
 

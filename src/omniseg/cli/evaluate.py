@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from rich.console import Console
 
-from omniseg.cli.output import emit_json, print_any_report
+from omniseg.cli.output import emit_json, print_any_report, progress_bar
 from omniseg.errors import ConfigError
 
 
@@ -29,58 +28,49 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--tolerance", type=float, default=0.0075, help="with --unsupervised: boundary match distance as a "
                    "fraction of the image diagonal (BSDS: 0.0075)")
     p.add_argument("--num-classes", type=int, help="classes of --pred/--gt (default: largest label + 1)")
-    p.add_argument("--ignore-index", type=int, default=255)
+    p.add_argument("--ignore-index", type=int, help="the mask value of unlabelled pixels, left out of the metrics: with RUN_DIR "
+                   "it replaces the dataset's own; with --pred/--gt it defaults to 255")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print metrics as JSON (or write FILE)")
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from omniseg.metrics import metrics_report
-
     if args.unsupervised:
         return _run_unsupervised(args, console)
     if args.pred or args.gt:
         if not (args.pred and args.gt) or args.run_dir:
             raise ConfigError("folder evaluation needs both --pred DIR and --gt DIR, and no RUN_DIR")
-        from omniseg.inference.evaluate import evaluate_folders
+        from omniseg.data.sample import DEFAULT_IGNORE_INDEX
+        from omniseg.inference import evaluate_folders
 
-        matrix = evaluate_folders(args.pred, args.gt, num_classes=args.num_classes, ignore_index=args.ignore_index)
-        names = [f"class_{i}" for i in range(matrix.num_classes)]
-        report = metrics_report(matrix.matrix, names)
+        ignore_index = DEFAULT_IGNORE_INDEX if args.ignore_index is None else args.ignore_index
+        report = evaluate_folders(args.pred, args.gt, num_classes=args.num_classes, ignore_index=ignore_index)
         title = f"{args.pred} vs {args.gt}"
     else:
         if not (args.run_dir and args.data):
             raise ConfigError("pass RUN_DIR --data PATH, or --pred DIR --gt DIR")
-        from omniseg.inference.evaluate import evaluate_run
+        from omniseg.inference import evaluate_run
 
-        report = evaluate_run(args.run_dir, args.data, split=args.split, format=args.format, batch_size=args.batch_size)
+        report = evaluate_run(args.run_dir, args.data, split=args.split, format=args.format, batch_size=args.batch_size,
+                              ignore_index=args.ignore_index)
         title = f"{args.run_dir} on {args.data} ({args.split})"
-    if args.json == "-":
+    return _print(console, report, title, args.json)
+
+
+def _print(console: Console, report: dict, title: str, json_target: str | None) -> int:
+    if json_target == "-":
         emit_json(console, report, "-")
         return 0
     print_any_report(console, report, title=title)
-    emit_json(console, report, args.json)
+    emit_json(console, report, json_target)
     return 0
 
 
 def _run_unsupervised(args: argparse.Namespace, console: Console) -> int:
-    from rich.progress import Progress
-
-    from omniseg.cli.output import print_unsupervised_report
-    from omniseg.inference.evaluate import label_files, iter_unsupervised, unsupervised_report
+    from omniseg.inference import evaluate_unsupervised
 
     if not (args.pred and args.gt) or args.run_dir or args.data:
         raise ConfigError("--unsupervised compares --pred DIR (segmentation PNGs) with --gt BSDS_PATH, and takes no RUN_DIR or --data")
-    rows = []
-    with Progress(console=console, transient=True, disable=args.json == "-") as progress:
-        task = progress.add_task("evaluating", total=len(label_files(Path(args.pred))))
-        for stem, scores in iter_unsupervised(args.pred, args.gt, tolerance=args.tolerance):
-            rows.append((stem, scores))
-            progress.advance(task)
-    report = unsupervised_report(rows)
-    if args.json == "-":
-        emit_json(console, report, "-")
-        return 0
-    print_unsupervised_report(console, report, title=f"{args.pred} vs {args.gt}")
-    emit_json(console, report, args.json)
-    return 0
+    with progress_bar(console, "evaluating", disable=args.json == "-") as progress:
+        report = evaluate_unsupervised(args.pred, args.gt, tolerance=args.tolerance, progress=progress)
+    return _print(console, report, f"{args.pred} vs {args.gt}", args.json)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from rich.console import Console
 
@@ -24,47 +22,22 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print the result as JSON (or write FILE)")
 
 
-def parse_size(text: str, dims: int) -> list[int]:
+def parse_size(text: str) -> list[int]:
+    """``"512x512"`` -> ``[512, 512]`` (``DxHxW`` for volumes)."""
     try:
         sides = [int(v) for v in text.lower().split("x")]
     except ValueError:
         sides = []
-    if len(sides) != dims or min(sides, default=0) < 1:
-        want = "DxHxW, e.g. 64x128x128" if dims == 3 else "HxW, e.g. 512x512"
-        raise ConfigError(f"--size {text!r} is not {want}")
+    if len(sides) not in (2, 3) or min(sides, default=0) < 1:
+        raise ConfigError(f"--size {text!r} is not HxW (e.g. 512x512), or DxHxW for a volumetric model (e.g. 64x128x128)")
     return sides
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    import torch
+    from omniseg.inference.export import export_run
 
-    from omniseg.inference.export import export_onnx, export_program, onnx_max_difference
-    from omniseg.models.hub import load_model
-    from omniseg.models.profile import example_input
-    from omniseg.models.semantic.base import is_volumetric
-
-    model = load_model(args.run_dir).eval()
-    volumetric = is_volumetric(model)
-    sides = parse_size(args.size, 3 if volumetric else 2)
-    x = example_input(model, sides[-2], sides[-1], sides[0] if volumetric else 1)
-    out = Path(args.out)
-    if args.format == "onnx":
-        export_onnx(model, out, x)
-        difference = onnx_max_difference(out, model, x)
-    else:
-        program = export_program(model, x)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        torch.export.save(program, out)
-        with torch.no_grad():
-            difference = float((torch.export.load(out).module()(x) - model(x)).abs().max())
-    card = model.card
-    sidecar = out.with_suffix(".json")
-    sidecar.write_text(json.dumps({
-        "architecture": card.architecture, "input_shape": list(x.shape), "preprocessing": card.preprocessing,
-        **card.info.to_dict(), "max_abs_difference": difference,
-    }, indent=2))
-    result = {"file": str(out), "format": args.format, "input_shape": list(x.shape), "max_abs_difference": difference}
-    console.print(f"wrote {out} ({args.format}, input {list(x.shape)}); largest difference to PyTorch "
-                  f"{difference:.2e}; preprocessing and classes in {sidecar}")
+    result = export_run(args.run_dir, args.out, format=args.format, size=parse_size(args.size))
+    console.print(f"wrote {result['file']} ({args.format}, input {result['input_shape']}); largest difference to PyTorch "
+                  f"{result['max_abs_difference']:.2e}; preprocessing and classes in {result['sidecar']}")
     emit_json(console, result, args.json)
     return 0

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from omniseg.cli.output import emit_json
+from omniseg.cli.output import emit_json, progress_bar
 
 
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="list models", description="List the registered models with their parameter counts.")
+    p.add_argument("--models", metavar="NAME,...", help="only these models (default: all)")
     p.add_argument("--num-classes", type=int, default=21, help="classes used to count parameters (default 21)")
     p.add_argument("--benchmark", action="store_true", help="also measure GFLOPs and CPU latency (batch 1)")
     p.add_argument("--size", type=int, default=512, help="input side for --benchmark (default 512)")
@@ -21,28 +23,12 @@ def add_parser(sub, name: str) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from contextlib import nullcontext
+    from omniseg.models.profile import model_table, models_markdown
 
-    import torch
-    from rich.progress import Progress
-
-    from omniseg.models import MODELS, create_model
-    from omniseg.models.profile import count_parameters, profile_model
-
-    rows = []
-    with Progress(console=console, transient=True, disable=not args.benchmark) as progress:
-        task = progress.add_task("measuring", total=len(MODELS))
-        for name in MODELS:
-            meta = MODELS.meta(name)
-            # counting alone needs no memory: build on the meta device unless we measure
-            with nullcontext() if args.benchmark else torch.device("meta"):
-                model = create_model(name, num_classes=args.num_classes)
-            row = {"name": name, "task": meta.get("task", ""), "parameters": count_parameters(model),
-                   "description": meta.get("description", "")}
-            if args.benchmark:
-                row.update(profile_model(model, size=args.size, volume_size=args.volume_size))
-            rows.append(row)
-            progress.advance(task)
+    with progress_bar(console, "measuring", disable=not args.benchmark) as progress:
+        names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
+        rows = model_table(names, num_classes=args.num_classes, benchmark=args.benchmark, size=args.size,
+                           volume_size=args.volume_size, progress=progress)
     if args.json == "-":
         emit_json(console, {"models": rows}, "-")
         return 0
@@ -57,34 +43,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         table.add_row(*cells, row["description"])
     console.print(table)
     if args.benchmark and args.markdown:
-        _write_markdown(args.markdown, rows, args)
+        command = (f"omniseg models --benchmark --size {args.size} --volume-size {args.volume_size} --markdown {args.markdown}")
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(models_markdown(rows, num_classes=args.num_classes, size=args.size,
+                                                       volume_size=args.volume_size, command=command))
         console.print(f"wrote {args.markdown}")
     emit_json(console, {"models": rows}, args.json)
     return 0
-
-
-def _write_markdown(path: str, rows: list[dict], args: argparse.Namespace) -> None:
-    import platform
-    from pathlib import Path
-
-    import torch
-
-    lines = [
-        "# Models",
-        "",
-        f"Written by `omniseg models --benchmark --size {args.size} --volume-size {args.volume_size} --markdown {path}`: "
-        "default configuration of",
-        f"each model, {args.num_classes} classes, one {args.size}x{args.size} image (volumetric models: one "
-        f"single-channel {args.volume_size}^3 volume), eval mode, CPU "
-        f"({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}).",
-        "",
-        "GFLOPs count a multiply-add as two operations (torch.utils.flop_counter); latency is a median of 3.",
-        "",
-        "| model | task | parameters | GFLOPs | CPU latency (ms) | description |",
-        "| --- | --- | ---: | ---: | ---: | --- |",
-    ]
-    for row in rows:
-        lines.append(f"| `{row['name']}` | {row['task']} | {row['parameters']:,} | {row['gflops']:.1f} | "
-                     f"{row['latency_ms']:.0f} | {row['description']} |")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text("\n".join(lines) + "\n")

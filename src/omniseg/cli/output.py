@@ -6,9 +6,12 @@ import json
 import logging
 import math
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 
@@ -105,3 +108,11 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="lightning")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+@contextmanager
+def progress_bar(console: Console, description: str, *, disable: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """A transient rich progress bar, driven by the library's ``progress(done, total)`` callbacks."""
+    with Progress(console=console, transient=True, disable=disable) as progress:
+        task = progress.add_task(description, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)

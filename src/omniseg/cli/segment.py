@@ -4,16 +4,12 @@ the parameters and timings."""
 from __future__ import annotations
 
 import argparse
-import json
-import time
-from pathlib import Path
 
-import numpy as np
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
-from omniseg.errors import ConfigError, DataError
+from omniseg.cli.output import progress_bar
+from omniseg.errors import ConfigError
 
 
 def add_parser(sub, name: str) -> None:
@@ -66,22 +62,6 @@ def _box(text: str | None) -> tuple[int, int, int, int] | None:
     return left, top, right, bottom
 
 
-def _seeds(seeds: str | None, image_path: Path) -> np.ndarray | None:
-    from omniseg.data.imageio import read_label_png
-
-    if seeds is None:
-        return None
-    path = Path(seeds)
-    if path.is_dir():
-        path = path / f"{image_path.stem}.png"
-        if not path.is_file():
-            raise DataError(f"no seeds {path} for {image_path}; name each seed PNG after its image")
-    values = read_label_png(path)[0]
-    if values.ndim != 2:
-        raise DataError(f"seeds {path} are a colour image; save them as an index (or palette) PNG with 0 = unmarked")
-    return values.astype(np.int64)
-
-
 def _list_methods(console: Console) -> int:
     from omniseg.classical.methods import METHODS
 
@@ -97,46 +77,19 @@ def _list_methods(console: Console) -> int:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from PIL import Image
-
-    from omniseg.classical.methods import method, resolve_parameters, segment
-    from omniseg.cli.predict import collect_images
-    from omniseg.data.imageio import read_image
-    from omniseg.viz.overlay import boundary_overlay
+    from omniseg.classical.methods import method
+    from omniseg.inference import segment_images
 
     if args.list:
         return _list_methods(console)
     if not (args.inputs and args.method and args.out):
         raise ConfigError("pass IMAGE... --method NAME --out DIR (see `omniseg segment --list` for the methods)")
     try:
-        parameters = resolve_parameters(args.method, parse_parameters(args.param, method(args.method).parameters()))
+        defaults = method(args.method).parameters()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    box = _box(args.box)
-    images = collect_images(args.inputs)
-    out = Path(args.out)
-    (out / "overlays").mkdir(parents=True, exist_ok=True)
-    record = {"method": args.method, "parameters": parameters, "box": box, "seeds": args.seeds, "images": []}
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"{args.method}", total=len(images))
-        for path in images:
-            image = read_image(path).permute(1, 2, 0).numpy()
-            seeds = _seeds(args.seeds, path)
-            start = time.perf_counter()
-            try:
-                labels = segment(image, args.method, parameters, seeds=seeds, box=box)
-            except ValueError as exc:
-                raise DataError(f"{path}: {exc}") from None
-            seconds = time.perf_counter() - start
-            regions = int(labels.max()) + 1
-            if regions > 65536:
-                raise DataError(f"{path}: {regions} regions do not fit a 16-bit PNG; choose parameters giving fewer regions")
-            Image.fromarray(labels.astype(np.uint16)).save(out / f"{path.stem}.png")
-            Image.fromarray(boundary_overlay(image, labels)).save(out / "overlays" / f"{path.stem}.png")
-            record["images"].append({"image": str(path), "labels": f"{path.stem}.png", "overlay": f"overlays/{path.stem}.png",
-                                     "regions": regions, "seconds": round(seconds, 4)})
-            progress.advance(task)
-    record["seconds_per_image"] = round(float(np.mean([entry["seconds"] for entry in record["images"]])), 4)
-    (out / "segment.json").write_text(json.dumps(record, indent=2))
-    console.print(f"{args.method}: {len(images)} image(s), {record['seconds_per_image']:.3f} s per image; wrote {out}")
+    with progress_bar(console, args.method) as progress:
+        record = segment_images(args.inputs, args.method, args.out, parameters=parse_parameters(args.param, defaults),
+                                seeds=args.seeds, box=_box(args.box), progress=progress)
+    console.print(f"{args.method}: {len(record['images'])} image(s), {record['seconds_per_image']:.3f} s per image; wrote {args.out}")
     return 0

@@ -15,6 +15,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--task", choices=["semantic", "instance", "panoptic"], help="what to learn (default semantic)")
     p.add_argument("--data", help="dataset folder (format detected)")
     p.add_argument("--format", help="force a dataset format (default: auto)")
+    p.add_argument("--ignore-index", type=int, help="the mask value of unlabelled pixels, which no loss or metric counts "
+                   "(default: the dataset's own, e.g. classes.json's ignore_index, else 255)")
     p.add_argument("--model", help="architecture name (see `omniseg models`)")
     p.add_argument("--encoder", help="timm encoder name, e.g. resnet34")
     p.add_argument("--encoder-weights", help="'imagenet' (timm, online) or a .safetensors/.pth weights file")
@@ -38,7 +40,7 @@ def add_parser(sub, name: str) -> None:
 
 
 FLAG_KEYS = {
-    "task": "task", "data": "data.path", "format": "data.format", "model": "model.name", "encoder": "model.encoder",
+    "task": "task", "data": "data.path", "format": "data.format", "ignore_index": "data.ignore_index", "model": "model.name", "encoder": "model.encoder",
     "encoder_weights": "model.encoder_weights", "epochs": "train.epochs", "time_budget": "train.time_budget",
     "img_size": "data.img_size", "batch_size": "data.batch_size", "loss": "loss.name", "lr": "optim.lr",
     "devices": "train.devices", "seed": "train.seed", "workers": "data.num_workers", "out": "train.out",

@@ -14,10 +14,12 @@ from omniseg.errors import DataError
 WRITERS = {"folder": write_folder, "coco": write_coco, "voc": write_voc, "yolo": write_yolo}
 
 
-def convert(source: str | Path, to: str, out: str | Path, *, format: str = "auto", **options) -> Path:
+def convert(source: str | Path, to: str, out: str | Path, *, format: str = "auto", split: float | None = None) -> Path:
     """Read the dataset at ``source`` and write it to ``out`` in the format ``to``.
 
-    ``out`` must not exist yet or be empty: conversion never writes over files.
+    The source's own splits are kept; data without splits stays one set of images unless ``split`` (the
+    fraction to hold out for validation) asks for a seeded train/val split. ``out`` must not exist yet or be
+    empty: conversion never writes over files.
 
     Example:
         >>> convert("data/labelme", "coco", "data/coco")  # doctest: +SKIP
@@ -27,6 +29,8 @@ def convert(source: str | Path, to: str, out: str | Path, *, format: str = "auto
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out} already exists and is not empty; choose a new --out folder (nothing is overwritten)")
-    opened = load_dataset(source, format=format, **options)
+    if split is not None and not 0 < split < 1:
+        raise DataError(f"--split {split} is not a fraction between 0 and 1 (the share of images held out for validation)")
+    opened = load_dataset(source, format=format, val_fraction=split or 0.0)
     out.mkdir(parents=True, exist_ok=True)
     return WRITERS[to](opened, out)

@@ -19,6 +19,7 @@ from PIL import Image
 from omniseg.data.formats import detect_format, load_dataset
 from omniseg.data.formats.folder import CLASSES_FILE, read_classes
 from omniseg.data.imageio import IMAGE_SUFFIXES, read_label_png, verify_image
+from omniseg.data.sample import DEFAULT_IGNORE_INDEX
 from omniseg.errors import DataError
 
 
@@ -144,8 +145,13 @@ def _check_folder(root: Path, report: DoctorReport) -> None:
         try:
             declared = read_classes(root / CLASSES_FILE)
         except DataError as exc:
-            kind = "ignore_collision" if "ignore_index" in str(exc) else "classes_file"
-            report.add("error", kind, root / CLASSES_FILE, str(exc))
+            report.add("error", "classes_file", root / CLASSES_FILE, str(exc))
+        else:
+            if declared.void_class is not None:
+                name = declared.class_names[declared.void_class]
+                report.add("warning", "void_class", root / CLASSES_FILE,
+                           f"ignore_index {declared.ignore_index} is class {name!r}: it is void, never trained and in no "
+                           f"metric; if {name!r} is a real class, choose another ignore_index")
     scanned, modes, stems_by_split = [], Counter(), {}
     for split, directory in splits.items():
         mask_dir = root / "masks" / split if subdirs else root / "masks"
@@ -214,8 +220,8 @@ def _check_folder_labels(root: Path, scanned: list, declared, report: DoctorRepo
     if declared is not None:
         names, ignore = declared.class_names, declared.ignore_index
     else:
-        labels = values[values != 255]
-        names, ignore = [f"class_{i}" for i in range(max(int(labels.max()) + 1 if len(labels) else 1, 2))], 255
+        labels = values[values != DEFAULT_IGNORE_INDEX]
+        names, ignore = [f"class_{i}" for i in range(max(int(labels.max()) + 1 if len(labels) else 1, 2))], DEFAULT_IGNORE_INDEX
     report.class_names = names
     palette = {tuple(c) for c in (declared.palette[: len(names)] if declared is not None else [])}
     pixels = np.zeros(len(names), np.int64)

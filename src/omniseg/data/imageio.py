@@ -13,13 +13,32 @@ from omniseg.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
+# The most pixels an image may have (Pillow's decompression-bomb limit, 2 x 89,478,485): a larger header is
+# refused before anything is decoded or allocated. Raise it (here and PIL.Image.MAX_IMAGE_PIXELS) for huge images.
+MAX_IMAGE_PIXELS = 2 * 89_478_485
+
+
+def check_image_size(height: int, width: int, where: str | Path, what: str = "image") -> None:
+    """Refuse a (declared or decoded) size that is not positive or exceeds :data:`MAX_IMAGE_PIXELS`;
+    ``where`` names the file that says so."""
+    if height < 1 or width < 1:
+        raise DataError(f"{where}: {what} size {width}x{height} is not positive; fix its width and height")
+    if height * width > MAX_IMAGE_PIXELS:
+        raise DataError(f"{where}: {what} of {width}x{height} = {height * width:,} pixels is over the limit of "
+                        f"{MAX_IMAGE_PIXELS:,} (a decompression bomb or a wrong size); fix the size, or raise "
+                        "omniseg.data.imageio.MAX_IMAGE_PIXELS for images this large")
+
 
 def _open(path: Path, what: str) -> Image.Image:
     try:
         image = Image.open(path)
+        check_image_size(image.height, image.width, path, what)  # from the header, before decoding
         image.load()
     except FileNotFoundError:
         raise DataError(f"{what} {path} does not exist; check the path") from None
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{what} {path} is refused as a decompression bomb ({exc}); raise "
+                        "omniseg.data.imageio.MAX_IMAGE_PIXELS and PIL.Image.MAX_IMAGE_PIXELS for images this large") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{what} {path} is corrupt or not an image ({exc}); re-export it or remove it") from None
     return image
@@ -45,7 +64,7 @@ def read_image(path: str | Path) -> torch.Tensor:
     OpenCV cannot read, are decoded by Pillow.
     """
     path = Path(path)
-    if path.suffix.lower() in JPEG_SUFFIXES:
+    if path.suffix.lower() in JPEG_SUFFIXES and _header_fits(path):
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is not None:
             return torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)
@@ -58,6 +77,18 @@ def read_image(path: str | Path) -> torch.Tensor:
         image = image.convert("RGB")
     array = np.asarray(image.convert("RGB"))
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def _header_fits(path: Path) -> bool:
+    """Whether the image's header size is within :data:`MAX_IMAGE_PIXELS` (OpenCV would decode before
+    checking); an unreadable header is left to Pillow, which names the problem."""
+    try:
+        with Image.open(path) as image:
+            height, width = image.height, image.width
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False
+    check_image_size(height, width, path)
+    return True
 
 
 def pack_rgb(array: np.ndarray) -> np.ndarray:

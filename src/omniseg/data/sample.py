@@ -17,8 +17,6 @@ per annotator) and ``boundaries`` (Mask ``[A, H, W]`` bool) instead of ``mask``.
 
 from __future__ import annotations
 
-import colorsys
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,80 +24,14 @@ import torch
 from torchvision import tv_tensors
 from torchvision.ops import masks_to_boxes
 
+from omniseg.core.info import DatasetInfo, default_palette
+
 Sample = dict[str, Any]
 
+# the mask value of unlabelled pixels where a format does not say otherwise (VOC's void, Cityscapes' ignore)
 DEFAULT_IGNORE_INDEX = 255
 
-
-def default_palette(num_classes: int) -> list[tuple[int, int, int]]:
-    """Distinct colours: black for class 0, then evenly spaced hues at two brightness levels.
-
-    Example:
-        >>> default_palette(3)[0]
-        (0, 0, 0)
-    """
-    colours = [(0, 0, 0)]
-    for i in range(1, num_classes):
-        hue = ((i - 1) * 0.618033988749895) % 1.0  # golden-ratio steps keep neighbours apart
-        value = 0.95 if i % 2 else 0.7
-        r, g, b = colorsys.hsv_to_rgb(hue, 0.85, value)
-        colours.append((round(r * 255), round(g * 255), round(b * 255)))
-    return colours
-
-
-@dataclass
-class DatasetInfo:
-    """What a model needs to know about its dataset's classes.
-
-    Args:
-        class_names: one name per class id ``0..K-1``.
-        palette: one RGB colour per class (defaults to :func:`default_palette`).
-        ignore_index: the mask value of unlabeled pixels.
-        things: ids of countable classes (instances); the others are stuff.
-    """
-
-    class_names: list[str]
-    palette: list[tuple[int, int, int]] = field(default_factory=list)
-    ignore_index: int = DEFAULT_IGNORE_INDEX
-    things: list[int] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.class_names = [str(n) for n in self.class_names]
-        if not self.palette:
-            self.palette = default_palette(self.num_classes)
-        self.palette = [tuple(int(c) for c in colour) for colour in self.palette]
-        if len(self.palette) < self.num_classes:
-            self.palette += default_palette(self.num_classes)[len(self.palette):]
-        if 0 <= self.ignore_index < self.num_classes:
-            raise ValueError(
-                f"ignore_index {self.ignore_index} is also class {self.class_names[self.ignore_index]!r}; "
-                "choose an ignore_index outside 0..K-1 (255 is the usual one)"
-            )
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def stuff(self) -> list[int]:
-        return [i for i in range(self.num_classes) if i not in self.things]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "class_names": list(self.class_names),
-            "palette": [list(c) for c in self.palette[: self.num_classes]],
-            "ignore_index": self.ignore_index,
-            "things": list(self.things),
-        }
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> DatasetInfo:
-        return cls(
-            class_names=list(values["class_names"]),
-            palette=[tuple(c) for c in values.get("palette", [])],
-            ignore_index=int(values.get("ignore_index", DEFAULT_IGNORE_INDEX)),
-            things=list(values.get("things", [])),
-        )
+__all__ = ["DEFAULT_IGNORE_INDEX", "DatasetInfo", "Sample", "default_palette", "make_sample"]
 
 
 def make_sample(

@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 import torch
 
+from omniseg.core.class_balance import median_frequency_weights
 from omniseg.data.imageio import verify_image
-from omniseg.losses.functional import median_frequency_weights
 
 
 def image_sizes(source, split: str) -> Counter:

@@ -9,6 +9,7 @@ of ``(seed, index)``.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,8 @@ import torch
 from PIL import Image
 
 from omniseg.data.imageio import write_index_png
-from omniseg.data.sample import DatasetInfo, Sample, make_sample
+from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo, Sample, make_sample
+from omniseg.errors import DataError
 
 CLASS_NAMES = ["background", "circle", "square", "triangle", "star"]
 PALETTE = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25)]
@@ -26,7 +28,7 @@ PALETTE = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25
 
 def synthetic_info() -> DatasetInfo:
     """DatasetInfo of the synthetic scenes (all shapes are things, the background is stuff)."""
-    return DatasetInfo(class_names=CLASS_NAMES, palette=PALETTE, ignore_index=255, things=[1, 2, 3, 4])
+    return DatasetInfo(class_names=CLASS_NAMES, palette=PALETTE, ignore_index=DEFAULT_IGNORE_INDEX, things=[1, 2, 3, 4])
 
 
 @dataclass
@@ -175,16 +177,40 @@ class SyntheticShapes(torch.utils.data.Dataset):
         )
 
 
+MARKER_FILE = ".omniseg-synthetic.json"  # says omniseg wrote the folder, with what recipe, and whether it finished
+
+
 def write_synthetic(
     root: str | Path, *, splits: dict[str, int] | None = None, size: int = 128, seed: int = 0
 ) -> Path:
     """Write scenes in the folder format: ``images/<split>/``, ``masks/<split>/`` (palette PNGs),
     ``instances/<split>/`` (16-bit instance-id PNGs, 0 = none) and ``classes.json``.
 
-    Each split uses its own seed stream, so train and val never share a scene.
+    Each split uses its own seed stream, so train and val never share a scene. ``root`` must be new or empty,
+    or a folder this function wrote before (it holds :data:`MARKER_FILE`): one with the same scenes is kept
+    as it is, another is rewritten. A folder with other content is refused; nothing of it is deleted.
     """
     root = Path(root)
     splits = splits or {"train": 400, "val": 100}
+    recipe = {"splits": dict(splits), "size": size, "seed": seed}
+    marker = root / MARKER_FILE
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root} is a file; pass a new or empty folder for the synthetic scenes")
+    if marker.is_file():
+        try:
+            previous = json.loads(marker.read_text())
+        except (OSError, json.JSONDecodeError):
+            previous = {}
+        if previous == {**recipe, "complete": True}:
+            return root
+        for sub in ("images", "masks", "instances"):
+            shutil.rmtree(root / sub, ignore_errors=True)
+        (root / "classes.json").unlink(missing_ok=True)
+    elif root.is_dir() and any(root.iterdir()):
+        raise DataError(f"{root} is not empty and omniseg did not write it; choose a new or empty folder for the scenes "
+                        "(nothing was deleted)")
+    root.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({**recipe, "complete": False}))
     info = synthetic_info()
     for split_number, (split, count) in enumerate(splits.items()):
         for sub in ("images", "masks", "instances"):
@@ -199,4 +225,5 @@ def write_synthetic(
                 ids[inst] = i + 1
             Image.fromarray(ids).save(root / "instances" / split / f"{stem}.png")
     (root / "classes.json").write_text(json.dumps(info.to_dict(), indent=2))
+    marker.write_text(json.dumps({**recipe, "complete": True}))
     return root

@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from torchvision import tv_tensors
 
-from omniseg.data.sample import DatasetInfo, Sample
+from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo, Sample
 
 VOLUME_CLASSES = ["background", "ball", "box"]
 
 
 def synthetic_volume_info() -> DatasetInfo:
-    return DatasetInfo(class_names=list(VOLUME_CLASSES), things=[1, 2])
+    return DatasetInfo(class_names=list(VOLUME_CLASSES), things=[1, 2], ignore_index=DEFAULT_IGNORE_INDEX)
 
 
 def generate_volume(seed: int, index: int, *, size: int = 32, max_objects: int = 3) -> tuple[np.ndarray, np.ndarray]:

@@ -15,11 +15,9 @@ from torchvision import tv_tensors
 from torchvision.ops import masks_to_boxes
 from torchvision.transforms import v2
 
+from omniseg.core.normalisation import IMAGENET_MEAN, IMAGENET_STD
 from omniseg.data.sample import Sample
 from omniseg.errors import DataError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _to_float(mean: Sequence[float], std: Sequence[float]) -> list[v2.Transform]:
@@ -35,14 +33,14 @@ class ScaleJitterCrop(v2.Transform):
     The same distribution as ``ScaleJitter(target_size=(size, size), scale_range)`` followed by
     ``RandomCrop(size, pad_if_needed=True)``: the image is scaled by ``min(size / H, size / W) * u``,
     ``u`` uniform in ``scale_range``, and a ``size`` x ``size`` window is taken (padded with
-    ``fill`` where the scaled image is smaller). Only the source region of that window is resized,
-    which costs a fraction of resizing the whole image first. Masks are resized nearest-neighbour.
+    ``fill`` where the scaled image is smaller: ``{tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}``, say).
+    Only the source region of that window is resized, which costs a fraction of resizing the whole image
+    first. Masks are resized nearest-neighbour.
     """
 
-    def __init__(self, size: int, scale_range: tuple[float, float] = (0.5, 2.0), fill: dict | None = None) -> None:
+    def __init__(self, size: int, scale_range: tuple[float, float], *, fill: dict) -> None:
         super().__init__()
-        self.size, self.scale_range = size, tuple(scale_range)
-        self.fill = fill if fill is not None else {tv_tensors.Image: 0, tv_tensors.Mask: 255}
+        self.size, self.scale_range, self.fill = size, tuple(scale_range), fill
 
     def make_params(self, flat_inputs: list) -> dict:
         height, width = v2.query_size(flat_inputs)
@@ -67,6 +65,36 @@ class ScaleJitterCrop(v2.Transform):
         return out
 
 
+class RandomFlipRotate(v2.Transform):
+    """Random horizontal and vertical flips and quarter turns of the image and its masks, in one step: with
+    all three, every symmetry of the square, for data without an up (shapes, cells, aerial and microscopy
+    images). Boxes are not turned: recompute them from the masks afterwards."""
+
+    _transformed_types = (tv_tensors.Image, tv_tensors.Mask, tv_tensors.BoundingBoxes)
+
+    def __init__(self, *, hflip: bool = True, vflip: bool = False, rot90: bool = False) -> None:
+        super().__init__()
+        self.hflip, self.vflip, self.rot90 = hflip, vflip, rot90
+
+    def make_params(self, flat_inputs: list) -> dict:
+        draws = torch.rand(2).tolist()
+        return {"hflip": self.hflip and draws[0] < 0.5, "vflip": self.vflip and draws[1] < 0.5,
+                "turns": int(torch.randint(4, ())) if self.rot90 else 0}
+
+    def transform(self, inpt, params: dict):
+        if isinstance(inpt, tv_tensors.BoundingBoxes):
+            if params["turns"]:
+                raise ValueError("quarter turns move images and masks only; recompute boxes from the masks")
+            if params["hflip"]:
+                inpt = v2.functional.horizontal_flip(inpt)
+            return v2.functional.vertical_flip(inpt) if params["vflip"] else inpt
+        dims = [d for d, flip in ((-1, params["hflip"]), (-2, params["vflip"])) if flip]
+        out = inpt.as_subclass(torch.Tensor)
+        out = out.flip(dims) if dims else out
+        out = torch.rot90(out, params["turns"], dims=(-2, -1)) if params["turns"] else out
+        return tv_tensors.wrap(out, like=inpt)
+
+
 class ColourJitterNormalize(v2.Transform):
     """Random brightness, contrast, saturation and hue, then float conversion and normalisation, as one
     affine colour map per image: ``clamp(M x + t, 0, 1)`` normalised by ``mean``/``std``.
@@ -87,7 +115,7 @@ class ColourJitterNormalize(v2.Transform):
     def __init__(self, jitter: float, hue: float, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.jitter, self.hue = float(jitter), float(hue)
-        self.mean, self.std = torch.tensor(mean).view(3, 1), torch.tensor(std).view(3, 1)
+        self.mean, self.std = torch.tensor(mean).view(-1, 1), torch.tensor(std).view(-1, 1)
 
     def make_params(self, flat_inputs: list) -> dict:
         draw = lambda span: float(torch.empty(()).uniform_(-span, span))  # noqa: E731
@@ -105,9 +133,9 @@ class ColourJitterNormalize(v2.Transform):
         return matrix, offset
 
     def transform(self, inpt, params: dict):
-        pixels = inpt.as_subclass(torch.Tensor).reshape(inpt.shape[0], -1).float()
+        pixels = inpt.as_subclass(torch.Tensor).reshape(inpt.shape[0], -1).to(torch.float32, copy=True)  # never the input
         pixels = pixels.div_(255) if inpt.dtype == torch.uint8 else pixels
-        if inpt.shape[0] != 3:  # colour jitter is for RGB; other channel counts are only normalised
+        if inpt.shape[0] != 3 or self.jitter == self.hue == 0:  # jitter is for RGB; other images are only normalised
             return tv_tensors.Image(pixels.sub_(self.mean).div_(self.std).reshape(inpt.shape))
         matrix, offset = self.colour_map(params, float(self.GREY @ pixels.mean(dim=1)))
         out = torch.addmm(offset, matrix, pixels).clamp_(0, 1).sub_(self.mean).div_(self.std)
@@ -120,16 +148,17 @@ def train_transforms(
     scale_range: tuple[float, float] = (0.5, 2.0),
     hflip: bool = True,
     vflip: bool = False,
+    rot90: bool = False,
     color_jitter: float = 0.3,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
-    ignore_index: int = 255,
+    ignore_index: int,
 ) -> v2.Compose:
-    """Random rescale relative to ``img_size`` with a padded ``img_size`` crop, flips, colour jitter,
-    then float conversion and normalisation. Padding is 0 in the image and ``ignore_index`` in the mask.
+    """Random rescale relative to ``img_size`` with a padded ``img_size`` crop, flips, quarter turns, colour
+    jitter, then float conversion and normalisation. Padding is 0 in the image and ``ignore_index`` in the mask.
 
     Example:
-        >>> t = train_transforms(img_size=64)
+        >>> t = train_transforms(img_size=64, ignore_index=255)
         >>> out = t({"image": tv_tensors.Image(torch.zeros(3, 50, 70, dtype=torch.uint8)),
         ...          "mask": tv_tensors.Mask(torch.zeros(50, 70, dtype=torch.int64))})
         >>> tuple(out["image"].shape), tuple(out["mask"].shape)
@@ -138,13 +167,11 @@ def train_transforms(
     steps: list[v2.Transform] = [
         ScaleJitterCrop(img_size, scale_range, fill={tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}),
     ]
-    if hflip:
-        steps.append(v2.RandomHorizontalFlip())
-    if vflip:
-        steps.append(v2.RandomVerticalFlip())
-    if color_jitter > 0:
-        return v2.Compose([*steps, ColourJitterNormalize(color_jitter, min(color_jitter / 4, 0.5), mean, std)])
-    return v2.Compose(steps + _to_float(mean, std))
+    if hflip or vflip or rot90:
+        steps.append(RandomFlipRotate(hflip=hflip, vflip=vflip, rot90=rot90))
+    # one step converts, jitters (when asked) and normalises: each v2 step costs its own dispatch per sample
+    steps.append(ColourJitterNormalize(color_jitter, min(color_jitter / 4, 0.5), mean, std))
+    return v2.Compose(steps)
 
 
 def eval_transforms(*, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
@@ -186,7 +213,7 @@ class PadCollate:
     a depth axis (``size`` then holds (D, H, W)).
     """
 
-    def __init__(self, ignore_index: int = 255) -> None:
+    def __init__(self, *, ignore_index: int) -> None:
         self.ignore_index = ignore_index
 
     def __call__(self, samples: list[Sample]) -> dict:
@@ -212,11 +239,13 @@ class VolumeTransform:
     training a random ``patch_size`` crop (padded with 0 / ``ignore_index`` where the volume is smaller)
     and random flips along each axis. The mask moves with the image."""
 
-    def __init__(self, patch_size: Sequence[int] | None = None, *, flip: bool = False, ignore_index: int = 255,
+    def __init__(self, patch_size: Sequence[int] | None = None, *, flip: bool = False, ignore_index: int | None = None,
                  seed: int | None = None) -> None:
         self.patch_size = tuple(patch_size) if patch_size is not None else None
         if self.patch_size is not None and (len(self.patch_size) != 3 or min(self.patch_size) < 1):
             raise ValueError(f"patch_size must be three positive sides (D, H, W), got {patch_size}")
+        if self.patch_size is not None and ignore_index is None:
+            raise ValueError("a training crop pads the mask: pass the dataset's ignore_index")
         self.flip, self.ignore_index = flip, ignore_index
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
@@ -261,13 +290,16 @@ class InstanceTransform:
     """
 
     def __init__(self, img_size: int | None = None, *, scale_range: tuple[float, float] = (0.5, 2.0), hflip: bool = True,
-                 color_jitter: float = 0.3, semantic: bool = False, ignore_index: int = 255) -> None:
+                 vflip: bool = False, rot90: bool = False, color_jitter: float = 0.3, semantic: bool = False,
+                 ignore_index: int | None = None) -> None:
+        if semantic and ignore_index is None:
+            raise ValueError("the class map of panoptic targets needs the dataset's ignore_index")
         self.semantic, self.ignore_index = semantic, ignore_index
         steps: list[v2.Transform] = []
         if img_size is not None:
             steps.append(ScaleJitterCrop(img_size, scale_range, fill={tv_tensors.Image: 0, tv_tensors.Mask: 0}))
-            if hflip:
-                steps.append(v2.RandomHorizontalFlip())
+            if hflip or vflip or rot90:
+                steps.append(RandomFlipRotate(hflip=hflip, vflip=vflip, rot90=rot90))
         jitter = color_jitter if img_size is not None else 0.0
         steps.append(ColourJitterNormalize(jitter, min(jitter / 4, 0.5), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
         self.transform = v2.Compose(steps)

@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from omniseg.config import DataConfig
+from omniseg.data.cache import CachedDataset
 from omniseg.data.formats import DataSource
 from omniseg.data.transforms import (
     PadCollate, TransformedDataset, VolumeTransform, eval_transforms_for, train_transforms,
@@ -34,24 +35,27 @@ class SemanticDataModule(L.LightningDataModule):
         super().__init__()
         self.source, self.config, self.seed = source, config, seed
         info = source.info
-        self.collate = PadCollate(info.ignore_index)
+        self.collate = PadCollate(ignore_index=info.ignore_index)
         volumetric = source.volumetric
+        train, val = source.dataset("train"), source.dataset(val_split)
+        if config.cache:
+            train, val = CachedDataset(train), CachedDataset(val)
         self.train_set = TransformedDataset(
-            source.dataset("train"),
+            train,
             VolumeTransform(config.patch_size, flip=config.hflip, ignore_index=info.ignore_index) if volumetric
             else train_transforms(
                 img_size=config.img_size,
                 scale_range=config.scale_range,
                 hflip=config.hflip,
                 vflip=config.vflip,
+                rot90=config.rot90,
                 color_jitter=config.color_jitter,
                 mean=config.mean,
                 std=config.std,
                 ignore_index=info.ignore_index,
             ),
         )
-        self.val_set = TransformedDataset(
-            source.dataset(val_split), eval_transforms_for(volumetric, mean=config.mean, std=config.std))
+        self.val_set = TransformedDataset(val, eval_transforms_for(volumetric, mean=config.mean, std=config.std))
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from omniseg.config import DataConfig, OptimConfig
+from omniseg.data.cache import CachedDataset
 from omniseg.data.formats import DataSource
 from omniseg.data.transforms import InstanceTransform, TransformedDataset, collate_instances
 from omniseg.engine.datamodule import ShardSampler
@@ -26,9 +27,13 @@ class InstanceDataModule(L.LightningDataModule):
         super().__init__()
         self.config, self.seed = config, seed
         classes = {"semantic": semantic, "ignore_index": source.info.ignore_index}
-        self.train_set = TransformedDataset(source.dataset("train"), InstanceTransform(
-            config.img_size, scale_range=config.scale_range, hflip=config.hflip, color_jitter=config.color_jitter, **classes), instances=True)
-        self.val_set = TransformedDataset(source.dataset("val"), InstanceTransform(**classes), instances=True)
+        train, val = source.dataset("train"), source.dataset("val")
+        if config.cache:
+            train, val = CachedDataset(train), CachedDataset(val)
+        self.train_set = TransformedDataset(train, InstanceTransform(
+            config.img_size, scale_range=config.scale_range, hflip=config.hflip, vflip=config.vflip, rot90=config.rot90,
+            color_jitter=config.color_jitter, **classes), instances=True)
+        self.val_set = TransformedDataset(val, InstanceTransform(**classes), instances=True)
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -64,9 +69,7 @@ class InstanceTask(OptimisedTask):
     def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
         images, targets = batch
         losses = self.model(list(images), list(targets))
-        for name, value in losses.items():
-            self.log(name, value, batch_size=len(images))
-        return self.check_loss(sum(losses.values()), len(images))
+        return self.check_loss(sum(losses.values()), len(images), parts=losses)
 
     def on_validation_epoch_start(self) -> None:
         self._truth, self._results = [], []

@@ -12,7 +12,6 @@ from omniseg.config import RunConfig
 from omniseg.data.transforms import InstanceTransform, TransformedDataset, eval_transforms_for, semantic_only
 from omniseg.inference.evaluate import evaluate_instances, evaluate_model, evaluate_panoptic
 from omniseg.metrics.panoptic import panoptic_ground_truth
-from omniseg.metrics import metrics_report
 from omniseg.models.hub import load_model
 from omniseg.models.panoptic.merge import merge_prediction, segment_masks
 from omniseg.models.semantic.base import is_volumetric
@@ -27,10 +26,11 @@ def write_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, config: Ru
     info = model.card.info
     volumetric = is_volumetric(model)
     normalised = TransformedDataset(val_set, eval_transforms_for(volumetric, mean=config.data.mean, std=config.data.std))
-    matrix = evaluate_model(
+    confusion = evaluate_model(
         model, normalised, num_classes=info.num_classes, ignore_index=info.ignore_index,
         batch_size=config.data.eval_batch_size,
-    ).matrix
+    )
+    matrix = confusion.matrix
     if (run_dir / "history.csv").exists():
         plot_curves(run_dir / "history.csv", run_dir / "curves.png")
     plot_confusion(matrix.numpy(), info.class_names, run_dir / "confusion.png")
@@ -50,7 +50,7 @@ def write_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, config: Ru
                 image = raw["image"].permute(1, 2, 0).numpy().astype(np.uint8)
             plot_sample(image, truth, pred, info.palette, info.class_names,
                         samples / f"{raw['meta']['id'] or index}.png", ignore_index=info.ignore_index)
-    return {"split": "val", **metrics_report(matrix, info.class_names), **extra}
+    return {"split": "val", **confusion.report(info.class_names), **extra}
 
 
 

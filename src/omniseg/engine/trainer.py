@@ -23,10 +23,10 @@ from omniseg.engine.module import SemanticTask
 from omniseg.engine.panoptic import PanopticTask
 from omniseg.engine.report import write_instance_report, write_report
 from omniseg.errors import ConfigError, DataError
-from omniseg.inference.evaluate import check_dimensions
 from omniseg.losses import build_loss, median_frequency_weights
 from omniseg.models import create_model, list_models
 from omniseg.models.hub import ModelCard
+from omniseg.models.semantic.base import check_dimensions
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ def build_trainer(config: TrainConfig, callbacks: list[L.Callback], *, progress:
     """A Lightning Trainer for ``config``: DDP when ``devices > 1`` (gloo on CPU), optional time budget."""
     if config.devices < 1:
         raise ConfigError(f"train.devices must be at least 1, got {config.devices}")
+    if config.val_every_steps is not None and config.val_every_steps < 1:
+        raise ConfigError(f"train.val_every_steps must be at least 1, got {config.val_every_steps}")
+    by_steps = config.val_every_steps is not None
     if progress:
         callbacks = [*callbacks, RichProgressBar(leave=True)]
     return L.Trainer(
@@ -59,7 +62,8 @@ def build_trainer(config: TrainConfig, callbacks: list[L.Callback], *, progress:
         max_epochs=config.epochs,
         max_steps=config.max_steps or -1,
         max_time=timedelta(seconds=config.time_budget) if config.time_budget else None,
-        check_val_every_n_epoch=config.val_every,
+        check_val_every_n_epoch=None if by_steps else config.val_every,
+        val_check_interval=config.val_every_steps if by_steps else None,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # the datamodule shards exactly (see ShardSampler)
         # "warn": ops without a deterministic kernel warn instead of stopping the run
@@ -127,10 +131,12 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
         raise ConfigError(f"task {config.task!r} is unknown; use one of {', '.join(TASKS)}")
     if config.data.path is None:
         raise ConfigError("no dataset: pass --data PATH (or set data.path in the config)")
+    if not 0 < config.data.val_fraction < 1:
+        raise ConfigError(f"data.val_fraction {config.data.val_fraction} is not between 0 and 1 (the share of data "
+                          "without splits held out for validation)")
     L.seed_everything(config.train.seed, workers=True, verbose=False)
-    source = load_dataset(
-        config.data.path, format=config.data.format, val_fraction=config.data.val_fraction, split_seed=config.data.split_seed
-    )
+    source = load_dataset(config.data.path, format=config.data.format, ignore_index=config.data.ignore_index,
+                          val_fraction=config.data.val_fraction, split_seed=config.data.split_seed)
     if config.task in ("instance", "panoptic"):
         return _train_objects(config, source, resume=resume, overwrite=overwrite, progress=progress)
     info = source.info
@@ -141,7 +147,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
     if source.volumetric:  # volumes have as many channels as the scan has modalities
         kwargs.setdefault("in_channels", source.num_channels)
     model = create_model(config.model.name, **kwargs)
-    check_dimensions(model, source, config.data.path, f"model {config.model.name!r}")
+    check_dimensions(model, volumetric_data=source.volumetric, data=str(config.data.path), name=f"model {config.model.name!r}")
     loss = build_loss(
         config.loss.name,
         class_weights=_class_weights(config, source),

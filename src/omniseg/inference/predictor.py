@@ -10,7 +10,7 @@ from PIL import Image
 from torch import nn
 
 from omniseg.data.imageio import read_image
-from omniseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, VolumeTransform
+from omniseg.data.transforms import VolumeTransform
 from omniseg.errors import OmnisegError
 from omniseg.inference.instances import semantic_to_instances
 from omniseg.inference.optimize import fold_batchnorm
@@ -53,6 +53,7 @@ class Predictor:
     """
 
     def __init__(self, model: str | Path | nn.Module, *, device: str | None = None, optimize: bool = True) -> None:
+        where = "the model's card" if isinstance(model, nn.Module) else model
         if not isinstance(model, nn.Module):
             model = load_model(model)
         card: ModelCard | None = getattr(model, "card", None)
@@ -60,14 +61,14 @@ class Predictor:
             raise OmnisegError("the model has no .card; load it with omniseg.load_model(run_dir)")
         self.card, self.info = card, card.info
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        mean = card.preprocessing.get("mean", IMAGENET_MEAN)
-        std = card.preprocessing.get("std", IMAGENET_STD)
-        self._mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
-        self._std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
-        model = model.eval().to(self.device)
-        self._memory_format = torch.contiguous_format
         self.task = card.task
         self.volumetric = self.task == "semantic" and is_volumetric(model)
+        if self.task == "semantic" and not self.volumetric:  # detectors normalise their input themselves
+            mean, std = card.normalisation(where)
+            self._mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
+            self._std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
+        model = model.eval().to(self.device)
+        self._memory_format = torch.contiguous_format
         if optimize and self.task == "semantic" and not self.volumetric:
             example = torch.randn(1, card.kwargs.get("in_channels", 3), 64, 64, device=self.device)
             model = fold_batchnorm(model, example)

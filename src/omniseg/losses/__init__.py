@@ -1,7 +1,8 @@
 """Losses: a functional core with thin module wrappers, combined by config (``"ce+dice"``)."""
 
+from omniseg.core.class_balance import median_frequency_weights
 from omniseg.losses.builder import LOSSES, build_loss, parse_loss_spec
-from omniseg.losses.functional import cross_entropy, focal_loss, median_frequency_weights, soft_dice_loss
+from omniseg.losses.functional import cross_entropy, focal_loss, soft_dice_loss
 from omniseg.losses.modules import CrossEntropyLoss, DiceLoss, FocalLoss, WeightedSumLoss
 
 __all__ = [

@@ -35,14 +35,14 @@ def build_loss(
     spec: str,
     *,
     class_weights: torch.Tensor | None = None,
-    ignore_index: int = 255,
+    ignore_index: int,
     label_smoothing: float = 0.0,
     focal_gamma: float = 2.0,
 ) -> nn.Module:
     """The loss named by ``spec``: one term, or a :class:`WeightedSumLoss` of several.
 
     Example:
-        >>> build_loss("ce+0.5*dice").weights
+        >>> build_loss("ce+0.5*dice", ignore_index=255).weights
         {'ce': 1.0, 'dice': 0.5}
     """
     options = {"ignore_index": ignore_index, "label_smoothing": label_smoothing, "focal_gamma": focal_gamma}

@@ -22,14 +22,14 @@ def cross_entropy(
     target: torch.Tensor,
     *,
     weight: torch.Tensor | None = None,
-    ignore_index: int = 255,
+    ignore_index: int,
     label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Pixel-wise cross entropy, averaged over labelled pixels (weighted mean when ``weight`` [K] is given).
 
     Example:
         >>> logits = torch.tensor([[[[0.0]], [[0.0]]]])  # two classes, equal scores
-        >>> round(cross_entropy(logits, torch.tensor([[[1]]])).item(), 4)  # log 2
+        >>> round(cross_entropy(logits, torch.tensor([[[1]]]), ignore_index=255).item(), 4)  # log 2
         0.6931
     """
     if not (target != ignore_index).any():
@@ -45,7 +45,7 @@ def focal_loss(
     *,
     gamma: float = 2.0,
     alpha: torch.Tensor | None = None,
-    ignore_index: int = 255,
+    ignore_index: int,
 ) -> torch.Tensor:
     """Focal loss (Lin et al., 2017): ``-alpha_t (1 - p_t)^gamma log p_t``, mean over labelled pixels.
 
@@ -66,7 +66,7 @@ def soft_dice_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
     *,
-    ignore_index: int = 255,
+    ignore_index: int,
     smooth: float = 0.0,
     eps: float = 1e-7,
     squared: bool = False,
@@ -83,7 +83,8 @@ def soft_dice_loss(
 
     Example:
         >>> logits = torch.zeros(1, 2, 1, 2)  # p = 0.5 everywhere; foreground: 2 * 1 / (0.5 + 2)
-        >>> round(soft_dice_loss(logits, torch.tensor([[[1, 1]]]), squared=True, include_background=False).item(), 4)
+        >>> round(soft_dice_loss(logits, torch.tensor([[[1, 1]]]), ignore_index=255, squared=True,
+        ...                      include_background=False).item(), 4)
         0.2
     """
     num_classes = logits.shape[1]
@@ -101,21 +102,3 @@ def soft_dice_loss(
     if not present.any():
         return logits.sum() * 0.0
     return 1 - dice[present].mean()
-
-
-def median_frequency_weights(pixels: torch.Tensor, image_pixels: torch.Tensor) -> torch.Tensor:
-    """Class weights by median frequency balancing (Eigen & Fergus, 2015).
-
-    ``freq_c = pixels_c / image_pixels_c`` (pixels of class c over the pixels of the images where c
-    appears); ``weight_c = median(freq) / freq_c``. Classes never seen get weight 0.
-
-    Example:
-        >>> median_frequency_weights(torch.tensor([30, 10, 10]), torch.tensor([40, 40, 20])).tolist()
-        [0.6666666865348816, 2.0, 1.0]
-    """
-    pixels = torch.as_tensor(pixels, dtype=torch.float64)
-    image_pixels = torch.as_tensor(image_pixels, dtype=torch.float64)
-    seen = pixels > 0
-    freq = torch.where(seen, pixels / image_pixels.clamp_min(1), torch.ones_like(pixels))
-    median = freq[seen].median() if seen.any() else torch.tensor(1.0, dtype=torch.float64)
-    return torch.where(seen, median / freq, torch.zeros_like(freq)).float()

@@ -11,7 +11,7 @@ from omniseg.losses import functional as LF
 class CrossEntropyLoss(nn.Module):
     """Cross entropy with class weights, ``ignore_index`` and label smoothing."""
 
-    def __init__(self, *, weight: torch.Tensor | None = None, ignore_index: int = 255, label_smoothing: float = 0.0):
+    def __init__(self, *, weight: torch.Tensor | None = None, ignore_index: int, label_smoothing: float = 0.0):
         super().__init__()
         self.register_buffer("weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
@@ -25,7 +25,7 @@ class CrossEntropyLoss(nn.Module):
 class FocalLoss(nn.Module):
     """Focal loss; ``weight`` (per class) acts as ``alpha``."""
 
-    def __init__(self, *, gamma: float = 2.0, weight: torch.Tensor | None = None, ignore_index: int = 255):
+    def __init__(self, *, gamma: float = 2.0, weight: torch.Tensor | None = None, ignore_index: int):
         super().__init__()
         self.register_buffer("weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
         self.gamma, self.ignore_index = gamma, ignore_index
@@ -38,7 +38,7 @@ class DiceLoss(nn.Module):
     """Multiclass soft Dice loss over the classes present in the batch (``squared`` and
     ``include_background=False`` give V-Net's foreground Dice; see :func:`soft_dice_loss`)."""
 
-    def __init__(self, *, ignore_index: int = 255, smooth: float = 0.0, squared: bool = False,
+    def __init__(self, *, ignore_index: int, smooth: float = 0.0, squared: bool = False,
                  include_background: bool = True):
         super().__init__()
         self.ignore_index, self.smooth = ignore_index, smooth

@@ -15,6 +15,8 @@ from typing import NamedTuple, Sequence
 import numpy as np
 from skimage.morphology import thin
 
+from omniseg.core.boundaries import label_boundaries
+
 
 class BoundaryCounts(NamedTuple):
     """The four sums behind precision and recall (add them across images before dividing)."""
@@ -39,20 +41,6 @@ class BoundaryCounts(NamedTuple):
 
     def scores(self) -> dict[str, float]:
         return {"precision": self.precision, "recall": self.recall, "f": self.f}
-
-
-def label_boundaries(labels: np.ndarray) -> np.ndarray:
-    """``[H, W]`` bool: pixels whose right or lower neighbour has another label (one pixel wide, on one side).
-
-    Example:
-        >>> label_boundaries(np.array([[0, 0, 1], [0, 0, 1]])).astype(int).tolist()
-        [[0, 1, 0], [0, 1, 0]]
-    """
-    labels = np.asarray(labels)
-    edges = np.zeros(labels.shape, bool)
-    edges[:, :-1] |= labels[:, :-1] != labels[:, 1:]
-    edges[:-1, :] |= labels[:-1, :] != labels[1:, :]
-    return edges
 
 
 def _disk_offsets(radius: float) -> np.ndarray:

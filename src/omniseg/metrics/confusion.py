@@ -3,6 +3,9 @@
 ``matrix[t, p]`` counts pixels of true class ``t`` predicted as ``p``; pixels whose truth is
 ``ignore_index`` are left out. All metrics derive from it exactly, so streaming over batches (or
 summing the matrices of several processes) gives the same numbers as one pass over everything.
+When ``ignore_index`` is itself a class id (a void class), predictions of it still count as errors of
+the true class, and the void class is left out of the per-class scores and the means (as torchmetrics
+does).
 
 A class absent from both truth and prediction has no defined IoU, Dice or accuracy: it is NaN and
 left out of the means by default (``absent_score="nan"``); ``absent_score=1`` or ``0`` scores it
@@ -22,13 +25,13 @@ class ConfusionMatrix:
     """Streaming ``[K, K]`` confusion matrix.
 
     Example:
-        >>> cm = ConfusionMatrix(2)
+        >>> cm = ConfusionMatrix(2, ignore_index=255)
         >>> cm.update(torch.tensor([1, 1, 0, 0]), torch.tensor([1, 1, 1, 1]))
         >>> cm.compute()["per_class_iou"]
         [0.0, 0.5]
     """
 
-    def __init__(self, num_classes: int, *, ignore_index: int | None = 255, absent_score: float | str = "nan"):
+    def __init__(self, num_classes: int, *, ignore_index: int | None, absent_score: float | str = "nan"):
         self.num_classes, self.ignore_index = num_classes, ignore_index
         if absent_score not in ("nan", 0, 1, 0.0, 1.0):
             raise ValueError(f"absent_score must be 'nan', 0 or 1, got {absent_score!r}")
@@ -60,7 +63,11 @@ class ConfusionMatrix:
         self.matrix += other.matrix
 
     def compute(self) -> dict[str, Any]:
-        return metrics_from_confusion(self.matrix, absent_score=self.absent_score)
+        return metrics_from_confusion(self.matrix, ignore_index=self.ignore_index, absent_score=self.absent_score)
+
+    def report(self, class_names: list[str]) -> dict[str, Any]:
+        """:func:`metrics_report` of this matrix."""
+        return metrics_report(self.matrix, class_names, ignore_index=self.ignore_index, absent_score=self.absent_score)
 
 
 def _nanmean(values: np.ndarray) -> float:
@@ -68,12 +75,14 @@ def _nanmean(values: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else math.nan
 
 
-def metrics_from_confusion(matrix: torch.Tensor | np.ndarray, *, absent_score: float | str = "nan") -> dict[str, Any]:
+def metrics_from_confusion(matrix: torch.Tensor | np.ndarray, *, ignore_index: int | None,
+                           absent_score: float | str = "nan") -> dict[str, Any]:
     """Pixel accuracy, mean class accuracy, per-class IoU / Dice / accuracy, mIoU, FWIoU, mean Dice.
 
     Per class ``c``: ``IoU = TP / (TP + FP + FN)``, ``Dice = 2TP / (2TP + FP + FN)``,
     ``accuracy = TP / (TP + FN)`` (recall). ``FWIoU = sum_c freq_c IoU_c`` with ``freq_c`` the share
-    of labelled pixels of class ``c``.
+    of labelled pixels of class ``c``. ``ignore_index`` (the matrix's, as it was counted) names a void
+    class when it is a class id: its scores are NaN and it is in no mean.
     """
     m = np.asarray(matrix, dtype=np.float64)
     tp = np.diag(m)
@@ -87,6 +96,8 @@ def metrics_from_confusion(matrix: torch.Tensor | np.ndarray, *, absent_score: f
         accuracy = tp / support
     fill = math.nan if absent_score == "nan" else float(absent_score)
     iou[absent], dice[absent], accuracy[absent] = fill, fill, fill  # predicted-but-never-true keeps NaN recall
+    if ignore_index is not None and 0 <= ignore_index < len(m):  # a void class: never a truth, scored nowhere
+        iou[ignore_index] = dice[ignore_index] = accuracy[ignore_index] = math.nan
     total = support.sum()
     freq = support / total if total else np.zeros_like(support)
     return {
@@ -102,10 +113,11 @@ def metrics_from_confusion(matrix: torch.Tensor | np.ndarray, *, absent_score: f
     }
 
 
-def metrics_report(matrix: torch.Tensor | np.ndarray, class_names: list[str], **kwargs: Any) -> dict[str, Any]:
+def metrics_report(matrix: torch.Tensor | np.ndarray, class_names: list[str], *, ignore_index: int | None,
+                   absent_score: float | str = "nan") -> dict[str, Any]:
     """The JSON shape omniseg prints and saves: summary keys plus ``per_class``
     (a list of ``{name, iou, dice, accuracy, support}``). NaN becomes ``None`` (JSON null)."""
-    values = metrics_from_confusion(matrix, **kwargs)
+    values = metrics_from_confusion(matrix, ignore_index=ignore_index, absent_score=absent_score)
 
     def clean(x: float) -> float | None:
         return None if isinstance(x, float) and math.isnan(x) else x

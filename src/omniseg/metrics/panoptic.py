@@ -146,14 +146,14 @@ class PanopticQuality:
 
 
 def panoptic_ground_truth(semantic: np.ndarray, masks: np.ndarray, labels: Sequence[int], *, things: Sequence[int],
-                          ignore_index: int = 255) -> tuple[np.ndarray, dict[int, Segment]]:
+                          ignore_index: int) -> tuple[np.ndarray, dict[int, Segment]]:
     """The panoptic truth of an image annotated with a class map and instance masks: each instance is a
     segment (painted in order; later ones win on overlap), each stuff class present is one segment, and
     ignored pixels and thing-class pixels that no instance covers are void (id 0).
 
     Example:
         >>> semantic = np.array([[0, 0, 1, 1]]); masks = np.array([[[0, 0, 1, 1]]], bool)
-        >>> ids, segments = panoptic_ground_truth(semantic, masks, [1], things=[1])
+        >>> ids, segments = panoptic_ground_truth(semantic, masks, [1], things=[1], ignore_index=255)
         >>> ids.tolist(), {k: v.category for k, v in segments.items()}
         ([[2, 2, 1, 1]], {1: 1, 2: 0})
     """

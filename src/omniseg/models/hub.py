@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import safetensors
 import safetensors.torch
+import torch
 from torch import nn
 
 from omniseg._version import __version__
-from omniseg.data.sample import DatasetInfo
+from omniseg.core.info import DatasetInfo
 from omniseg.errors import OmnisegError
 from omniseg.models.builder import create_model
 
@@ -48,6 +50,16 @@ class ModelCard:
             "omniseg_version": self.version,
         }
 
+    def normalisation(self, where: str | Path = "model.json") -> tuple[list[float], list[float]]:
+        """``(mean, std)`` of 0..1 pixel values that the model's input is normalised with (2D semantic models);
+        ``where`` (the run directory) is named when the card lacks them."""
+        mean, std = self.preprocessing.get("mean"), self.preprocessing.get("std")
+        if not (_numbers(mean) and _numbers(std) and len(mean) == len(std) and all(s > 0 for s in std)):
+            raise OmnisegError(f"{Path(where) / CARD_FILE if Path(where).is_dir() else where} has no preprocessing statistics "
+                               f"(\"preprocessing\": {{\"mean\": [...], \"std\": [...]}}, one positive std per channel); "
+                               "add the values the model was trained with, or save the model with omniseg again")
+        return [float(v) for v in mean], [float(v) for v in std]
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelCard:
         return cls(
@@ -60,6 +72,11 @@ class ModelCard:
         )
 
 
+def _numbers(values: Any) -> bool:
+    return isinstance(values, (list, tuple)) and bool(values) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
 def save_model(model: nn.Module, directory: str | Path, card: ModelCard) -> None:
     """Write ``model.json`` and ``model.safetensors`` into ``directory``."""
     directory = Path(directory)
@@ -70,6 +87,19 @@ def save_model(model: nn.Module, directory: str | Path, card: ModelCard) -> None
     # contiguous copies: models trained channels-last hold weights in another memory layout
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     safetensors.torch.save_file(state, str(directory / WEIGHTS_FILE))
+
+
+def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """Raise an error naming the first keys of ``state`` that ``model`` lacks, misses or holds in another shape."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        detail = "; ".join(f"{kind} {keys[:3]}" for kind, keys in (
+            ("missing", missing), ("unexpected", unexpected),
+            ("wrong shape", [f"{k} {tuple(state[k].shape)} (model {tuple(own[k].shape)})" for k in wrong])) if keys)
+        raise OmnisegError(f"{what} does not fit the model: {detail}; the card and weights come from different models")
 
 
 def load_card(directory: str | Path) -> ModelCard:
@@ -96,11 +126,11 @@ def load_model(directory: str | Path) -> nn.Module:
     if not weights.is_file():
         raise OmnisegError(f"{weights} not found; the run has not saved weights yet")
     model = create_model(card.architecture, **card.kwargs)
-    missing, unexpected = model.load_state_dict(safetensors.torch.load_file(str(weights)), strict=False)
-    if missing or unexpected:
-        raise OmnisegError(
-            f"{weights} does not match {card.architecture} {card.kwargs}: missing {missing[:3]}, "
-            f"unexpected {unexpected[:3]}; the card and weights come from different models"
-        )
+    try:
+        state = safetensors.torch.load_file(str(weights))
+    except (OSError, ValueError, safetensors.SafetensorError) as exc:
+        raise OmnisegError(f"{weights} cannot be read as safetensors ({exc}); train or save the model again") from None
+    check_state_dict(model, state, f"{weights} ({card.architecture} {card.kwargs})")
+    model.load_state_dict(state)
     model.card = card
     return model.eval()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import platform
 import statistics
 import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 
 import torch
 from torch import nn
@@ -45,3 +48,48 @@ def profile_model(model: nn.Module, *, size: int = 512, volume_size: int = 64, r
         "gflops": counter.get_total_flops() / 1e9,
         "latency_ms": statistics.median(times) * 1e3,
     }
+
+
+def model_table(names: Sequence[str] | None = None, *, num_classes: int = 21, benchmark: bool = False, size: int = 512,
+                volume_size: int = 64, progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """One row per registered model (or per model of ``names``): ``name``, ``task``, ``parameters`` and
+    ``description`` at its default configuration; with ``benchmark`` also ``gflops`` and ``latency_ms`` of one
+    CPU forward pass (see :func:`profile_model`). Counting alone builds the models on the meta device (no memory)."""
+    from omniseg.models.builder import MODELS, create_model
+
+    names = list(MODELS) if names is None else [MODELS.get(n) and n for n in names]
+    rows = []
+    for done, name in enumerate(names, 1):
+        meta = MODELS.meta(name)
+        with nullcontext() if benchmark else torch.device("meta"):
+            model = create_model(name, num_classes=num_classes)
+        row = {"name": name, "task": meta.get("task", ""), "parameters": count_parameters(model),
+               "description": meta.get("description", "")}
+        if benchmark:
+            row.update(profile_model(model, size=size, volume_size=volume_size))
+        rows.append(row)
+        if progress is not None:
+            progress(done, len(names))
+    return rows
+
+
+def models_markdown(rows: list[dict], *, num_classes: int, size: int, volume_size: int, command: str) -> str:
+    """The benchmarked ``rows`` of :func:`model_table` as the Markdown page ``docs/models.md`` (``command``
+    is the line that wrote it)."""
+    lines = [
+        "# Models",
+        "",
+        f"Written by `{command}`: default configuration of",
+        f"each model, {num_classes} classes, one {size}x{size} image (volumetric models: one "
+        f"single-channel {volume_size}^3 volume), eval mode, CPU "
+        f"({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}).",
+        "",
+        "GFLOPs count a multiply-add as two operations (torch.utils.flop_counter); latency is a median of 3.",
+        "",
+        "| model | task | parameters | GFLOPs | CPU latency (ms) | description |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+    ]
+    for row in rows:
+        lines.append(f"| `{row['name']}` | {row['task']} | {row['parameters']:,} | {row['gflops']:.1f} | "
+                     f"{row['latency_ms']:.0f} | {row['description']} |")
+    return "\n".join(lines) + "\n"

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from omniseg.metrics.boundary import label_boundaries
+from omniseg.core.boundaries import label_boundaries
 
 
-def colorize(mask: np.ndarray, palette: Sequence[Sequence[int]], *, ignore_index: int = 255) -> np.ndarray:
+def colorize(mask: np.ndarray, palette: Sequence[Sequence[int]], *, ignore_index: int) -> np.ndarray:
     """Class ids [H, W] -> RGB uint8 [H, W, 3]; ignored and unknown ids are white."""
     lut = np.full((max(len(palette), ignore_index + 1, int(mask.max(initial=0)) + 1), 3), 255, np.uint8)
     lut[: len(palette)] = np.asarray(palette, np.uint8)
@@ -18,7 +18,7 @@ def colorize(mask: np.ndarray, palette: Sequence[Sequence[int]], *, ignore_index
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, palette: Sequence[Sequence[int]], *, alpha: float = 0.5,
-            ignore_index: int = 255, background: int | None = 0) -> np.ndarray:
+            ignore_index: int, background: int | None = 0) -> np.ndarray:
     """Blend the coloured ``mask`` over ``image`` (uint8 [H, W, 3]); ``background`` pixels stay unblended."""
     colours = colorize(mask, palette, ignore_index=ignore_index).astype(np.float32)
     blended = image.astype(np.float32) * (1 - alpha) + colours * alpha
@@ -40,7 +40,7 @@ def instance_overlay(image: np.ndarray, masks: np.ndarray, labels: Sequence[int]
     each, an outline, and the class name (with the score, where one is given) at the top left of each box."""
     import cv2
 
-    from omniseg.data.sample import default_palette
+    from omniseg.core.info import default_palette
 
     canvas = image.astype(np.float32).copy()
     colours = default_palette(len(masks) + 1)[1:]

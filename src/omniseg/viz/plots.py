@@ -65,7 +65,7 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], out: str | Pa
 
 
 def plot_sample(image: np.ndarray, truth: np.ndarray | None, pred: np.ndarray, palette: Sequence[Sequence[int]],
-                class_names: Sequence[str], out: str | Path, *, ignore_index: int = 255) -> None:
+                class_names: Sequence[str], out: str | Path, *, ignore_index: int) -> None:
     """Image | ground truth | prediction | overlay, with a legend of the classes shown."""
     panels = [("image", image)]
     if truth is not None:
@@ -87,7 +87,7 @@ def plot_sample(image: np.ndarray, truth: np.ndarray | None, pred: np.ndarray, p
 
 
 def plot_samples_grid(samples: Sequence[tuple[str, np.ndarray, np.ndarray | None]], palette: Sequence[Sequence[int]],
-                      class_names: Sequence[str], out: str | Path, *, ignore_index: int = 255, columns: int = 4,
+                      class_names: Sequence[str], out: str | Path, *, ignore_index: int, columns: int = 4,
                       title: str = "") -> None:
     """A grid of ``(title, image uint8 [H, W, 3], mask or None)`` with the masks overlaid, and one
     legend of the classes shown (ignored pixels left as they are)."""
@@ -119,7 +119,7 @@ def plot_instances(image: np.ndarray, masks: np.ndarray, labels: Sequence[int], 
                    alpha: float = 0.5) -> None:
     """Instances over an image, one colour each, with class name (and score, where not None) at each box corner;
     ``truth`` (its instance masks and labels) is drawn in a panel beside it when given."""
-    from omniseg.data.sample import default_palette
+    from omniseg.core.info import default_palette
 
     def draw(ax, instance_masks, instance_labels, instance_scores, title):
         canvas = image.astype(np.float32).copy()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 from omniseg.data.formats.ade20k import ADE20KFullSource, ADE20KSource
-from omniseg.data.formats.base import DataSource
+from omniseg.data.formats.base import DataSource, override_ignore_index
 from omniseg.data.formats.bsds import BSDSSource
 from omniseg.data.formats.camvid import CamVidSource
 from omniseg.data.formats.cityscapes import CityscapesSource
@@ -51,15 +52,22 @@ def detect_format(root: Path) -> str:
     raise DataError(f"{root} matches no known dataset layout (looked for {looked_for}); pass --format NAME")
 
 
-def load_dataset(path: str | Path, *, format: str = "auto", **options) -> DataSource:
+def load_dataset(path: str | Path, *, format: str = "auto", ignore_index: int | None = None, **options) -> DataSource:
     """Open the dataset at ``path``, detecting its format unless ``format`` names one.
 
-    ``options`` go to the format's reader (the folder reader takes ``val_fraction`` and ``split_seed``).
+    ``ignore_index`` replaces the dataset's own void value (the mask value no loss or metric counts);
+    ``options`` go to the format's reader (most take ``val_fraction`` and ``split_seed``).
     """
     root = Path(path)
     if not root.exists():
         raise DataError(f"dataset path {root} does not exist; check --data")
-    return FORMATS.get(detect_format(root) if format == "auto" else format)(root, **options)
+    reader = FORMATS.get(detect_format(root) if format == "auto" else format)
+    if ignore_index is not None and "ignore_index" in inspect.signature(reader).parameters:
+        return reader(root, ignore_index=ignore_index, **options)  # readers that check labels at open take it first
+    source = reader(root, **options)
+    if ignore_index is not None:
+        source.info = override_ignore_index(source.info, ignore_index, root)
+    return source
 
 
 __all__ = [

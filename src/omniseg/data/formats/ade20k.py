@@ -30,7 +30,7 @@ import numpy as np
 from omniseg.data.formats.objects import AnnotatedObject, ObjectItem, ObjectSource
 from omniseg.data.formats.paired import PairedItem, PairedSource, seeded_split
 from omniseg.data.imageio import read_label_png
-from omniseg.data.sample import DatasetInfo
+from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
 ADE150_CLASSES = [
@@ -102,7 +102,7 @@ class ADE20KSource(PairedSource):
         self.root = _scene_parsing_root(Path(root))
         if self.root is None:
             raise DataError(f"{root} has no ADEChallengeData2016 layout (images/training/, annotations/training/)")
-        self.info = DatasetInfo(_class_names_file(self.root) or ADE150_CLASSES)
+        self.info = DatasetInfo(_class_names_file(self.root) or ADE150_CLASSES, ignore_index=DEFAULT_IGNORE_INDEX)
         self.items = {}
         for folder, split in SPLITS.items():
             images = sorted((self.root / "images" / folder).glob("*.jpg"))
@@ -149,7 +149,7 @@ class ADE20KFullSource(ObjectSource):
         self.ade_index = sorted(ade_names)
         self.ade_to_class = {ade: i for i, ade in enumerate(self.ade_index)}
         count = len(self.ade_index)
-        self.info = DatasetInfo([ade_names[i] for i in self.ade_index], ignore_index=255 if count <= 255 else 65535,
+        self.info = DatasetInfo([ade_names[i] for i in self.ade_index], ignore_index=DEFAULT_IGNORE_INDEX if count <= DEFAULT_IGNORE_INDEX else 65535,
                                 things=list(range(count)))
         self.description = f"ade20k full ({count} classes found in the per-image JSON files)"
 

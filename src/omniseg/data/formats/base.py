@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
 
 from omniseg.data.sample import DatasetInfo, Sample
+from omniseg.errors import DataError
 
 
 class DataSource(Protocol):
@@ -39,3 +42,11 @@ class DataSource(Protocol):
     def class_pixel_stats(self, split: str) -> tuple[np.ndarray, np.ndarray] | None:
         """``(pixels of class c, pixels of the images that contain c)``, each [K], or None if unknown."""
         ...
+
+
+def override_ignore_index(info: DatasetInfo, ignore_index: int, where: Path | str) -> DatasetInfo:
+    """``info`` with another void value (``--ignore-index``); ``where`` names the dataset in errors."""
+    try:
+        return dataclasses.replace(info, ignore_index=ignore_index)
+    except ValueError as exc:
+        raise DataError(f"{where}: --ignore-index {ignore_index}: {exc}") from None

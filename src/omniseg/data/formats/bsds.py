@@ -20,9 +20,9 @@ import torch
 from torchvision import tv_tensors
 
 from omniseg.data.imageio import IMAGE_SUFFIXES, read_image
-from omniseg.data.sample import DatasetInfo, Sample, make_sample
+from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo, Sample, make_sample
 from omniseg.errors import DataError
-from omniseg.metrics.boundary import label_boundaries
+from omniseg.core.boundaries import label_boundaries
 
 
 def _bsds_root(root: Path) -> Path | None:
@@ -70,7 +70,7 @@ class BSDSSource:
         self.root = _bsds_root(Path(root))
         if self.root is None:
             raise DataError(f"{root} has no BSDS layout (images/<split>/*.jpg and groundTruth/<split>/*.mat)")
-        self.info = DatasetInfo(["region"])
+        self.info = DatasetInfo(["region"], ignore_index=DEFAULT_IGNORE_INDEX)
         self.items: dict[str, list[tuple[Path, Path | None]]] = {}
         for folder in sorted(p for p in (self.root / "images").iterdir() if p.is_dir()):
             images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -56,7 +56,8 @@ class CityscapesSource(PairedSource):
             raise DataError(f"{self.root} is not a Cityscapes folder: expected leftImg8bit/ and gtFine/ "
                             "(download both packages from cityscapes-dataset.com, which needs a login)")
         self.info = DatasetInfo(class_names=[n for _, n, _ in CITYSCAPES_CLASSES],
-                                palette=[c for _, _, c in CITYSCAPES_CLASSES], things=list(range(11, 19)))
+                                palette=[c for _, _, c in CITYSCAPES_CLASSES], things=list(range(11, 19)),
+                                ignore_index=DEFAULT_IGNORE_INDEX)
         self.lookup = label_id_to_train_id()
         self.items = {}
         for split_dir in sorted(p for p in (self.root / "leftImg8bit").iterdir() if p.is_dir()):

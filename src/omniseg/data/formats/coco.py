@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from omniseg.data.formats.objects import BACKGROUND_NAMES, AnnotatedObject, ObjectItem, ObjectSource, encode_rle, peek_text
-from omniseg.data.formats.paired import seeded_split
+from omniseg.core.rle import encode_rle
+from omniseg.data.formats.objects import BACKGROUND_NAMES, AnnotatedObject, ObjectItem, ObjectSource, peek_text
+from omniseg.data.formats.paired import UNSPLIT, seeded_split
 from omniseg.data.formats.records import has_background, records, write_image
 from omniseg.data.imageio import read_label_png
-from omniseg.data.sample import DatasetInfo
+from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
 PEEK_CHARS = 1 << 20
@@ -43,11 +44,24 @@ def coco_kind(path: Path) -> str | None:
     text = peek_text(path, PEEK_CHARS)
     if '"segments_info"' in text or (stem.startswith("panoptic_") and '"segmentation"' not in text and '"annotations"' in text):
         return "panoptic"
+    if '"images"' in text and not _ends_like_json(path) and '"shapes"' not in text and "_via_" not in text:
+        return "instances"  # a COCO file cut short: read as COCO, whose reader names the broken file
     if '"images"' not in text or ('"annotations"' not in text and '"categories"' not in text):
         return None
     if '"shapes"' in text or "_via_" in text or stem.startswith(("captions", "person_keypoints", "image_info")):
         return None  # LabelMe, VIA and the COCO files without masks
     return "instances"
+
+
+def _ends_like_json(path: Path) -> bool:
+    """Whether the file's last non-blank character closes a JSON object or list (a truncated file does not)."""
+    try:
+        with open(path, "rb") as file:
+            file.seek(max(0, path.stat().st_size - 64))
+            tail = file.read().rstrip()
+    except OSError:
+        return True
+    return tail.endswith((b"}", b"]"))
 
 
 def split_name(path: Path) -> str:
@@ -96,7 +110,7 @@ def _categories(files: list[tuple[Path, dict]], panoptic: bool) -> tuple[Dataset
         names, ids = [c["name"] for c in ordered], [int(c["id"]) for c in ordered]
         things = [i for i, c in enumerate(ordered) if c.get("isthing")]
         palette = [tuple(c["color"]) for c in ordered] if all("color" in c for c in ordered) else []
-        return DatasetInfo(names, palette=palette, things=things), {cid: i for i, cid in enumerate(ids)}
+        return DatasetInfo(names, palette=palette, things=things, ignore_index=DEFAULT_IGNORE_INDEX), {cid: i for i, cid in enumerate(ids)}
     background = [c for c in ordered if str(c["name"]).lower() in BACKGROUND_NAMES][:1]
     rest = [c for c in ordered if c not in background]
     names = [background[0]["name"] if background else "background"] + [c["name"] for c in rest]
@@ -104,7 +118,7 @@ def _categories(files: list[tuple[Path, dict]], panoptic: bool) -> tuple[Dataset
     if background:
         mapping[int(background[0]["id"])] = 0
     things = [mapping[int(c["id"])] for c in rest if c.get("isthing", 1)]
-    return DatasetInfo(names, things=things), mapping
+    return DatasetInfo(names, things=things, ignore_index=DEFAULT_IGNORE_INDEX), mapping
 
 
 class _CocoBase(ObjectSource):
@@ -232,7 +246,8 @@ class CocoPanopticSource(_CocoBase):
 
 
 def write_coco(source, out: str | Path) -> Path:
-    """Write any 2D DataSource as COCO instances: ``images/<split>/`` and ``annotations/instances_<split>.json``.
+    """Write any 2D DataSource as COCO instances: ``images/<split>/`` and ``annotations/instances_<split>.json``
+    (data without splits: ``images/`` and ``annotations/instances.json``).
 
     Polygons stay polygons; bitmaps become compressed RLE. Category ids are the class ids when class 0
     is a background (which is left out), else class id + 1.
@@ -245,7 +260,7 @@ def write_coco(source, out: str | Path) -> Path:
     files: dict[str, dict] = {}
     for record in records(source, "writing coco"):
         values = files.setdefault(record.split, {"images": [], "annotations": [], "categories": categories})
-        image_path = write_image(record, out / "images" / record.split)
+        image_path = write_image(record, out / "images" / ("" if record.split == UNSPLIT else record.split))
         image_id = len(values["images"]) + 1
         height, width = record.size
         values["images"].append({"id": image_id, "file_name": image_path.name, "height": height, "width": width})
@@ -261,5 +276,6 @@ def write_coco(source, out: str | Path) -> Path:
             })
     (out / "annotations").mkdir(parents=True, exist_ok=True)
     for split, values in files.items():
-        (out / "annotations" / f"instances_{split}.json").write_text(json.dumps(values))
+        name = "instances.json" if split == UNSPLIT else f"instances_{split}.json"
+        (out / "annotations" / name).write_text(json.dumps(values))
     return out

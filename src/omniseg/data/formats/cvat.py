@@ -26,7 +26,8 @@ from omniseg.data.formats.objects import (
     AnnotatedObject, ObjectItem, ObjectSource, ellipse_polygon, peek_text, rectangle_polygon, split_by_group,
 )
 from omniseg.data.formats.paired import seeded_split
-from omniseg.data.sample import DatasetInfo
+from omniseg.data.imageio import check_image_size
+from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
 SUBSETS = {"train": "train", "training": "train", "validation": "val", "val": "val", "test": "test", "testing": "test"}
@@ -87,7 +88,7 @@ class CVATSource(ObjectSource):
         images = tree.findall("image")
         names = [n.text.strip() for n in tree.findall("./meta//labels/label/name") if n.text and n.text.strip()]
         names += sorted({s.get("label") for i in images for s in i if s.get("label")} - set(names))
-        self.info = DatasetInfo(["background", *names], things=list(range(1, len(names) + 1)))
+        self.info = DatasetInfo(["background", *names], things=list(range(1, len(names) + 1)), ignore_index=DEFAULT_IGNORE_INDEX)
         self.class_ids = {n: i + 1 for i, n in enumerate(names)}
         items, subsets = [], {}
         for image in images:
@@ -96,6 +97,7 @@ class CVATSource(ObjectSource):
                 size = (int(image.get("height")), int(image.get("width")))
             except (TypeError, ValueError):
                 raise DataError(f"{self.path}: <image name={name!r}> needs integer width and height") from None
+            check_image_size(*size, self.path, f"<image name={name!r}>")  # before its masks are drawn at that size
             if not name:
                 raise DataError(f"{self.path}: an <image> element has no name")
             subset = SUBSETS.get((image.get("subset") or "").lower(), (image.get("subset") or "").lower() or None)

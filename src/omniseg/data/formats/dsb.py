@@ -15,7 +15,7 @@ import numpy as np
 from omniseg.data.formats.objects import AnnotatedObject, ObjectItem, ObjectSource
 from omniseg.data.formats.paired import seeded_split
 from omniseg.data.imageio import IMAGE_SUFFIXES, read_label_png
-from omniseg.data.sample import DatasetInfo
+from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
 
@@ -46,7 +46,7 @@ class DSBSource(ObjectSource):
                 raise DataError(f"{case / 'images'} holds {len(images)} images; each case needs exactly one")
             masks = sorted(p for p in (case / "masks").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             items.append(ObjectItem(images[0], annotation=case / "masks", extra={"masks": masks}))
-        self.info = DatasetInfo(["background", "object"], things=[1])
+        self.info = DatasetInfo(["background", "object"], things=[1], ignore_index=DEFAULT_IGNORE_INDEX)
         self.items = seeded_split(items, val_fraction, split_seed)
         self.description = f"dsb instance folders ({len(items)} images, seeded split)"
 

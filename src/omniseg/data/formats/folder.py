@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from omniseg.data.formats.paired import PairedDataset, read_instance_pngs, seeded_split
+from omniseg.data.formats.base import override_ignore_index
+from omniseg.data.formats.paired import UNSPLIT, PairedDataset, read_instance_pngs, seeded_split
 from omniseg.data.formats.records import records, write_image
 from omniseg.data.imageio import IMAGE_SUFFIXES, pack_rgb, read_label_png, verify_image, write_index_png
-from omniseg.data.sample import DatasetInfo
+from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def read_classes(path: Path) -> DatasetInfo:
         return DatasetInfo(
             class_names=names,
             palette=[tuple(c) for c in palette],
-            ignore_index=int(values.get("ignore_index", 255)),
+            ignore_index=int(values.get("ignore_index", DEFAULT_IGNORE_INDEX)),
             things=list(values.get("things", [])),
         )
     except (ValueError, TypeError) as exc:
@@ -98,7 +99,7 @@ class FolderSource:
     def detect(root: Path) -> bool:
         return (root / "images").is_dir()
 
-    def __init__(self, root: str | Path, *, val_fraction: float = 0.2, split_seed: int = 0) -> None:
+    def __init__(self, root: str | Path, *, val_fraction: float = 0.2, split_seed: int = 0, ignore_index: int | None = None) -> None:
         self.root = Path(root)
         self._png_palette: list[tuple[int, int, int]] | None = None  # palette of the first palette mask
         if not self.root.is_dir():
@@ -112,6 +113,8 @@ class FolderSource:
         self._scan_masks()
         self.binary = self._detect_binary(declared)
         self.info = declared or self._infer_info()
+        if ignore_index is not None:  # the caller's void value wins over classes.json's (labels are checked with it)
+            self.info = override_ignore_index(self.info, ignore_index, self.root / CLASSES_FILE)
         self._check_labels()
         mask_kind = "0/255 binary" if self.binary else "/".join(sorted({i.mode for v in self._items.values() for i in v if i.mask}))
         self.description = f"folder ({mask_kind or 'no'} masks{', seeded split' if self.seeded_split else ''})"
@@ -181,7 +184,7 @@ class FolderSource:
     def _infer_info(self) -> DatasetInfo:
         labelled = self._labelled()
         if self.binary:
-            return DatasetInfo(class_names=["background", "foreground"])
+            return DatasetInfo(class_names=["background", "foreground"], ignore_index=DEFAULT_IGNORE_INDEX)
         if not labelled:
             raise DataError(f"{self.root} has no masks and no {CLASSES_FILE}; add masks/<split>/*.png")
         rgb = next((i for i in labelled if i.mode == "rgb"), None)
@@ -191,7 +194,7 @@ class FolderSource:
                 "that maps each colour to its class"
             )
         values = np.unique(np.concatenate([i.values for i in labelled]))
-        values = values[values != 255]
+        values = values[values != DEFAULT_IGNORE_INDEX]
         num_classes = int(values.max()) + 1 if len(values) else 1
         num_classes = max(num_classes, 2)
         palette = self._png_palette
@@ -199,6 +202,7 @@ class FolderSource:
         return DatasetInfo(
             class_names=[f"class_{i}" for i in range(num_classes)],
             palette=palette[:num_classes] if palette else [],
+            ignore_index=DEFAULT_IGNORE_INDEX,
         )
 
     def _check_labels(self) -> None:
@@ -291,19 +295,20 @@ def write_folder(source, out: str | Path) -> Path:
     ids pass 255), instance ids (16-bit PNGs) where the source has instances, and classes.json."""
     out, info = Path(out), source.info
     for record in records(source, "writing folder"):
-        write_image(record, out / "images" / record.split)
+        split = "" if record.split == UNSPLIT else record.split  # data without splits keeps the flat layout
+        write_image(record, out / "images" / split)
         sample = record.sample
         if "mask" in sample:
             semantic = sample["mask"].numpy()
-            (out / "masks" / record.split).mkdir(parents=True, exist_ok=True)
+            (out / "masks" / split).mkdir(parents=True, exist_ok=True)
             if semantic.max(initial=0) <= 255:
-                write_index_png(out / "masks" / record.split / f"{record.stem}.png", semantic, info.palette)
+                write_index_png(out / "masks" / split / f"{record.stem}.png", semantic, info.palette)
             else:
-                Image.fromarray(semantic.astype(np.uint16)).save(out / "masks" / record.split / f"{record.stem}.png")
+                Image.fromarray(semantic.astype(np.uint16)).save(out / "masks" / split / f"{record.stem}.png")
         if len(sample.get("instances", {}).get("labels", [])):
-            (out / "instances" / record.split).mkdir(parents=True, exist_ok=True)
+            (out / "instances" / split).mkdir(parents=True, exist_ok=True)
             for number, layer in enumerate(instance_layers(sample["instances"]["masks"].numpy())):
                 name = f"{record.stem}.png" if number == 0 else f"{record.stem}.{number}.png"
-                Image.fromarray(layer).save(out / "instances" / record.split / name)
+                Image.fromarray(layer).save(out / "instances" / split / name)
     (out / CLASSES_FILE).write_text(json.dumps(info.to_dict(), indent=1))
     return out

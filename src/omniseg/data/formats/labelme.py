@@ -26,7 +26,8 @@ from omniseg.data.formats.objects import (
     BACKGROUND_NAMES, AnnotatedObject, ObjectItem, ObjectSource, ellipse_polygon, peek_text, rectangle_polygon, split_by_group,
 )
 from omniseg.data.formats.paired import seeded_split
-from omniseg.data.sample import DatasetInfo
+from omniseg.data.imageio import check_image_size
+from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
 IGNORE_LABEL = "__ignore__"
@@ -113,7 +114,7 @@ class LabelMeSource(ObjectSource):
         names = [n for n in names if n != IGNORE_LABEL]
         if not names or names[0].lower() not in BACKGROUND_NAMES:
             names = ["background", *names]
-        info = DatasetInfo(names, things=list(range(1, len(names))))
+        info = DatasetInfo(names, things=list(range(1, len(names))), ignore_index=DEFAULT_IGNORE_INDEX)
         ids = {n: i for i, n in enumerate(names)} | {IGNORE_LABEL: info.ignore_index}
         return info, ids
 
@@ -124,8 +125,10 @@ class LabelMeSource(ObjectSource):
         if not data:
             raise DataError(f"{item.annotation} points to image {item.image}, which does not exist, and embeds no imageData")
         try:
-            image = Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
-        except (ValueError, UnidentifiedImageError, OSError) as exc:
+            image = Image.open(io.BytesIO(base64.b64decode(data)))
+            check_image_size(image.height, image.width, item.annotation, "its imageData")
+            image = image.convert("RGB")
+        except (ValueError, UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
             raise DataError(f"{item.annotation}: imageData is not a readable image ({exc})") from None
         return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()
 

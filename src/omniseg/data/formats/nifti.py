@@ -25,7 +25,7 @@ import torch
 from torchvision import tv_tensors
 
 from omniseg.data.formats.paired import class_pixel_totals, seeded_split
-from omniseg.data.sample import DatasetInfo, Sample
+from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo, Sample
 from omniseg.errors import DataError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -126,7 +126,7 @@ class NiftiSource:
             raise DataError(f"{manifest_path} is not valid JSON ({exc}); fix or regenerate it") from None
         if not isinstance(manifest, dict):
             raise DataError(f"{manifest_path} must hold a JSON object, got {type(manifest).__name__}")
-        self.info = DatasetInfo(class_names=_read_labels(manifest, manifest_path))
+        self.info = DatasetInfo(class_names=_read_labels(manifest, manifest_path), ignore_index=DEFAULT_IGNORE_INDEX)
         self.per_channel_files = "channel_names" in manifest
         self.num_channels = len(manifest.get("channel_names") or manifest.get("modality") or {"0": ""})
         train = self._index(self.root / "imagesTr", self.root / "labelsTr")

@@ -23,7 +23,7 @@ import torch
 from pycocotools import mask as mask_utils
 
 from omniseg.data.formats.paired import ItemDataset, class_pixel_totals
-from omniseg.data.imageio import read_image, verify_image
+from omniseg.data.imageio import check_image_size, read_image, verify_image
 from omniseg.data.sample import DatasetInfo, Sample, make_sample
 from omniseg.errors import DataError
 
@@ -50,6 +50,10 @@ class ObjectItem:
     size: tuple[int, int] | None = None  # (H, W) as the annotation states it
     objects: list[AnnotatedObject] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.size is not None:  # refuse an absurd declared size before anything is allocated for it
+            check_image_size(*self.size, self.annotation or self.image, f"image {self.image.name}")
 
 
 def peek_text(path: Path, size: int = 4096) -> str:
@@ -104,12 +108,6 @@ def object_mask(segmentation: Segmentation, height: int, width: int) -> np.ndarr
     if not polygons:  # zero-area or empty polygons cover nothing
         return np.zeros((height, width), bool)
     return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))).astype(bool)
-
-
-def encode_rle(mask: np.ndarray) -> dict:
-    """A boolean mask as COCO's compressed RLE (``counts`` as text, JSON-ready)."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 def split_by_group(shapes: list[tuple[int, Any, Segmentation]]) -> list[AnnotatedObject]:

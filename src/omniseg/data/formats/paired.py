@@ -64,8 +64,14 @@ def read_instance_pngs(path: Path, semantic: np.ndarray, ignore_index: int) -> t
     return instances_from_ids(layers, semantic, ignore_index)
 
 
+UNSPLIT = "all"  # the one split of data that has none, read with val_fraction 0 (conversion keeps it so)
+
+
 def seeded_split(items: list, val_fraction: float, seed: int) -> dict[str, list]:
-    """``{"train": [...], "val": [...]}`` with ``val_fraction`` of ``items`` (at least one) held out."""
+    """``{"train": [...], "val": [...]}`` with ``val_fraction`` of ``items`` (at least one) held out;
+    ``val_fraction`` 0 keeps them together as ``{"all": [...]}``."""
+    if val_fraction == 0:
+        return {UNSPLIT: list(items)}
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
     order = np.random.default_rng(seed).permutation(len(items))

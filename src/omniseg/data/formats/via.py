@@ -20,7 +20,7 @@ from omniseg.data.formats.objects import (
     BACKGROUND_NAMES, AnnotatedObject, ObjectItem, ObjectSource, ellipse_polygon, peek_text, rectangle_polygon,
 )
 from omniseg.data.formats.paired import seeded_split
-from omniseg.data.sample import DatasetInfo
+from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
 CLASS_ATTRIBUTES = ("class", "label", "name", "type", "category")
@@ -118,7 +118,7 @@ class VIASource(ObjectSource):
                     objects.append((region_class(region.get("region_attributes") or {}, attribute), polygon))
             entries.append((entry["filename"], objects))
         names = sorted({name for _, objects in entries for name, _ in objects} - BACKGROUND_NAMES)
-        self.info = DatasetInfo(["background", *names], things=list(range(1, len(names) + 1)))
+        self.info = DatasetInfo(["background", *names], things=list(range(1, len(names) + 1)), ignore_index=DEFAULT_IGNORE_INDEX)
         ids = {n: i for i, n in enumerate(self.info.class_names)} | {b: 0 for b in BACKGROUND_NAMES}
         items = []
         for filename, objects in entries:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omniseg.data.formats.paired import PairedItem, PairedSource, colours_to_ids, seeded_split
+from omniseg.data.formats.paired import UNSPLIT, PairedItem, PairedSource, colours_to_ids, seeded_split
 from omniseg.data.formats.records import records, write_image
 from omniseg.data.imageio import pack_rgb, write_index_png
 from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
@@ -124,7 +124,7 @@ class VOCSource(PairedSource):
 def write_voc(source, out: str | Path) -> Path:
     """Write any 2D DataSource in the Pascal VOC layout: JPEGImages/, SegmentationClass/ (VOC palette,
     255 = void), SegmentationObject/ where there are instances, ImageSets/Segmentation/<split>.txt and
-    class_names.txt."""
+    class_names.txt (data without splits gets no ImageSets: VOC's reader splits it)."""
     out, info = Path(out), source.info
     if info.num_classes > 255:
         raise DataError(f"{source.root} has {info.num_classes} classes; VOC palette masks hold at most 255 (255 = void)")
@@ -150,8 +150,10 @@ def write_voc(source, out: str | Path) -> Path:
             ids[void] = 255
             (out / "SegmentationObject").mkdir(parents=True, exist_ok=True)
             write_index_png(out / "SegmentationObject" / f"{record.stem}.png", ids, palette)
-    (out / "ImageSets" / "Segmentation").mkdir(parents=True, exist_ok=True)
+    if set(splits) != {UNSPLIT}:
+        (out / "ImageSets" / "Segmentation").mkdir(parents=True, exist_ok=True)
     for split, stems in splits.items():
-        (out / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{s}\n" for s in stems))
+        if split != UNSPLIT:
+            (out / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{s}\n" for s in stems))
     (out / "class_names.txt").write_text("".join(f"{n}\n" for n in info.class_names))
     return out

@@ -19,7 +19,7 @@ import numpy as np
 
 from omniseg.data.formats.nifti import NIFTI_SUFFIXES, NiftiSource, VolumeCase, read_nifti
 from omniseg.data.formats.paired import seeded_split
-from omniseg.data.sample import DatasetInfo
+from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
 VOLUME_SUFFIXES = (*NIFTI_SUFFIXES, ".nrrd", ".nhdr")
@@ -146,7 +146,7 @@ class VolumePairsSource(NiftiSource):
         self.lookup = {v: i for i, v in enumerate(self.values)}
         self.table = np.zeros(max(self.values) + 1, np.int64)  # label value -> class id
         self.table[self.values] = np.arange(len(self.values))
-        self.info = DatasetInfo(names)
+        self.info = DatasetInfo(names, ignore_index=DEFAULT_IGNORE_INDEX)
         self._cases = seeded_split(cases, val_fraction, split_seed)
         self.description = f"volume pairs ({len(cases)} cases, label values {self.values})"
 

@@ -18,9 +18,10 @@ import yaml
 from skimage import measure
 
 from omniseg.data.formats.objects import AnnotatedObject, ObjectItem, ObjectSource
+from omniseg.data.formats.paired import UNSPLIT, seeded_split
 from omniseg.data.formats.records import has_background, records, write_image
 from omniseg.data.imageio import IMAGE_SUFFIXES
-from omniseg.data.sample import DatasetInfo
+from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
 
@@ -76,7 +77,7 @@ class YOLOSource(ObjectSource):
     def detect(root: Path) -> bool:
         return _manifest(root) is not None and (root / "labels").is_dir()
 
-    def __init__(self, root: str | Path, **_: object) -> None:
+    def __init__(self, root: str | Path, *, val_fraction: float = 0.2, split_seed: int = 0) -> None:
         self.root = Path(root)
         manifest = _manifest(self.root)
         if manifest is None:
@@ -85,7 +86,8 @@ class YOLOSource(ObjectSource):
         names = values["names"]
         names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
         self.yolo_classes = len(names)
-        self.info = DatasetInfo(class_names=["background", *map(str, names)], things=list(range(1, len(names) + 1)))
+        self.info = DatasetInfo(class_names=["background", *map(str, names)], things=list(range(1, len(names) + 1)),
+                                ignore_index=DEFAULT_IGNORE_INDEX)
         base = self.root / (values.get("path") or "") if not Path(values.get("path") or "").is_absolute() else Path(values["path"])
         if not base.is_dir():
             base = self.root  # the YAML's path points where Ultralytics downloaded it; the files are here
@@ -96,6 +98,8 @@ class YOLOSource(ObjectSource):
                 self.items[split] = [ObjectItem(i, annotation=label_path(i)) for i in self._images(base, entry, manifest)]
         if not self.items.get("train"):
             raise DataError(f"{manifest}: the 'train' entry lists no images")
+        if set(self.items) == {"train"}:  # one set of images, as for any format without splits: seeded
+            self.items = seeded_split(self.items["train"], val_fraction, split_seed)
         self.description = f"yolo ({len(names)} classes + background, polygons rasterised)"
 
     def _images(self, base: Path, entry, manifest: Path) -> list[Path]:
@@ -144,12 +148,14 @@ def object_polygons(obj: AnnotatedObject, mask: np.ndarray) -> list[np.ndarray]:
 def write_yolo(source, out: str | Path) -> Path:
     """Write any 2D DataSource as YOLO segmentation: ``images/<split>/``, ``labels/<split>/*.txt`` (one
     polygon a line, normalised) and ``data.yaml``. Objects keep their polygons; bitmaps are traced
-    (outer outlines, see :func:`mask_polygons`). Crowd regions are left out: YOLO has no such notion."""
+    (outer outlines, see :func:`mask_polygons`). Crowd regions are left out: YOLO has no such notion. Data
+    without splits is written as ``images/``, ``labels/`` and a ``train`` entry alone."""
     out, info = Path(out), source.info
     first = 1 if has_background(info) else 0
     splits = set()
     for record in records(source, "writing yolo"):
-        write_image(record, out / "images" / record.split)
+        folder = "" if record.split == UNSPLIT else record.split
+        write_image(record, out / "images" / folder)
         splits.add(record.split)
         height, width = record.size
         lines = []
@@ -159,9 +165,10 @@ def write_yolo(source, out: str | Path) -> Path:
             for polygon in object_polygons(obj, mask):
                 coords = np.clip(polygon / [width, height], 0.0, 1.0).reshape(-1)
                 lines.append(" ".join([str(obj.label - first), *(f"{v:.6f}" for v in coords)]))
-        (out / "labels" / record.split).mkdir(parents=True, exist_ok=True)
-        (out / "labels" / record.split / f"{record.stem}.txt").write_text("".join(f"{line}\n" for line in lines))
-    manifest = {"path": ".", **{s: f"images/{s}" for s in sorted(splits)},
+        (out / "labels" / folder).mkdir(parents=True, exist_ok=True)
+        (out / "labels" / folder / f"{record.stem}.txt").write_text("".join(f"{line}\n" for line in lines))
+    entries = {"train": "images"} if splits == {UNSPLIT} else {s: f"images/{s}" for s in sorted(splits)}
+    manifest = {"path": ".", **entries,
                 "names": {i: name for i, name in enumerate(info.class_names[first:])}}
     (out / "data.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     return out

@@ -13,6 +13,18 @@ from omniseg.models.encoders.weights import adapt_first_conv, read_state_dict
 VGG16_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 
 
+def vgg16_stages(width: float = 1.0) -> tuple[tuple[int, ...], ...]:
+    """VGG16's stage widths scaled by ``width`` (1.0: the paper's; 0.25: a slim trunk for small data or tests).
+
+    Example:
+        >>> vgg16_stages(0.25)[0]
+        (16, 16)
+    """
+    if not 0 < width <= 1:
+        raise ValueError(f"width must be in (0, 1], got {width}")
+    return tuple(tuple(max(1, round(c * width)) for c in stage) for stage in VGG16_STAGES)
+
+
 def vgg_stage(in_channels: int, widths: tuple[int, ...], batch_norm: bool) -> nn.Sequential:
     """3x3 convolutions (+ BatchNorm for VGG16-BN) and ReLUs of one VGG stage, without its pooling."""
     layers: list[nn.Module] = []
@@ -64,6 +76,9 @@ def load_vgg16_weights(
             weight = state[f"features.{index}.weight"]
             if position == 0:
                 weight = adapt_first_conv(weight, conv.in_channels)
+            if weight.shape != conv.weight.shape:
+                raise ConfigError(f"{source}: features.{index}.weight is {tuple(weight.shape)} but convolution {position} of "
+                                  f"VGG16 is {tuple(conv.weight.shape)}; pass the state dict of torchvision's vgg16()/vgg16_bn()")
             conv.weight.copy_(weight)
             bias = state.get(f"features.{index}.bias")
             if conv.bias is not None and bias is not None:
@@ -77,9 +92,12 @@ def load_vgg16_weights(
                 norm.running_mean.copy_(state[prefix + "running_mean"])
                 if conv.bias is None and bias is not None:  # BN(conv + b) with mean m == BN(conv) with mean m - b
                     norm.running_mean.sub_(bias)
-        for layer, key, shape in ((fc6, "classifier.0", (4096, 512, 7, 7)), (fc7, "classifier.3", (4096, 4096, 1, 1))):
+        for layer, key in ((fc6, "classifier.0"), (fc7, "classifier.3")):
             if layer is not None:
                 if f"{key}.weight" not in state:
                     raise ConfigError(f"{source} has no {key} (fc6/fc7) weights; pass the full VGG16 state dict")
-                layer.weight.copy_(state[f"{key}.weight"].reshape(shape))
+                if state[f"{key}.weight"].numel() != layer.weight.numel():
+                    raise ConfigError(f"{source}: {key}.weight has {state[f'{key}.weight'].numel():,} values, fc6/fc7 of VGG16 "
+                                      f"{layer.weight.numel():,}; pass the state dict of torchvision's vgg16()")
+                layer.weight.copy_(state[f"{key}.weight"].reshape(layer.weight.shape))
                 layer.bias.copy_(state[f"{key}.bias"])

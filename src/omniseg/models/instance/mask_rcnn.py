@@ -19,7 +19,7 @@ from torchvision.models.detection import MaskRCNN, maskrcnn_resnet50_fpn, maskrc
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
-from omniseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from omniseg.core.normalisation import IMAGENET_MEAN, IMAGENET_STD
 from omniseg.models.builder import MODELS
 from omniseg.models.encoders.weights import read_state_dict
 

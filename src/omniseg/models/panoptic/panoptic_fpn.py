@@ -57,7 +57,7 @@ class PanopticFPN(nn.Module):
     """A torchvision Mask R-CNN and a :class:`SemanticFPNHead` sharing its backbone and FPN."""
 
     def __init__(self, detector: MaskRCNN, num_classes: int, *, semantic_channels: int = 128, semantic_weight: float = 0.5,
-                 ignore_index: int = 255, merge_options: dict | None = None) -> None:
+                 ignore_index: int | None = None, merge_options: dict | None = None) -> None:
         super().__init__()
         self.detector = detector
         self.merge_options = merge_options or {}  # panoptic_merge's thresholds, kept with the model
@@ -78,11 +78,13 @@ class PanopticFPN(nn.Module):
         logits = self.semantic_head(list(features.values())[:4])
         logits = F.interpolate(logits, size=batch.tensors.shape[-2:], mode="bilinear", align_corners=False)
         if self.training:
-            truth = torch.full((len(images), *batch.tensors.shape[-2:]), self.ignore_index, dtype=torch.int64, device=logits.device)
+            # padding is void; None: the class maps themselves have no void pixels
+            void = -100 if self.ignore_index is None else self.ignore_index
+            truth = torch.full((len(images), *batch.tensors.shape[-2:]), void, dtype=torch.int64, device=logits.device)
             for index, (height, width) in enumerate(batch.image_sizes):
                 resized = F.interpolate(semantic[index][None, None].float(), size=(height, width), mode="nearest-exact")
                 truth[index, :height, :width] = resized[0, 0].long()
-            loss = F.cross_entropy(logits, truth, ignore_index=self.ignore_index)
+            loss = F.cross_entropy(logits, truth, ignore_index=void)
             return {**rpn_losses, **roi_losses, "loss_semantic": self.semantic_weight * loss}
         detections = detector.transform.postprocess(detections, batch.image_sizes, original_sizes)
         for index, (detection, (height, width)) in enumerate(zip(detections, batch.image_sizes)):
@@ -104,7 +106,7 @@ def with_detector_options(builder):
                  description="Panoptic FPN: Mask R-CNN + a semantic FPN head (same backbone options as maskrcnn)")
 @with_detector_options
 def panoptic_fpn(num_classes: int = 2, encoder: str = "resnet50_fpn", *, semantic_channels: int = 128, semantic_weight: float = 0.5,
-                 ignore_index: int = 255, score_threshold: float = 0.5, overlap_threshold: float = 0.5, stuff_min_area: int = 64,
+                 ignore_index: int | None = None, score_threshold: float = 0.5, overlap_threshold: float = 0.5, stuff_min_area: int = 64,
                  **kwargs) -> PanopticFPN:
     """Panoptic FPN for ``num_classes`` classes (0 = background, stuff and things alike); the detector's
     options (``weights``, ``encoder_weights``, anchors, sizes, head widths) are those of ``maskrcnn``.

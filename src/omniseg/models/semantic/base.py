@@ -6,10 +6,22 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from omniseg.errors import ConfigError
+
 
 def is_volumetric(model: nn.Module) -> bool:
     """Whether ``model`` takes volumes ``[N, C, D, H, W]`` (any module without ``spatial_dims`` is 2D)."""
     return getattr(model, "spatial_dims", 2) == 3
+
+
+def check_dimensions(model: nn.Module, *, volumetric_data: bool, data: str, name: str = "the model") -> None:
+    """Refuse a 2D model on volumes or a 3D model on images (``data`` names the dataset), before any work."""
+    model_3d = is_volumetric(model)
+    if model_3d != volumetric_data:
+        raise ConfigError(
+            f"{name} takes {'volumes [N, C, D, H, W]' if model_3d else 'images [N, C, H, W]'} but {data} holds "
+            f"{'volumes' if volumetric_data else '2D images'}; choose a {'volumetric (vnet, unet3d)' if volumetric_data else '2D'} model"
+        )
 
 
 class SegmentationModel(nn.Module):

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from omniseg.models.builder import MODELS
-from omniseg.models.encoders.vgg import VGG16_STAGES, load_vgg16_weights, vgg_stage
+from omniseg.models.encoders.vgg import load_vgg16_weights, vgg16_stages, vgg_stage
 from omniseg.models.layers import bilinear_kernel
 from omniseg.models.semantic.base import SegmentationModel
 
@@ -33,6 +33,7 @@ class FCN(SegmentationModel):
         in_channels: input image channels.
         stride: 32, 16 or 8.
         dropout: dropout after fc6 and fc7 (0.5 in the paper).
+        width: channel multiplier of the VGG16 trunk and fc6/fc7 (1.0: the paper's; pretrained weights need 1.0).
         encoder_weights: ``None``, ``"imagenet"`` (torchvision's VGG16, downloaded when online) or a file
             with the state dict of ``torchvision.models.vgg16()``: the trunk and fc6/fc7, as the paper
             initialised FCN (see :func:`load_vgg16_weights`).
@@ -45,27 +46,31 @@ class FCN(SegmentationModel):
     size_divisor = 32
 
     def __init__(self, *, num_classes: int, in_channels: int = 3, stride: int = 8, dropout: float = 0.5,
-                 encoder_weights: str | None = None) -> None:
+                 encoder_weights: str | None = None, width: float = 1.0) -> None:
         super().__init__()
         if stride not in (8, 16, 32):
             raise ValueError(f"FCN stride must be 8, 16 or 32, got {stride}")
+        if encoder_weights is not None and width != 1.0:
+            raise ValueError(f"pretrained VGG16 weights need width 1.0, got {width}")
         self.num_classes, self.stride = num_classes, stride
         self.stages = nn.ModuleList()
         channels = in_channels
-        for widths in VGG16_STAGES:
+        stages = vgg16_stages(width)
+        for widths in stages:
             self.stages.append(vgg_stage(channels, widths, batch_norm=False))
             channels = widths[-1]
+        fc = max(1, round(4096 * width))
         self.pool = nn.MaxPool2d(2, 2, ceil_mode=True)
-        self.fc6 = nn.Sequential(nn.Conv2d(512, 4096, 7, padding=3), nn.ReLU(inplace=True), nn.Dropout2d(dropout))
-        self.fc7 = nn.Sequential(nn.Conv2d(4096, 4096, 1), nn.ReLU(inplace=True), nn.Dropout2d(dropout))
-        self.score = nn.Conv2d(4096, num_classes, 1)
+        self.fc6 = nn.Sequential(nn.Conv2d(channels, fc, 7, padding=3), nn.ReLU(inplace=True), nn.Dropout2d(dropout))
+        self.fc7 = nn.Sequential(nn.Conv2d(fc, fc, 1), nn.ReLU(inplace=True), nn.Dropout2d(dropout))
+        self.score = nn.Conv2d(fc, num_classes, 1)
         self.skips = nn.ModuleDict()
         self.ups = nn.ModuleDict()
         if stride <= 16:
-            self.skips["pool4"] = nn.Conv2d(512, num_classes, 1)
+            self.skips["pool4"] = nn.Conv2d(stages[3][-1], num_classes, 1)
             self.ups["to16"] = _upsampler(num_classes, 2)
         if stride == 8:
-            self.skips["pool3"] = nn.Conv2d(256, num_classes, 1)
+            self.skips["pool3"] = nn.Conv2d(stages[2][-1], num_classes, 1)
             self.ups["to8"] = _upsampler(num_classes, 2)
         for skip in self.skips.values():
             nn.init.zeros_(skip.weight)
@@ -88,9 +93,10 @@ class FCN(SegmentationModel):
 
 
 def _register(stride: int) -> None:
-    def build(*, num_classes: int, in_channels: int = 3, dropout: float = 0.5, encoder_weights: str | None = None) -> FCN:
+    def build(*, num_classes: int, in_channels: int = 3, dropout: float = 0.5, encoder_weights: str | None = None,
+              width: float = 1.0) -> FCN:
         return FCN(num_classes=num_classes, in_channels=in_channels, stride=stride, dropout=dropout,
-                   encoder_weights=encoder_weights)
+                   encoder_weights=encoder_weights, width=width)
 
     build.__doc__ = f"FCN-{stride}s (see :class:`FCN`)."
     MODELS.add(f"fcn{stride}s", build, task="semantic", description=f"FCN-{stride}s, VGG16 trunk (Long et al. 2015)")

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from omniseg.models.builder import MODELS
-from omniseg.models.encoders.vgg import VGG16_STAGES, load_vgg16_weights, vgg_stage
+from omniseg.models.encoders.vgg import load_vgg16_weights, vgg16_stages, vgg_stage
 from omniseg.models.layers import MaxUnpool
 from omniseg.models.semantic.base import SegmentationModel
 
@@ -17,7 +17,7 @@ class SegNet(SegmentationModel):
 
     ``variant="vgg16"``: the 13-layer VGG16-BN encoder and its mirror decoder (29.5M parameters at 11 classes).
     ``variant="basic"``: SegNet-Basic, 4 stages of 64-channel 7x7 conv + BN (no biases, and no ReLU in the
-    decoder, as the paper describes).
+    decoder, as the paper describes). ``width`` scales every channel count (1.0: the paper's).
     ``encoder_weights``: ``None``, ``"imagenet"`` (torchvision's VGG16-BN, downloaded when online) or a
     file with the state dict of ``torchvision.models.vgg16_bn()`` or ``vgg16()`` for the encoder, as the
     paper initialised it (see :func:`load_vgg16_weights`).
@@ -28,32 +28,35 @@ class SegNet(SegmentationModel):
     """
 
     def __init__(self, *, num_classes: int, in_channels: int = 3, variant: str = "vgg16",
-                 encoder_weights: str | None = None) -> None:
+                 encoder_weights: str | None = None, width: float = 1.0) -> None:
         super().__init__()
+        if encoder_weights is not None and width != 1.0:
+            raise ValueError(f"pretrained VGG16-BN weights need width 1.0, got {width}")
+        stages = vgg16_stages(width)
         self.num_classes = num_classes
         self.pool = nn.MaxPool2d(2, 2, return_indices=True)
         self.unpool = MaxUnpool(2)
         self.encoder, self.decoder = nn.ModuleList(), nn.ModuleList()
         if variant == "vgg16":
             channels = in_channels
-            for widths in VGG16_STAGES:
+            for widths in stages:
                 self.encoder.append(vgg_stage(channels, widths, batch_norm=True))
                 channels = widths[-1]
             # mirror: decoder stage i maps the encoder's output width back to its input width
-            inputs = [in_channels] + [w[-1] for w in VGG16_STAGES[:-1]]
-            for widths, out in zip(VGG16_STAGES[::-1], inputs[::-1]):
-                dec_widths = tuple(widths[:-1]) + (out if out != in_channels else widths[0],)
+            inputs = [in_channels] + [w[-1] for w in stages[:-1]]
+            for number, (widths, out) in enumerate(zip(stages[::-1], inputs[::-1])):
+                dec_widths = tuple(widths[:-1]) + (widths[0] if number == len(stages) - 1 else out,)
                 self.decoder.append(vgg_stage(widths[-1], dec_widths, batch_norm=True))
-            self.classifier = nn.Conv2d(VGG16_STAGES[0][0], num_classes, 3, padding=1)
+            self.classifier = nn.Conv2d(stages[0][0], num_classes, 3, padding=1)
         elif variant == "basic":
-            channels = in_channels
+            channels, width_64 = in_channels, max(1, round(64 * width))
             for _ in range(4):
-                self.encoder.append(nn.Sequential(nn.Conv2d(channels, 64, 7, padding=3, bias=False),
-                                                  nn.BatchNorm2d(64), nn.ReLU(inplace=True)))
-                channels = 64
+                self.encoder.append(nn.Sequential(nn.Conv2d(channels, width_64, 7, padding=3, bias=False),
+                                                  nn.BatchNorm2d(width_64), nn.ReLU(inplace=True)))
+                channels = width_64
             for _ in range(4):
-                self.decoder.append(nn.Sequential(nn.Conv2d(64, 64, 7, padding=3, bias=False), nn.BatchNorm2d(64)))
-            self.classifier = nn.Conv2d(64, num_classes, 1)
+                self.decoder.append(nn.Sequential(nn.Conv2d(width_64, width_64, 7, padding=3, bias=False), nn.BatchNorm2d(width_64)))
+            self.classifier = nn.Conv2d(width_64, num_classes, 1)
         else:
             raise ValueError(f"SegNet variant must be 'vgg16' or 'basic', got {variant!r}")
         self.size_divisor = 2 ** len(self.encoder)
@@ -75,12 +78,12 @@ class SegNet(SegmentationModel):
 
 
 @MODELS.register("segnet", task="semantic", description="SegNet, VGG16-BN encoder, max-unpooling decoder")
-def segnet(*, num_classes: int, in_channels: int = 3, encoder_weights: str | None = None) -> SegNet:
+def segnet(*, num_classes: int, in_channels: int = 3, encoder_weights: str | None = None, width: float = 1.0) -> SegNet:
     """SegNet with the VGG16-BN encoder (see :class:`SegNet`)."""
-    return SegNet(num_classes=num_classes, in_channels=in_channels, variant="vgg16", encoder_weights=encoder_weights)
+    return SegNet(num_classes=num_classes, in_channels=in_channels, variant="vgg16", encoder_weights=encoder_weights, width=width)
 
 
 @MODELS.register("segnet_basic", task="semantic", description="SegNet-Basic: 4 x (7x7 conv 64, BN), max-unpooling")
-def segnet_basic(*, num_classes: int, in_channels: int = 3) -> SegNet:
+def segnet_basic(*, num_classes: int, in_channels: int = 3, width: float = 1.0) -> SegNet:
     """SegNet-Basic (see :class:`SegNet`)."""
-    return SegNet(num_classes=num_classes, in_channels=in_channels, variant="basic")
+    return SegNet(num_classes=num_classes, in_channels=in_channels, variant="basic", width=width)

@@ -115,9 +115,10 @@ TIRAMISU_CONFIGS = {56: ((4,) * 5, 4, 12), 67: ((5,) * 5, 5, 16), 103: ((4, 5, 7
 def _register(layers: int) -> None:
     down, bottleneck, growth = TIRAMISU_CONFIGS[layers]
 
-    def build(*, num_classes: int, in_channels: int = 3, dropout: float = 0.2) -> FCDenseNet:
+    def build(*, num_classes: int, in_channels: int = 3, dropout: float = 0.2, growth_rate: int = growth,
+              first_channels: int = 48) -> FCDenseNet:
         return FCDenseNet(num_classes=num_classes, in_channels=in_channels, down_layers=down,
-                          bottleneck_layers=bottleneck, growth_rate=growth, dropout=dropout)
+                          bottleneck_layers=bottleneck, growth_rate=growth_rate, first_channels=first_channels, dropout=dropout)
 
     build.__doc__ = f"FC-DenseNet{layers} (see :class:`FCDenseNet`)."
     MODELS.add(f"fcdensenet{layers}", build, task="semantic",

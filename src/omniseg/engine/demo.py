@@ -1,0 +1,105 @@
+"""The demos: synthetic shape scenes, a small model trained for a fixed number of optimiser steps, evaluated.
+
+``semantic`` trains a small U-Net, ``instance`` a light Mask R-CNN and ``panoptic`` a light Panoptic FPN. Each
+stops after a step count that reaches its target on any machine (quality never depends on the machine's
+speed); a time budget is only an optional cap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from omniseg.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+from omniseg.data.synthetic import write_synthetic
+from omniseg.engine.trainer import TrainResult, train
+from omniseg.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """What a demo trains on and for how long: ``steps`` optimiser steps, validated ``validations`` times
+    (evenly spaced, the last at the last step)."""
+
+    out: str
+    steps: int
+    validations: int
+    train_scenes: int = 800
+    val_scenes: int = 100
+    size: int = 64
+
+
+PLANS = {
+    "semantic": DemoPlan("runs/demo", steps=2000, validations=4),
+    "instance": DemoPlan("runs/demo-instance", steps=1000, validations=2),
+    "panoptic": DemoPlan("runs/demo-panoptic", steps=1000, validations=2),
+}
+
+# A light Mask R-CNN for 64-pixel scenes with up to four shapes: ResNet-18 with a 64-channel FPN, anchors
+# from 8 px, few proposals and sampled RoIs, narrow heads, adaptive RoIAlign sampling (one point per bin
+# on these small objects); a detector of the paper's widths takes about 5x as long a step here.
+LIGHT_DETECTOR = {
+    "anchor_sizes": "small", "fpn_channels": 64, "box_head_size": 256, "mask_head_channels": 64, "mask_head_layers": 2,
+    "rpn_pre_nms_top_n_train": 300, "rpn_post_nms_top_n_train": 100, "box_batch_size_per_image": 32,
+    "roi_sampling_ratio": 0, "detections_per_image": 20,
+}
+
+
+def demo_config(task: str, data: str | Path, out: str | Path, *, size: int, steps: int, validations: int = 2,
+                time_budget: float | None = None) -> RunConfig:
+    """The demo's configuration for ``task``: ``steps`` optimiser steps, ``validations`` evenly spaced
+    validations, the last at the last step (``time_budget``, in seconds, an optional cap).
+
+    Semantic: a U-Net of width 16 and 3 poolings behind a stride-2 stem (``stem_stride=2``: a third of the
+    cost per scene), CE + Dice, AdamW at 8e-3 with a 300-step warm-up and poly decay, flips and quarter
+    turns (shapes have no up), scenes cached in memory: about 0.88 val mIoU at 2,000 steps, where the
+    steps of a 4-level full-resolution U-Net of the same width cost three times as much. Instance and
+    panoptic: the :data:`LIGHT_DETECTOR` Mask R-CNN (plus a 32-channel semantic FPN head for panoptic),
+    randomly initialised (nothing is downloaded), AdamW at 2e-3 with warm-up and poly decay (quarter turns
+    made the detector learn slower). The scenes already vary colour, so the demos skip colour jitter.
+    """
+    every = steps // validations if steps % validations == 0 else steps  # the last validation is at the last step
+    train_config = TrainConfig(epochs=1_000_000, max_steps=steps, time_budget=time_budget, out=str(out), seed=0, val_every_steps=every)
+    if task == "semantic":
+        return RunConfig(
+            data=DataConfig(path=str(data), img_size=size, scale_range=(1.0, 1.0), batch_size=8, eval_batch_size=50,
+                            color_jitter=0.0, vflip=True, rot90=True, cache=True),
+            model=ModelConfig(name="unet", kwargs={"depth": 3, "base_channels": 16, "upsampling": "bilinear", "stem_stride": 2}),
+            optim=OptimConfig(lr=8e-3, weight_decay=1e-4, schedule="poly", warmup_steps=300),
+            train=train_config,
+        )
+    model = ModelConfig(name="maskrcnn", encoder="resnet18", kwargs=dict(LIGHT_DETECTOR))
+    if task == "panoptic":
+        model = ModelConfig(name="panoptic_fpn", encoder="resnet18", kwargs={**LIGHT_DETECTOR, "semantic_channels": 32, "stuff_min_area": 16})
+    return RunConfig(
+        task=task,
+        data=DataConfig(path=str(data), img_size=size, scale_range=(0.8, 1.25), batch_size=8, eval_batch_size=20, color_jitter=0.0,
+                        cache=True),
+        model=model,
+        optim=OptimConfig(lr=2e-3, weight_decay=1e-4, schedule="poly", warmup_steps=100),
+        train=train_config,
+    )
+
+
+def run_demo(task: str = "semantic", *, out: str | Path | None = None, data_dir: str | Path | None = None,
+             train_scenes: int | None = None, val_scenes: int | None = None, size: int | None = None,
+             steps: int | None = None, time_budget: float | None = None, progress: bool = True) -> TrainResult | None:
+    """Write the synthetic scenes (into ``data_dir``, default ``<out>_data``; kept when a previous demo wrote
+    the same ones), train the demo model of ``task`` for its step count and evaluate it. Returns the training
+    result (the run directory is ``out``, default ``runs/demo``, ``runs/demo-instance`` or ``runs/demo-panoptic``).
+
+    Example:
+        >>> result = run_demo("semantic")  # doctest: +SKIP
+        >>> result.metrics["miou"] > 0.85  # doctest: +SKIP
+        True
+    """
+    if task not in PLANS:
+        raise ConfigError(f"demo task {task!r} is unknown; use one of {', '.join(PLANS)}")
+    plan = PLANS[task]
+    out = Path(out or plan.out)
+    data = Path(data_dir) if data_dir is not None else out.with_name(f"{out.name}_data")
+    splits = {"train": train_scenes or plan.train_scenes, "val": val_scenes or plan.val_scenes}
+    size = size or plan.size
+    write_synthetic(data, splits=splits, size=size, seed=0)
+    config = demo_config(task, data, out, size=size, steps=steps or plan.steps, validations=plan.validations, time_budget=time_budget)
+    return train(config, overwrite=True, progress=progress)

@@ -1,0 +1,65 @@
+"""Evaluating a run directory on a dataset split: semantic metrics, COCO AP or panoptic quality, as the run's card says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from omniseg.config import load_config
+from omniseg.data.formats import load_dataset
+from omniseg.data.transforms import TransformedDataset, eval_transforms_for
+from omniseg.errors import DataError
+from omniseg.inference.evaluate.objects import evaluate_instances, evaluate_panoptic
+from omniseg.inference.evaluate.semantic import evaluate_model
+from omniseg.models.hub import load_model
+from omniseg.models.semantic.base import check_dimensions
+
+
+def evaluate_run(
+    run_dir: str | Path, data: str | Path, *, split: str = "val", format: str = "auto", batch_size: int = 4,
+    device: str | torch.device = "cpu", ignore_index: int | None = None,
+) -> dict:
+    """The metrics report of the model in ``run_dir`` on ``split`` of the dataset at ``data``: semantic
+    metrics, COCO mask and box AP for an instance run, PQ (and AP) for a panoptic run (the run's card says which).
+
+    The truth's void value is the dataset's own; when it differs from the one the run trained with, pass
+    ``ignore_index`` to say which the evaluation uses (it then replaces the dataset's).
+    """
+    model = load_model(run_dir)
+    info = model.card.info
+    source = load_dataset(data, format=format, ignore_index=ignore_index, **_run_split(run_dir))
+    if source.info.num_classes != info.num_classes:
+        raise DataError(
+            f"{data} has {source.info.num_classes} classes but the model in {run_dir} predicts "
+            f"{info.num_classes}; evaluate on data with the same classes"
+        )
+    if ignore_index is None and source.info.ignore_index != info.ignore_index:
+        raise DataError(
+            f"{data} marks unlabelled pixels with {source.info.ignore_index} but the run in {run_dir} was trained with "
+            f"ignore_index {info.ignore_index}; pass --ignore-index {source.info.ignore_index} (the data's) or "
+            f"--ignore-index {info.ignore_index} (the run's) to choose"
+        )
+    truth_info = source.info
+    if model.card.task == "instance":
+        scores = evaluate_instances(model, source.dataset(split), class_names=info.class_names, batch_size=batch_size,
+                                    device=device)
+        return {"task": "instance", "split": split, **scores}
+    if model.card.task == "panoptic":
+        scores = evaluate_panoptic(model, source.dataset(split), info=truth_info, batch_size=batch_size, device=device)
+        return {"task": "panoptic", "split": split, **scores}
+    check_dimensions(model, volumetric_data=source.volumetric, data=str(data), name=f"the model in {run_dir}")
+    normalise = {} if source.volumetric else dict(zip(("mean", "std"), model.card.normalisation(run_dir)))
+    dataset = TransformedDataset(source.dataset(split), eval_transforms_for(source.volumetric, **normalise))
+    matrix = evaluate_model(model, dataset, num_classes=info.num_classes, ignore_index=truth_info.ignore_index,
+                            batch_size=batch_size, device=device)
+    return {"split": split, **matrix.report(info.class_names)}
+
+
+def _run_split(run_dir: str | Path) -> dict:
+    """The seeded-split settings the run trained with (data without split folders is split the same way)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return {}
+    config = load_config(path)
+    return {"val_fraction": config.data.val_fraction, "split_seed": config.data.split_seed}
