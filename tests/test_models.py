@@ -37,6 +37,9 @@ def test_unet_with_a_stride_2_stem_works_at_half_resolution_and_keeps_the_detail
     model.encoder.blocks[0].register_forward_hook(lambda module, args, out: sizes.append(tuple(out.shape[-2:])) and None)
     model.eval()(torch.randn(1, 3, 64, 48))
     assert sizes == [(32, 24)] and model.full[0].out_channels == 4
+    plain = create_model("unet", num_classes=4, depth=2, base_channels=8, upsampling="bilinear", stem_stride=2, full_channels=0)
+    _check_contract(plain)  # no full-resolution branch: half-resolution logits, upsampled
+    assert plain.full is None and plain.refine is None and plain.head.in_channels == 8
     with pytest.raises(ConfigError, match="stem_stride=2 needs the built-in encoder"):
         create_model("unet", num_classes=2, encoder="resnet18", stem_stride=2)
 

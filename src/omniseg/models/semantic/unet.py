@@ -101,7 +101,8 @@ class UNet(SegmentationModel):
             the decoder work at half resolution, and a light full-resolution branch (``full_channels``
             features of the input, joined with the upsampled decoder output) restores the detail: about
             a third of the cost per image, for small images and CPUs.
-        full_channels: width of that full-resolution branch (``stem_stride=2``).
+        full_channels: width of that full-resolution branch (``stem_stride=2``); 0 for none: the logits
+            are predicted at half resolution and upsampled bilinearly (cheaper still; enough for the demo).
 
     Shape: ``[N, in_channels, H, W] -> [N, num_classes, H, W]`` for any H, W.
 
@@ -143,7 +144,8 @@ class UNet(SegmentationModel):
         self.stem = self.full = self.refine = None
         if stem_stride == 2:
             self.stem = ConvNormAct(in_channels, base_channels, stride=2, **layers)
-            self.full = ConvNormAct(in_channels, full_channels, **layers)
+            if full_channels:
+                self.full = ConvNormAct(in_channels, full_channels, **layers)
         if encoder is None:
             if encoder_weights is not None:
                 raise ValueError("encoder_weights needs a timm encoder (encoder='resnet34', ...)")
@@ -167,7 +169,7 @@ class UNet(SegmentationModel):
             padding=0 if self.valid else 1,
         )
         head_channels = self.decoder.out_channels
-        if stem_stride == 2:
+        if self.full is not None:
             self.refine = ConvNormAct(head_channels + full_channels, full_channels, **layers)
             head_channels = full_channels
         self.head = nn.Conv2d(head_channels, num_classes, kernel_size=1)
@@ -195,5 +197,7 @@ class UNet(SegmentationModel):
         if self.stem is None:
             return self.valid_forward(x)
         features = self.decoder(self.encoder(self.stem(x)))  # at half resolution
+        if self.full is None:  # logits at half resolution, upsampled
+            return F.interpolate(self.head(features), size=x.shape[-2:], mode="bilinear", align_corners=False)
         features = F.interpolate(features, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return self.head(self.refine(torch.cat([features, self.full(x)], dim=1)))
