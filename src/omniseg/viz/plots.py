@@ -17,12 +17,12 @@ from omniseg.viz.overlay import colorize, overlay  # noqa: E402
 
 def plot_curves(history_csv: str | Path, out: str | Path,
                 metrics: Sequence[str] = ("val_miou", "val_pixel_accuracy", "val_mean_dice")) -> None:
-    """Loss (train/val) and the validation ``metrics`` per epoch from ``history.csv``."""
+    """Loss (train/val) and the validation ``metrics`` against the optimiser step, from ``history.csv``."""
     with open(history_csv, newline="") as f:
         rows = list(csv.DictReader(f))
 
     def series(key: str) -> tuple[list[float], list[float]]:
-        pts = [(float(r["epoch"]), float(r[key])) for r in rows if r.get(key) not in (None, "", "nan")]
+        pts = [(float(r["step"]), float(r[key])) for r in rows if r.get(key) not in (None, "", "nan")]
         return [p[0] for p in pts], [p[1] for p in pts]
 
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
@@ -31,8 +31,8 @@ def plot_curves(history_csv: str | Path, out: str | Path,
             xs, ys = series(key)
             if xs:  # detection runs have no validation loss
                 ax.plot(xs, ys, marker="o", ms=3, label=key)
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
-    ax_metric.set(xlabel="epoch", ylabel="score", title="Validation", ylim=(0, 1))
+    ax_loss.set(xlabel="step", ylabel="loss", title="Loss")
+    ax_metric.set(xlabel="step", ylabel="score", title="Validation", ylim=(0, 1))
     for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)
         ax.legend()
