@@ -65,6 +65,22 @@ def test_light_mask_rcnn_heads_have_the_asked_widths():
     assert default.box_head.fc7.out_features == 1024 and len(default.mask_head) == 4 and default.box_roi_pool.sampling_ratio == 2
 
 
+def test_three_fpn_levels_leave_out_the_deepest_stage():
+    torch.manual_seed(0)
+    model = create_model("maskrcnn", num_classes=3, encoder="resnet18", fpn_channels=32, box_head_size=64, mask_head_channels=16,
+                         mask_head_layers=1, min_size=64, max_size=64, anchor_sizes="small", fpn_levels=3)
+    assert not hasattr(model.backbone.body, "layer4")  # never built, never run
+    assert model.rpn.anchor_generator.sizes == ((8,), (16,), (32,), (64,))
+    assert model.roi_heads.box_roi_pool.featmap_names == ["0", "1", "2"]
+    features = model.backbone(torch.rand(1, 3, 64, 64))
+    assert {k: tuple(v.shape[-2:]) for k, v in features.items()} == {"0": (16, 16), "1": (8, 8), "2": (4, 4), "pool": (2, 2)}
+    model.train()
+    losses = model([torch.rand(3, 64, 64) for _ in range(2)], _targets())
+    assert torch.isfinite(sum(losses.values()))
+    with pytest.raises(ConfigError, match="fpn_levels must be 2, 3 or 4"):
+        create_model("maskrcnn", num_classes=3, encoder="resnet18", fpn_levels=5)
+
+
 def test_mask_rcnn_weights_file_keeps_all_but_the_class_predictors(tmp_path):
     torch.manual_seed(0)
     source = create_model("maskrcnn", num_classes=5, encoder="resnet18")

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torchvision.models.detection import MaskRCNN, maskrcnn_resnet50_fpn, maskrcnn_resnet50_fpn_v2
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
 from omniseg.core.normalisation import IMAGENET_MEAN, IMAGENET_STD
@@ -30,12 +31,16 @@ ANCHOR_PRESETS = {
 
 
 class TimmFPNBackbone(nn.Module):
-    """A timm ``features_only`` encoder with an FPN on its last ``levels`` stages plus a max-pooled extra
-    level: the ``OrderedDict`` of 256-channel maps torchvision's detectors take (``out_channels`` attribute)."""
+    """A timm ``features_only`` encoder with an FPN on ``levels`` of its stages plus a max-pooled extra level:
+    the ``OrderedDict`` of ``out_channels``-channel maps torchvision's detectors take (``out_channels``
+    attribute). The FPN takes the last ``levels`` stages, or with ``drop_deepest=n`` the ``levels`` before the
+    last ``n``, which timm then never builds nor runs (small images gain nothing from a stride-32 stage)."""
 
-    def __init__(self, name: str, *, pretrained: bool = False, levels: int = 4, out_channels: int = 256, in_channels: int = 3) -> None:
+    def __init__(self, name: str, *, pretrained: bool = False, levels: int = 4, out_channels: int = 256, in_channels: int = 3,
+                 drop_deepest: int = 0) -> None:
         super().__init__()
-        self.body = timm.create_model(name, features_only=True, pretrained=pretrained, in_chans=in_channels)
+        picked = {"out_indices": tuple(range(-levels - drop_deepest, -drop_deepest))} if drop_deepest else {}
+        self.body = timm.create_model(name, features_only=True, pretrained=pretrained, in_chans=in_channels, **picked)
         channels = self.body.feature_info.channels()
         self.levels = min(levels, len(channels))
         self.fpn = FeaturePyramidNetwork(channels[-self.levels :], out_channels, extra_blocks=LastLevelMaxPool())
@@ -47,8 +52,9 @@ class TimmFPNBackbone(nn.Module):
 
 
 def anchor_generator(sizes: Sequence[int] | str, levels: int = 5, aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0)) -> AnchorGenerator:
-    """One anchor size per FPN level (a preset name, or the sizes themselves) with the same aspect ratios."""
-    values = ANCHOR_PRESETS[sizes] if isinstance(sizes, str) else tuple(int(s) for s in sizes)
+    """One anchor size per FPN level (a preset name: its first ``levels`` sizes, or the sizes themselves) with
+    the same aspect ratios."""
+    values = ANCHOR_PRESETS[sizes][:levels] if isinstance(sizes, str) else tuple(int(s) for s in sizes)
     if len(values) != levels:
         raise ValueError(f"anchor sizes need one size per FPN level ({levels}), got {len(values)}: {values}")
     return AnchorGenerator(tuple((s,) for s in values), (tuple(aspect_ratios),) * levels)
@@ -92,6 +98,7 @@ def mask_rcnn(
     mask_head_channels: int = 256,
     mask_head_layers: int = 4,
     roi_sampling_ratio: int = 2,
+    fpn_levels: int = 4,
 ) -> MaskRCNN:
     """Mask R-CNN for ``num_classes`` classes, class 0 being the background.
 
@@ -112,6 +119,10 @@ def mask_rcnn(
             1024, 256 and 4 as in the paper; a fraction of them makes a light detector for small scenes).
         roi_sampling_ratio: RoIAlign's sampling points per bin side (torchvision's 2; 0 adapts it to the
             RoI's size as detectron2 does: one point for small objects, much cheaper on the CPU).
+        fpn_levels: backbone stages under a timm backbone's FPN, from stride 4 up (4 as in the paper: strides
+            4-32, plus a pooled level); 3 leaves out the stride-32 stage, never computed: for small images
+            (a 64-pixel image's stride-32 map is 2x2), a sixth cheaper a step and a third of the parameters
+            with ResNet-18. The anchor preset then takes its first ``fpn_levels + 1`` sizes.
     """
     rgb = in_channels == 3
     options = {"min_size": min_size, "max_size": max_size, "image_mean": list(IMAGENET_MEAN) if rgb else [0.5] * in_channels,
@@ -120,10 +131,10 @@ def mask_rcnn(
                "box_score_thresh": box_score_threshold, "rpn_pre_nms_top_n_train": rpn_pre_nms_top_n_train,
                "rpn_post_nms_top_n_train": rpn_post_nms_top_n_train, "box_batch_size_per_image": box_batch_size_per_image}
     if encoder in ("resnet50_fpn", "resnet50_fpn_v2"):
-        widths = (fpn_channels, box_head_size, mask_head_channels, mask_head_layers)
-        if widths != (256, 1024, 256, 4):
+        widths = (fpn_channels, box_head_size, mask_head_channels, mask_head_layers, fpn_levels)
+        if widths != (256, 1024, 256, 4, 4):
             raise ValueError(f"the torchvision {encoder} detector has fixed head widths; fpn_channels, box_head_size, "
-                             f"mask_head_channels and mask_head_layers ({widths}) apply to timm backbones (e.g. encoder='resnet18')")
+                             f"mask_head_channels, mask_head_layers and fpn_levels ({widths}) apply to timm backbones (e.g. encoder='resnet18')")
         if in_channels != 3:
             raise ValueError(f"the torchvision ResNet-50-FPN backbones take RGB images; for {in_channels} channels use a timm backbone")
         build = maskrcnn_resnet50_fpn if encoder == "resnet50_fpn" else maskrcnn_resnet50_fpn_v2
@@ -137,8 +148,13 @@ def mask_rcnn(
     else:
         if weights == "coco":
             raise ValueError("COCO weights exist for the torchvision ResNet-50-FPN backbones only; pass a weights file instead")
-        backbone = TimmFPNBackbone(encoder, pretrained=encoder_weights == "imagenet", in_channels=in_channels, out_channels=fpn_channels)
-        model = MaskRCNN(backbone, num_classes=None, rpn_anchor_generator=anchor_generator(anchor_sizes),
+        if fpn_levels not in (2, 3, 4):
+            raise ValueError(f"fpn_levels must be 2, 3 or 4 (backbone stages from stride 4 up), got {fpn_levels}")
+        backbone = TimmFPNBackbone(encoder, pretrained=encoder_weights == "imagenet", in_channels=in_channels, out_channels=fpn_channels,
+                                   levels=fpn_levels, drop_deepest=4 - fpn_levels)
+        names = [str(i) for i in range(fpn_levels)]
+        model = MaskRCNN(backbone, num_classes=None, rpn_anchor_generator=anchor_generator(anchor_sizes, levels=fpn_levels + 1),
+                         box_roi_pool=MultiScaleRoIAlign(names, 7, 2), mask_roi_pool=MultiScaleRoIAlign(names, 14, 2),
                          **_heads(fpn_channels, num_classes, box_head_size, mask_head_channels, mask_head_layers), **options)
     if roi_sampling_ratio != 2:
         model.roi_heads.box_roi_pool.sampling_ratio = model.roi_heads.mask_roi_pool.sampling_ratio = roi_sampling_ratio
