@@ -9,7 +9,6 @@ of ``(seed, index)``.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,6 +179,23 @@ class SyntheticShapes(torch.utils.data.Dataset):
 MARKER_FILE = ".omniseg-synthetic.json"  # says omniseg wrote the folder, with what recipe, and whether it finished
 
 
+def _remove_scenes(root: Path, splits: dict[str, int]) -> None:
+    """Delete the files an earlier :func:`write_synthetic` wrote into ``root`` (``splits``: its scene counts),
+    and the folders that leaves empty; anything else stays."""
+    for sub in ("images", "masks", "instances"):
+        for split, count in splits.items():
+            for index in range(count):
+                (root / sub / split / f"{split}_{index:05d}.png").unlink(missing_ok=True)
+            _remove_if_empty(root / sub / split)
+        _remove_if_empty(root / sub)
+    (root / "classes.json").unlink(missing_ok=True)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
 def write_synthetic(
     root: str | Path, *, splits: dict[str, int] | None = None, size: int = 128, seed: int = 0
 ) -> Path:
@@ -188,7 +204,8 @@ def write_synthetic(
 
     Each split uses its own seed stream, so train and val never share a scene. ``root`` must be new or empty,
     or a folder this function wrote before (it holds :data:`MARKER_FILE`): one with the same scenes is kept
-    as it is, another is rewritten. A folder with other content is refused; nothing of it is deleted.
+    as it is, another has the files it wrote replaced (only those). A folder with other content is refused;
+    nothing of it is deleted.
     """
     root = Path(root)
     splits = splits or {"train": 400, "val": 100}
@@ -199,13 +216,13 @@ def write_synthetic(
     if marker.is_file():
         try:
             previous = json.loads(marker.read_text())
-        except (OSError, json.JSONDecodeError):
-            previous = {}
+            written = {str(split): int(count) for split, count in previous["splits"].items()}
+        except (OSError, json.JSONDecodeError, KeyError, AttributeError, TypeError, ValueError):
+            raise DataError(f"{marker} is unreadable, so what omniseg wrote in {root} is unknown; choose a new or empty "
+                            "folder for the scenes (nothing was deleted)") from None
         if previous == {**recipe, "complete": True}:
             return root
-        for sub in ("images", "masks", "instances"):
-            shutil.rmtree(root / sub, ignore_errors=True)
-        (root / "classes.json").unlink(missing_ok=True)
+        _remove_scenes(root, written)
     elif root.is_dir() and any(root.iterdir()):
         raise DataError(f"{root} is not empty and omniseg did not write it; choose a new or empty folder for the scenes "
                         "(nothing was deleted)")

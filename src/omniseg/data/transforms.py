@@ -20,13 +20,6 @@ from omniseg.data.sample import Sample
 from omniseg.errors import DataError
 
 
-def _to_float(mean: Sequence[float], std: Sequence[float]) -> list[v2.Transform]:
-    return [
-        v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
-        v2.Normalize(mean=list(mean), std=list(std)),
-    ]
-
-
 class ScaleJitterCrop(v2.Transform):
     """Scale jitter and a padded random crop in one step, resizing only the pixels that are kept.
 
@@ -175,8 +168,9 @@ def train_transforms(
 
 
 def eval_transforms(*, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
-    """Float conversion and normalisation only: models take any size, so eval keeps the full image."""
-    return v2.Compose(_to_float(mean, std))
+    """Float conversion and normalisation only (the training pipeline's last step, without jitter): models
+    take any size, so eval keeps the full image."""
+    return v2.Compose([ColourJitterNormalize(0.0, 0.0, mean, std)])
 
 
 def eval_transforms_for(volumetric: bool, *, mean: Sequence[float] = IMAGENET_MEAN,

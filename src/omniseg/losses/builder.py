@@ -42,7 +42,8 @@ def build_loss(
     """The loss named by ``spec``: one term, or a :class:`WeightedSumLoss` of several.
 
     Example:
-        >>> build_loss("ce+0.5*dice", ignore_index=255).weights
+        >>> void = 255  # the dataset's unlabelled value, DatasetInfo.ignore_index
+        >>> build_loss("ce+0.5*dice", ignore_index=void).weights
         {'ce': 1.0, 'dice': 0.5}
     """
     options = {"ignore_index": ignore_index, "label_smoothing": label_smoothing, "focal_gamma": focal_gamma}

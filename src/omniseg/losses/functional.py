@@ -29,7 +29,8 @@ def cross_entropy(
 
     Example:
         >>> logits = torch.tensor([[[[0.0]], [[0.0]]]])  # two classes, equal scores
-        >>> round(cross_entropy(logits, torch.tensor([[[1]]]), ignore_index=255).item(), 4)  # log 2
+        >>> void = 255  # the dataset's unlabelled value, DatasetInfo.ignore_index
+        >>> round(cross_entropy(logits, torch.tensor([[[1]]]), ignore_index=void).item(), 4)  # log 2
         0.6931
     """
     if not (target != ignore_index).any():
@@ -83,7 +84,8 @@ def soft_dice_loss(
 
     Example:
         >>> logits = torch.zeros(1, 2, 1, 2)  # p = 0.5 everywhere; foreground: 2 * 1 / (0.5 + 2)
-        >>> round(soft_dice_loss(logits, torch.tensor([[[1, 1]]]), ignore_index=255, squared=True,
+        >>> void = 255  # the dataset's unlabelled value, DatasetInfo.ignore_index
+        >>> round(soft_dice_loss(logits, torch.tensor([[[1, 1]]]), ignore_index=void, squared=True,
         ...                      include_background=False).item(), 4)
         0.2
     """

@@ -25,7 +25,8 @@ class ConfusionMatrix:
     """Streaming ``[K, K]`` confusion matrix.
 
     Example:
-        >>> cm = ConfusionMatrix(2, ignore_index=255)
+        >>> void = 255  # the dataset's unlabelled value, DatasetInfo.ignore_index
+        >>> cm = ConfusionMatrix(2, ignore_index=void)
         >>> cm.update(torch.tensor([1, 1, 0, 0]), torch.tensor([1, 1, 1, 1]))
         >>> cm.compute()["per_class_iou"]
         [0.0, 0.5]

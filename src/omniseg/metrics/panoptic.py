@@ -153,7 +153,8 @@ def panoptic_ground_truth(semantic: np.ndarray, masks: np.ndarray, labels: Seque
 
     Example:
         >>> semantic = np.array([[0, 0, 1, 1]]); masks = np.array([[[0, 0, 1, 1]]], bool)
-        >>> ids, segments = panoptic_ground_truth(semantic, masks, [1], things=[1], ignore_index=255)
+        >>> void = 255  # the dataset's unlabelled value, DatasetInfo.ignore_index
+        >>> ids, segments = panoptic_ground_truth(semantic, masks, [1], things=[1], ignore_index=void)
         >>> ids.tolist(), {k: v.category for k, v in segments.items()}
         ([[2, 2, 1, 1]], {1: 1, 2: 0})
     """
