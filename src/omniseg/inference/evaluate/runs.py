@@ -40,18 +40,17 @@ def evaluate_run(
             f"ignore_index {info.ignore_index}; pass --ignore-index {source.info.ignore_index} (the data's) or "
             f"--ignore-index {info.ignore_index} (the run's) to choose"
         )
-    truth_info = source.info
     if model.card.task == "instance":
         scores = evaluate_instances(model, source.dataset(split), class_names=info.class_names, batch_size=batch_size,
                                     device=device)
         return {"task": "instance", "split": split, **scores}
     if model.card.task == "panoptic":
-        scores = evaluate_panoptic(model, source.dataset(split), info=truth_info, batch_size=batch_size, device=device)
+        scores = evaluate_panoptic(model, source.dataset(split), info=source.info, batch_size=batch_size, device=device)
         return {"task": "panoptic", "split": split, **scores}
     check_dimensions(model, volumetric_data=source.volumetric, data=str(data), name=f"the model in {run_dir}")
     normalise = {} if source.volumetric else dict(zip(("mean", "std"), model.card.normalisation(run_dir)))
     dataset = TransformedDataset(source.dataset(split), eval_transforms_for(source.volumetric, **normalise))
-    matrix = evaluate_model(model, dataset, num_classes=info.num_classes, ignore_index=truth_info.ignore_index,
+    matrix = evaluate_model(model, dataset, num_classes=info.num_classes, ignore_index=source.info.ignore_index,
                             batch_size=batch_size, device=device)
     return {"split": split, **matrix.report(info.class_names)}
 
