@@ -40,15 +40,16 @@ def test_instance_training_learns_the_squares_and_writes_the_ap_table(run_cli, t
     data = _squares_coco(tmp_path / "data", count=12)
     code, out, err = run_cli("train", "--task", "instance", "--data", data, *TINY, "--img-size", "48", "--out", tmp_path / "run",
                              "--set", "data.val_fraction=0.3", "--batch-size", "4", "--lr", "3e-3", "--epochs", "1000",
-                             "--set", "train.max_steps=60", "--set", "train.val_every_steps=30")
+                             "--set", "train.max_steps=100", "--set", "train.val_every_steps=50")
     assert code == 0, err
     assert "mask AP" in out and "box AP" in out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["task"] == "instance" and set(metrics["segm"]["per_class"]) == {"square", "bar"}
-    # 60 steps find the squares and bars of the validation images (an untrained detector scores about 0)
-    assert metrics["segm"]["AP50"] >= 0.5 and metrics["bbox"]["AP50"] >= 0.5, metrics["segm"]
+    # 100 steps find the squares and bars of the validation images (an untrained detector scores about 0; seeds
+    # 0-3 reach mask AP50 0.72-0.90 and box AP50 0.72-0.81; at 60 steps the spread was 0.35-0.88)
+    assert metrics["segm"]["AP50"] >= 0.6 and metrics["bbox"]["AP50"] >= 0.6, metrics["segm"]
     history = (tmp_path / "run" / "history.csv").read_text().splitlines()
-    assert history[0].startswith("epoch,step,train_loss,val_map") and [row.split(",")[1] for row in history[1:]] == ["30", "60"]
+    assert history[0].startswith("epoch,step,train_loss,val_map") and [row.split(",")[1] for row in history[1:]] == ["50", "100"]
     assert (tmp_path / "run" / "model.safetensors").is_file() and list((tmp_path / "run" / "samples").glob("*.png"))
 
 

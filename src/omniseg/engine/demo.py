@@ -40,8 +40,9 @@ PLANS = {
 # sampling (one point per bin on these small objects); a detector of the paper's widths takes about 6x as
 # long a step here.
 LIGHT_DETECTOR = {
-    "anchor_sizes": "small", "fpn_channels": 64, "box_head_size": 256, "mask_head_channels": 64, "mask_head_layers": 2,
-    "rpn_pre_nms_top_n_train": 300, "rpn_post_nms_top_n_train": 100, "box_batch_size_per_image": 32,
+    "anchor_sizes": "small", "fpn_channels": 64, "box_head_size": 256, "mask_head_channels": 32, "mask_head_layers": 2,
+    "rpn_pre_nms_top_n_train": 300, "rpn_post_nms_top_n_train": 100, "rpn_pre_nms_top_n_test": 300,
+    "rpn_post_nms_top_n_test": 100, "box_batch_size_per_image": 32,
     "roi_sampling_ratio": 0, "detections_per_image": 20, "fpn_levels": 3,
 }
 

@@ -17,12 +17,12 @@ import torch
 from torch import nn
 from torchvision.models.detection import MaskRCNN, maskrcnn_resnet50_fpn, maskrcnn_resnet50_fpn_v2
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
 from omniseg.core.normalisation import IMAGENET_MEAN, IMAGENET_STD
 from omniseg.models.builder import MODELS
 from omniseg.models.encoders.weights import read_state_dict
+from omniseg.models.instance.roi_align import MultiScaleRoIAlign
 
 ANCHOR_PRESETS = {
     "default": (32, 64, 128, 256, 512),
@@ -92,6 +92,8 @@ def mask_rcnn(
     box_score_threshold: float = 0.05,
     rpn_pre_nms_top_n_train: int = 2000,
     rpn_post_nms_top_n_train: int = 2000,
+    rpn_pre_nms_top_n_test: int = 1000,
+    rpn_post_nms_top_n_test: int = 1000,
     box_batch_size_per_image: int = 512,
     fpn_channels: int = 256,
     box_head_size: int = 1024,
@@ -114,6 +116,8 @@ def mask_rcnn(
         detections_per_image, box_score_threshold: what inference keeps.
         rpn_pre_nms_top_n_train, rpn_post_nms_top_n_train, box_batch_size_per_image: proposals kept and RoIs
             sampled per training image (smaller is faster; small images with few objects need far fewer).
+        rpn_pre_nms_top_n_test, rpn_post_nms_top_n_test: proposals kept per image at inference (each goes
+            through RoIAlign and the box head).
         fpn_channels, box_head_size, mask_head_channels, mask_head_layers: the widths of a timm backbone's
             FPN, of the box head's two fully connected layers and of the mask head's convolutions (256,
             1024, 256 and 4 as in the paper; a fraction of them makes a light detector for small scenes).
@@ -129,7 +133,8 @@ def mask_rcnn(
                "image_std": list(IMAGENET_STD) if rgb else [0.25] * in_channels,
                "box_detections_per_img": detections_per_image,
                "box_score_thresh": box_score_threshold, "rpn_pre_nms_top_n_train": rpn_pre_nms_top_n_train,
-               "rpn_post_nms_top_n_train": rpn_post_nms_top_n_train, "box_batch_size_per_image": box_batch_size_per_image}
+               "rpn_post_nms_top_n_train": rpn_post_nms_top_n_train, "rpn_pre_nms_top_n_test": rpn_pre_nms_top_n_test,
+               "rpn_post_nms_top_n_test": rpn_post_nms_top_n_test, "box_batch_size_per_image": box_batch_size_per_image}
     if encoder in ("resnet50_fpn", "resnet50_fpn_v2"):
         widths = (fpn_channels, box_head_size, mask_head_channels, mask_head_layers, fpn_levels)
         if widths != (256, 1024, 256, 4, 4):
@@ -156,8 +161,9 @@ def mask_rcnn(
         model = MaskRCNN(backbone, num_classes=None, rpn_anchor_generator=anchor_generator(anchor_sizes, levels=fpn_levels + 1),
                          box_roi_pool=MultiScaleRoIAlign(names, 7, 2), mask_roi_pool=MultiScaleRoIAlign(names, 14, 2),
                          **_heads(fpn_channels, num_classes, box_head_size, mask_head_channels, mask_head_layers), **options)
-    if roi_sampling_ratio != 2:
-        model.roi_heads.box_roi_pool.sampling_ratio = model.roi_heads.mask_roi_pool.sampling_ratio = roi_sampling_ratio
+    heads = model.roi_heads  # RoIAlign as matrix products (the same numbers, a backward on all cores)
+    heads.box_roi_pool = MultiScaleRoIAlign(heads.box_roi_pool.featmap_names, 7, roi_sampling_ratio)
+    heads.mask_roi_pool = MultiScaleRoIAlign(heads.mask_roi_pool.featmap_names, 14, roi_sampling_ratio)
     if weights not in (None, "coco"):
         load_detection_weights(model, weights)
     return model
