@@ -2,9 +2,10 @@
 
 Each run is the real command in a fresh process, with fresh scenes (data generation and the report count),
 so the wall time is what a new user waits. Machines of the same kind differ up to 5x in speed from one day
-to the next, so the script also times a reference workload in the same run, the training step the issue
-measured its machine by (the former demo's U-Net: depth 4, width 16, batch 8 of 64x64, AdamW), and scales
-each wall time to that machine (0.17 s a step): ``normalised = wall * 0.17 / reference``.
+to the next (and drift within minutes), so the script times a reference workload just before and just
+after each run, the training step the issue measured its machine by (the former demo's U-Net: depth 4,
+width 16, batch 8 of 64x64, AdamW), and scales each wall time to that machine (0.17 s a step) by the mean
+of the two: ``normalised = wall * 0.17 / reference``.
 
     python benchmarks/demo_figures.py                      # 3 runs of each demo
     python benchmarks/demo_figures.py --tasks semantic --runs 1
@@ -85,20 +86,24 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     work = Path(tempfile.mkdtemp(prefix="omniseg-demo-"))
-    results = {"reference_step_seconds": [], "tasks": {}}
+    results = {"tasks": {}}
+    references = []
     try:
         for task in args.tasks.split(","):
             rows = []
             for number in range(1, args.runs + 1):
-                results["reference_step_seconds"].append(reference_step())  # the machine's speed, next to each run
+                before = reference_step()  # the machine's speed on both sides of the run
                 row = run_demo(task, work, number)
-                row["normalised_wall_seconds"] = round(row["wall_seconds"] * REFERENCE_STEP / results["reference_step_seconds"][-1], 1)
+                after = reference_step()
+                references += [before, after]
+                row["reference_step_seconds"] = [round(before, 4), round(after, 4)]
+                row["normalised_wall_seconds"] = round(row["wall_seconds"] * REFERENCE_STEP / ((before + after) / 2), 1)
                 rows.append(row)
                 console.print(f"{task} run {number}: {row}")
             results["tasks"][task] = rows
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    reference = statistics.median(results["reference_step_seconds"])
+    reference = statistics.median(references)
     table = Table(title=f"omniseg demo (reference step {reference * 1000:.0f} ms here; the issue's machine: {REFERENCE_STEP * 1000:.0f} ms)")
     for column in ("task", "run", "steps", "wall s", "normalised s", "target s", "metric", "value", "target"):
         table.add_column(column, justify="left" if column in ("task", "metric") else "right")
@@ -108,7 +113,6 @@ def main() -> None:
             table.add_row(task, str(row["run"]), str(row["steps"]), f"{row['wall_seconds']:.0f}", f"{row['normalised_wall_seconds']:.0f}",
                           f"<= {seconds}", name, f"{row['value']:.3f}", f">= {floor}")
     console.print(table)
-    results["reference_step_seconds"] = [round(v, 4) for v in results["reference_step_seconds"]]
     results["machine"] = {"torch": torch.__version__, "threads": torch.get_num_threads()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))

@@ -6,7 +6,7 @@ width) hold the averaged interpolation weights of one axis. Computed so, the for
 matrix products (torchvision's CPU backward is a single-threaded scatter, about a third of a light Mask
 R-CNN's training step). The weights follow torchvision's sampling to the letter (adaptive sampling count,
 points beyond ``[-1, size]`` dropped, edge clamping, ``aligned``), so the results agree to float rounding.
-Large maps, tracing and export go to torchvision's operator.
+GPUs, large maps, tracing and export go to torchvision's operator (``benchmarks/roi_align.py`` compares them).
 """
 
 from __future__ import annotations
@@ -50,12 +50,14 @@ def axis_weights(start: Tensor, length: Tensor, bins: int, size: int, sampling_r
 def roi_align(features: Tensor, rois: Tensor, output_size: tuple[int, int], spatial_scale: float, sampling_ratio: int,
               aligned: bool = False) -> Tensor:
     """torchvision's ``roi_align`` for ``rois`` as ``[K, 5]`` (image index, x1, y1, x2, y2), computed as
-    matrix products where the intermediate is small; torchvision's operator otherwise, and when tracing."""
+    matrix products on the CPU where the intermediate is small; torchvision's operator otherwise (its GPU
+    kernels are parallel already), and when tracing or compiling."""
     n, channels, height, width = features.shape
     bins_y, bins_x = output_size
-    per_image = torch.bincount(rois[:, 0].long(), minlength=n) if len(rois) else None
-    if (per_image is None or torchvision._is_tracing() or torch.compiler.is_compiling()
-            or int(per_image.max()) * bins_y * channels * width > MAX_INTERMEDIATE):
+    if features.device.type != "cpu" or not len(rois) or torchvision._is_tracing() or torch.compiler.is_compiling():
+        return _torchvision_roi_align(features, rois, output_size, spatial_scale, sampling_ratio, aligned)
+    per_image = torch.bincount(rois[:, 0].long(), minlength=n)
+    if int(per_image.max()) * bins_y * channels * width > MAX_INTERMEDIATE:
         return _torchvision_roi_align(features, rois, output_size, spatial_scale, sampling_ratio, aligned)
     offset = 0.5 if aligned else 0.0
     box = rois[:, 1:] * spatial_scale - offset
