@@ -135,6 +135,9 @@ def mask_rcnn(
                "box_score_thresh": box_score_threshold, "rpn_pre_nms_top_n_train": rpn_pre_nms_top_n_train,
                "rpn_post_nms_top_n_train": rpn_post_nms_top_n_train, "rpn_pre_nms_top_n_test": rpn_pre_nms_top_n_test,
                "rpn_post_nms_top_n_test": rpn_post_nms_top_n_test, "box_batch_size_per_image": box_batch_size_per_image}
+    # RoIAlign as matrix products (torchvision's numbers, a backward on all cores), on the FPN's level names
+    names = [str(level) for level in range(fpn_levels)]
+    options |= {"box_roi_pool": MultiScaleRoIAlign(names, 7, roi_sampling_ratio), "mask_roi_pool": MultiScaleRoIAlign(names, 14, roi_sampling_ratio)}
     if encoder in ("resnet50_fpn", "resnet50_fpn_v2"):
         widths = (fpn_channels, box_head_size, mask_head_channels, mask_head_layers, fpn_levels)
         if widths != (256, 1024, 256, 4, 4):
@@ -157,13 +160,8 @@ def mask_rcnn(
             raise ValueError(f"fpn_levels must be 2, 3 or 4 (backbone stages from stride 4 up), got {fpn_levels}")
         backbone = TimmFPNBackbone(encoder, pretrained=encoder_weights == "imagenet", in_channels=in_channels, out_channels=fpn_channels,
                                    levels=fpn_levels, drop_deepest=4 - fpn_levels)
-        names = [str(i) for i in range(fpn_levels)]
         model = MaskRCNN(backbone, num_classes=None, rpn_anchor_generator=anchor_generator(anchor_sizes, levels=fpn_levels + 1),
-                         box_roi_pool=MultiScaleRoIAlign(names, 7, 2), mask_roi_pool=MultiScaleRoIAlign(names, 14, 2),
                          **_heads(fpn_channels, num_classes, box_head_size, mask_head_channels, mask_head_layers), **options)
-    heads = model.roi_heads  # RoIAlign as matrix products (the same numbers, a backward on all cores)
-    heads.box_roi_pool = MultiScaleRoIAlign(heads.box_roi_pool.featmap_names, 7, roi_sampling_ratio)
-    heads.mask_roi_pool = MultiScaleRoIAlign(heads.mask_roi_pool.featmap_names, 14, roi_sampling_ratio)
     if weights not in (None, "coco"):
         load_detection_weights(model, weights)
     return model

@@ -56,14 +56,14 @@ def roi_align(features: Tensor, rois: Tensor, output_size: tuple[int, int], spat
     bins_y, bins_x = output_size
     if features.device.type != "cpu" or not len(rois) or torchvision._is_tracing() or torch.compiler.is_compiling():
         return _torchvision_roi_align(features, rois, output_size, spatial_scale, sampling_ratio, aligned)
-    per_image = torch.bincount(rois[:, 0].long(), minlength=n)
+    image = rois[:, 0].long()
+    per_image = torch.bincount(image, minlength=n)
     if int(per_image.max()) * bins_y * channels * width > MAX_INTERMEDIATE:
         return _torchvision_roi_align(features, rois, output_size, spatial_scale, sampling_ratio, aligned)
     offset = 0.5 if aligned else 0.0
     box = rois[:, 1:] * spatial_scale - offset
     wy = axis_weights(box[:, 1], box[:, 3] - box[:, 1], bins_y, height, sampling_ratio, aligned).to(features.dtype)
     wx = axis_weights(box[:, 0], box[:, 2] - box[:, 0], bins_x, width, sampling_ratio, aligned).to(features.dtype)
-    image = rois[:, 0].long()
     order = torch.argsort(image, stable=True) if bool((image[1:] < image[:-1]).any()) else None
     if order is not None:
         wy, wx = wy[order], wx[order]
@@ -89,8 +89,6 @@ class MultiScaleRoIAlign(_TorchvisionMultiScaleRoIAlign):
             self.scales, self.map_levels = _setup_scales(features, image_shapes, self.canonical_scale, self.canonical_level)
         rois = _convert_to_roi_format(boxes)
         size = tuple(self.output_size)
-        if len(features) == 1:
-            return roi_align(features[0], rois, size, self.scales[0], self.sampling_ratio)
         levels = self.map_levels(boxes)
         pooled, chosen = [], []
         for level, (level_features, scale) in enumerate(zip(features, self.scales)):
