@@ -25,7 +25,10 @@ def test_override_types_are_checked():
     with pytest.raises(ConfigError, match="optim.lr"):
         apply_overrides(RunConfig(), ["optim.lr=fast"])
     with pytest.raises(ConfigError, match="needs an integer"):
+        apply_overrides(RunConfig(), ["data.batch_size=many"])
+    with pytest.raises(ConfigError, match="'train.epochs': 'many' matches none of int | None"):
         apply_overrides(RunConfig(), ["train.epochs=many"])
+    assert apply_overrides(RunConfig(), ["data.mean=[0.5]"]).data.mean == (0.5,)  # one value per channel, any count
     with pytest.raises(ConfigError, match="did you mean epochs"):
         apply_overrides(RunConfig(), ["train.epoch=3"])
     with pytest.raises(ConfigError, match="not of the form"):

@@ -21,7 +21,7 @@ ALLOWED = {
     "engine": LOWER | PEERS | {"viz", "config", "plan", "inference"},
     "server": LOWER | PEERS | {"viz", "config", "inference"},
     "cli": LOWER | PEERS | {"viz", "config", "plan", "inference", "engine", "server"},
-    "__init__": LOWER | PEERS | {"viz", "config", "inference", "engine"},  # the public API re-exports
+    "__init__": LOWER | PEERS | {"viz", "config", "plan", "inference", "engine"},  # the public API re-exports
 }
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 from .conftest import SHARED_DATA, write_classes, write_pair
 
 # a light detector (the demo's kind, narrower): a CPU step in a fraction of a second
-TINY = ["--model", "maskrcnn", "--set", "model.kwargs.encoder=resnet18", "--set", "model.kwargs.anchor_sizes=small",
+TINY = ["--no-plan", "--model", "maskrcnn", "--set", "model.kwargs.encoder=resnet18", "--set", "model.kwargs.anchor_sizes=small",
         "--set", "model.kwargs.fpn_channels=32", "--set", "model.kwargs.box_head_size=64", "--set", "model.kwargs.mask_head_channels=16",
         "--set", "model.kwargs.mask_head_layers=1", "--set", "model.kwargs.rpn_post_nms_top_n_train=50",
         "--set", "model.kwargs.box_batch_size_per_image=16", "--set", "data.color_jitter=0", "--batch-size", "2", "--epochs", "1",

@@ -10,9 +10,14 @@ from omniseg.losses import (
     build_loss,
     cross_entropy,
     focal_loss,
+    lovasz_softmax_loss,
     median_frequency_weights,
+    ohem_cross_entropy,
     soft_dice_loss,
+    tversky_loss,
 )
+
+ALL = (cross_entropy, focal_loss, soft_dice_loss, tversky_loss, lovasz_softmax_loss, ohem_cross_entropy)
 
 
 def _two_pixels():
@@ -35,14 +40,14 @@ def test_ignore_index_counts_nowhere():
     logits, target = _two_pixels()
     padded_logits = torch.cat([logits, torch.randn(1, 2, 1, 3)], dim=-1)
     padded_target = torch.cat([target, torch.full((1, 1, 3), 255)], dim=-1)
-    for fn in (cross_entropy, focal_loss, soft_dice_loss):
+    for fn in ALL:
         assert fn(padded_logits, padded_target, ignore_index=255).item() == pytest.approx(fn(logits, target, ignore_index=255).item())
 
 
 def test_all_ignored_gives_zero_with_gradient():
     logits = torch.randn(1, 3, 4, 4, requires_grad=True)
     target = torch.full((1, 4, 4), 255)
-    for fn in (cross_entropy, focal_loss, soft_dice_loss):
+    for fn in ALL:
         loss = fn(logits, target, ignore_index=255)
         loss.backward()
         assert loss.item() == 0.0 and logits.grad is not None
@@ -70,7 +75,49 @@ def test_dice_hand_computed():
     assert DiceLoss(ignore_index=255)(probs.log(), target).item() == pytest.approx(1 - (dice0 + dice1) / 2)
 
 
-@pytest.mark.parametrize("name", ["ce", "focal", "dice", "ce+dice"])
+def test_tversky_hand_computed_dice_and_focal():
+    probs = torch.tensor([[0.8, 0.4], [0.2, 0.6]]).view(1, 2, 1, 2)
+    target = torch.tensor([[[0, 1]]])
+    index0, index1 = 0.8 / (0.8 + 0.3 * 0.4 + 0.7 * 0.2), 0.6 / (0.6 + 0.3 * 0.2 + 0.7 * 0.4)  # TP / (TP + a FP + b FN)
+    assert tversky_loss(probs.log(), target, ignore_index=255).item() == pytest.approx(1 - (index0 + index1) / 2)
+    focal = tversky_loss(probs.log(), target, ignore_index=255, gamma=0.75).item()
+    assert focal == pytest.approx(((1 - index0) ** 0.75 + (1 - index1) ** 0.75) / 2)
+    halves = tversky_loss(probs.log(), target, ignore_index=255, alpha=0.5, beta=0.5)
+    assert halves.item() == pytest.approx(soft_dice_loss(probs.log(), target, ignore_index=255).item())
+
+
+def test_lovasz_softmax_hand_computed():
+    # class 0: errors (0.75 fg, 0.5 bg) -> Jaccard steps (1, 0): 0.75; class 1: errors (0.75 bg, 0.5 fg) -> (0.5, 0.5): 0.625
+    logits, target = _two_pixels()
+    assert lovasz_softmax_loss(logits, target, ignore_index=255).item() == pytest.approx((0.75 + 0.625) / 2)
+
+
+def test_ohem_keeps_the_hard_pixels_hand_computed():
+    logits, target = _two_pixels()  # true-class probabilities 0.25 and 0.5
+    both = (math.log(4) + math.log(2)) / 2
+    assert ohem_cross_entropy(logits, target, ignore_index=255, threshold=0.7, min_kept=1).item() == pytest.approx(both)
+    assert ohem_cross_entropy(logits, target, ignore_index=255, threshold=0.4, min_kept=1).item() == pytest.approx(math.log(4))
+    assert ohem_cross_entropy(logits, target, ignore_index=255, threshold=0.1, min_kept=1).item() == pytest.approx(math.log(4))
+    assert ohem_cross_entropy(logits, target, ignore_index=255, threshold=0.1, min_kept=5).item() == pytest.approx(both)
+    weighted = ohem_cross_entropy(logits, target, ignore_index=255, min_kept=2, weight=torch.tensor([2.0, 1.0]))
+    assert weighted.item() == pytest.approx(cross_entropy(logits, target, weight=torch.tensor([2.0, 1.0]), ignore_index=255).item())
+
+
+def test_lovasz_and_tversky_match_segmentation_models_pytorch():
+    smp_losses = pytest.importorskip("segmentation_models_pytorch.losses")
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 9, 11)
+    target = torch.randint(0, 4, (2, 9, 11))
+    target[0, :2] = 255
+    ours = lovasz_softmax_loss(logits, target, ignore_index=255)
+    theirs = smp_losses.LovaszLoss("multiclass", ignore_index=255)(logits, target)
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-6)
+    ours = tversky_loss(logits, target, ignore_index=255, alpha=0.3, beta=0.7)
+    theirs = smp_losses.TverskyLoss("multiclass", ignore_index=255, alpha=0.3, beta=0.7)(logits, target)
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["ce", "focal", "dice", "ce+dice", "tversky", "focal_tversky", "lovasz", "ohem"])
 def test_gradcheck(name):
     torch.manual_seed(0)
     loss = build_loss(name, class_weights=torch.tensor([1.0, 2.0, 0.5]), label_smoothing=0.1, ignore_index=255).double()
@@ -96,7 +143,7 @@ def test_a_void_class_inside_the_class_range_is_ignored_like_255():
     # class 0 is void (ignore_index=0): the loss of [void, 1, 2] pixels equals that of the last two with 255 ignored
     logits = torch.tensor([[[[2.0, 0.5, -1.0]], [[0.0, 1.0, 0.3]], [[1.0, -0.5, 2.0]]]])
     as_void, as_255 = torch.tensor([[[0, 1, 2]]]), torch.tensor([[[255, 1, 2]]])
-    for fn in (cross_entropy, focal_loss, soft_dice_loss):
+    for fn in ALL:
         assert fn(logits, as_void, ignore_index=0).item() == pytest.approx(fn(logits, as_255, ignore_index=255).item())
     # by hand: cross entropy of pixel 1 (class 1) and pixel 2 (class 2)
     log_p = logits.log_softmax(1)[0, :, 0]
@@ -113,7 +160,7 @@ def test_median_frequency_weights():
 def test_losses_do_not_modify_inputs():
     logits, target = _two_pixels()
     before_l, before_t = logits.clone(), target.clone()
-    for fn in (cross_entropy, focal_loss, soft_dice_loss):
+    for fn in ALL:
         fn(logits, target, ignore_index=255)
     assert torch.equal(logits, before_l) and torch.equal(target, before_t)
 

@@ -419,7 +419,7 @@ def test_shared_volume_pairs_nifti_and_nrrd():
     assert prostate.shape == (13, 67, 82)
     labels = source.read_label(prostate)
     assert set(np.unique(labels).tolist()) == {0, 1, 2, 3, 4}
-    assert source.read_image(cases["brain1"]).shape == (1, 25, 256, 256)
+    assert source.read_case(cases["brain1"])[0].shape == (1, 25, 256, 256)
 
 
 SEMANTIC_SAMPLES = ["camvid", "labelme/semantic_segmentation", "labelme/instance_segmentation",

@@ -16,6 +16,7 @@ from omniseg.inference import (Predictor, evaluate_folders, evaluate_run, evalua
 from omniseg.inference.export import export_run
 from omniseg.metrics import ConfusionMatrix
 from omniseg.models import create_model, list_models, load_model
+from omniseg.plan import Plan, make_plan
 
 __all__ = [
     "ConfigError",
@@ -23,6 +24,7 @@ __all__ = [
     "DataError",
     "DatasetInfo",
     "OmnisegError",
+    "Plan",
     "Predictor",
     "RunConfig",
     "TrainingError",
@@ -36,6 +38,7 @@ __all__ = [
     "load_config",
     "load_dataset",
     "load_model",
+    "make_plan",
     "predict_images",
     "run_demo",
     "segment_images",

@@ -29,14 +29,16 @@ class DataConfig:
     img_size: int = 256  # side of the square training crop
     patch_size: tuple[int, int, int] = (64, 64, 64)  # volumes: the random training crop (D, H, W)
     scale_range: tuple[float, float] = (0.5, 2.0)  # random rescale before the crop
+    fit_to_crop: bool = True  # the rescale is relative to the image scaled to fit the crop; false: to its own size
     batch_size: int = 8
     eval_batch_size: int = 4
     num_workers: int = 0
     cache: bool = False  # keep decoded samples in memory (for datasets that fit: skips decoding after the first epoch)
     val_fraction: float = 0.2  # used only when the data has no val split
     split_seed: int = 0
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    channels: int | None = None  # the model's input channels: 1 turns images grey, 3 makes them RGB; None: as read (RGB)
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)  # per channel, of 0..1 pixel values (ImageNet's; a plan uses the data's)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
     color_jitter: float = 0.3
     hflip: bool = True
     vflip: bool = False
@@ -53,10 +55,16 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    name: str = "ce+dice"  # terms joined by '+', each optionally weighted: "1.0*ce+0.5*dice"
+    name: str = "ce+dice"  # terms joined by '+', each optionally weighted: "1.0*ce+0.5*dice"; names: ce, focal, dice,
+    # vnet_dice, tversky, focal_tversky, lovasz, ohem
     class_weights: str | list[float] | None = None  # None, "median_frequency" or one weight per class
     label_smoothing: float = 0.0
     focal_gamma: float = 2.0
+    tversky_alpha: float = 0.3  # tversky / focal_tversky: weight of false positives
+    tversky_beta: float = 0.7  # ... and of false negatives (beta > alpha favours recall of small structures)
+    tversky_gamma: float = 0.75  # focal_tversky: the exponent of each class's 1 - Tversky index
+    ohem_threshold: float = 0.7  # ohem: pixels whose true-class probability is under this are hard
+    ohem_min_kept: int = 100_000  # ohem: at least this many of the hardest pixels per batch
     aux_weight: float = 0.4  # weight of auxiliary-head losses (PSPNet's 0.4), for models that have them
 
 
@@ -71,16 +79,16 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 50
-    max_steps: int | None = None  # stop after this many optimiser steps (None: the epochs decide)
-    time_budget: float | None = None  # seconds; stops training early, best weights are kept
+    epochs: int | None = 50  # converted to optimiser steps (training is counted in steps; epochs are reported)
+    max_steps: int | None = None  # stop after this many optimiser steps (None: the epochs, or the time budget, decide)
+    time_budget: float | None = None  # seconds of training (validations included); best weights are kept
     devices: int = 1
     accelerator: str = "auto"
     precision: str = "32-true"
     seed: int = 0
     deterministic: bool = True
     early_stopping_patience: int | None = None  # validation rounds without a better val mIoU
-    val_every: int = 1  # epochs between validations
+    val_every: int = 1  # epochs between validations (converted to steps)
     val_every_steps: int | None = None  # optimiser steps between validations instead (across epochs)
     out: str = "runs/train"
     num_samples: int = 4  # val overlays written to samples/
@@ -142,6 +150,10 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
                 except ConfigError:
                     continue
         raise ConfigError(f"config key {key!r}: {value!r} matches none of {hint}")
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ConfigError(f"config key {key!r} needs one or more values, got {value!r}")
+        return tuple(_coerce(args[0], v, key) for v in value)
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"config key {key!r} needs {len(args)} values, got {value!r}")
@@ -188,13 +200,8 @@ def apply_values(config: RunConfig, assignments: dict[str, Any], *, source: str 
     return from_dict(RunConfig, values)
 
 
-def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
-    """Apply ``a.b=c`` overrides; values are parsed as YAML (``3``, ``0.5``, ``[1, 2]``, ``null``).
-
-    Example:
-        >>> apply_overrides(RunConfig(), ["optim.lr=0.01", "model.kwargs.depth=3"]).optim.lr
-        0.01
-    """
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``["a.b=c", ...]`` -> ``{"a.b": value}``, values parsed as YAML (``3``, ``0.5``, ``[1, 2]``, ``null``)."""
     assignments = {}
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -204,11 +211,34 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
             assignments[key] = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {item!r}: value {raw!r} is not valid YAML ({exc})") from None
-    return apply_values(config, assignments)
+    return assignments
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read a YAML config (a partial one is fine: missing keys keep their defaults)."""
+def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply ``a.b=c`` overrides (see :func:`parse_overrides`).
+
+    Example:
+        >>> apply_overrides(RunConfig(), ["optim.lr=0.01", "model.kwargs.depth=3"]).optim.lr
+        0.01
+    """
+    return apply_values(config, parse_overrides(overrides))
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config sections -> dotted keys (``{"optim": {"lr": 1}}`` -> ``{"optim.lr": 1}``); the free-form
+    ``model.kwargs`` stays one value."""
+    flat = {}
+    for key, value in values.items():
+        name = prefix + str(key)
+        if isinstance(value, dict) and name != "model.kwargs":
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def load_values(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML config file holds (checked against :class:`RunConfig`, unknown keys refused)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; pass the path of a YAML file")
@@ -216,7 +246,13 @@ def load_config(path: str | Path) -> RunConfig:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    return from_dict(RunConfig, values)
+    from_dict(RunConfig, values)
+    return values
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a YAML config (a partial one is fine: missing keys keep their defaults)."""
+    return from_dict(RunConfig, load_values(path))
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:

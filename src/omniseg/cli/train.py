@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.console import Console
 
 from omniseg.cli.output import emit_json, print_any_report, quiet_libraries
-from omniseg.config import RunConfig, apply_overrides, apply_values, load_config
+from omniseg.config import RunConfig, apply_values, flatten, load_values, parse_overrides
+from omniseg.plan import Candidate, Plan, make_plan
 
 
 def add_parser(sub, name: str) -> None:
@@ -33,6 +35,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--out", help="run directory (default runs/train)")
     p.add_argument("--config", help="YAML config file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. optim.lr=0.01")
+    p.add_argument("--no-plan", action="store_true", help="omniseg's fixed defaults instead of a plan from the dataset's "
+                   "fingerprint (see `omniseg plan`)")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="the device the plan measures (default: cuda when available)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
     p.add_argument("--overwrite", action="store_true", help="replace the run files already in OUT")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -47,13 +52,48 @@ FLAG_KEYS = {
 }
 
 
-def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
-    """Defaults < ``--config`` file < flags < ``--set``."""
-    config = load_config(args.config) if args.config else (base or RunConfig())
-    flags = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items() if getattr(args, flag, None) is not None}
-    if "train.time_budget" in flags:
-        flags["train.epochs"] = 1_000_000  # the budget decides when to stop
-    return apply_overrides(apply_values(config, flags, source="option"), list(args.set))
+def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, Plan | None]:
+    """Defaults < the plan (``--data`` without ``--no-plan``) < ``--config`` file < flags < ``--set``; returns the
+    config and the plan it started from. The model the user names (any ``model.*`` key) is measured and planned
+    around instead of the plan's own choice; ``--epochs`` replaces the plan's step count and validation cadence
+    (a validation an epoch). ``--resume`` reuses the run's plan."""
+    user = flatten(load_values(args.config)) if args.config else {}
+    user.update({key: getattr(args, flag) for flag, key in FLAG_KEYS.items() if getattr(args, flag, None) is not None})
+    if "train.time_budget" in user:
+        user.setdefault("train.epochs", None)  # the budget decides when to stop
+    user.update(parse_overrides(list(args.set)))
+    plan, base = None, RunConfig()
+    data = user.get("data.path")
+    if data is not None and not args.no_plan:
+        task = user.get("task", "semantic")
+        out = user.get("train.out", RunConfig().train.out)
+        if args.resume and (Path(out) / "plan.json").is_file():
+            plan = Plan.load(Path(out))
+        else:
+            plan = make_plan(data, task=task, time_budget=user.get("train.time_budget"), device=args.device or _device(),
+                             format=user.get("data.format", "auto"), ignore_index=user.get("data.ignore_index"),
+                             model=_users_model(user))
+        by_epochs = ("train.max_steps", "train.val_every_steps") if user.get("train.epochs") else ()
+        planned = {k: v for k, v in plan.values.items() if k not in by_epochs}
+        base = apply_values(RunConfig(), planned, source="plan")
+    return apply_values(base, user, source="option"), plan
+
+
+def _users_model(user: dict) -> Candidate | None:
+    """The model the user named (name, encoder, options), which the plan measures instead of choosing one."""
+    if not any(key.startswith("model.") for key in user):
+        return None
+    kwargs = {key[len("model.kwargs."):]: value for key, value in user.items() if key.startswith("model.kwargs.")}
+    kwargs.update(user.get("model.kwargs") or {})
+    if user.get("model.encoder"):
+        kwargs["encoder"] = user["model.encoder"]
+    return Candidate(user.get("model.name", RunConfig().model.name), kwargs, "the model asked for")
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -61,14 +101,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
     quiet_libraries()
 
-    config = config_from_args(args)
-    result = train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    config, plan = config_from_args(args)
+    result = train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress, plan=plan)
     if result is None:  # a non-zero DDP process
         return 0
     if args.json == "-":
         emit_json(console, result.metrics, "-")
         return 0
-    title = f"Validation of the best weights (epoch {result.best_epoch})"
+    title = f"Validation of the best weights (step {result.best_step})"
     print_any_report(console, result.metrics, title=title)
     console.print(f"run directory: [bold]{result.run_dir}[/]  ({result.global_step} steps)")
     emit_json(console, result.metrics, args.json)

@@ -56,7 +56,9 @@ JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 
 def read_image(path: str | Path) -> torch.Tensor:
-    """An image file as uint8 ``[3, H, W]`` RGB, EXIF orientation applied (grey and RGBA converted).
+    """An image file as ``[3, H, W]`` RGB, EXIF orientation applied (grey and RGBA converted): uint8, or
+    float32 in 0..1 for images of more than 8 bits (16-bit grey PNG and TIFF keep their precision: a 16-bit
+    value ``v`` becomes ``v / 65535``; 32-bit integer and float images are scaled from their own range).
 
     JPEG files are decoded by OpenCV (libjpeg-turbo; it applies the EXIF orientation itself) and kept
     in its pixel-interleaved memory: the tensor is ``[3, H, W]`` with channels-last strides, which
@@ -69,12 +71,14 @@ def read_image(path: str | Path) -> torch.Tensor:
         if bgr is not None:
             return torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)
     image = ImageOps.exif_transpose(_open(path, "image"))
-    if image.mode not in ("RGB", "L"):
-        if image.mode in ("I;16", "I", "F"):  # scale high-bit-depth images to 8 bits
-            array = np.asarray(image, dtype=np.float64)
-            lo, hi = array.min(), array.max()
-            image = Image.fromarray(((array - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8))
-        image = image.convert("RGB")
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        array = np.asarray(image, dtype=np.float32)
+        if image.mode.startswith("I;16"):
+            array = array / 65535
+        else:
+            lo, hi = float(array.min()), float(array.max())
+            array = (array - lo) / max(hi - lo, 1e-12)
+        return torch.from_numpy(np.ascontiguousarray(array)).expand(3, *array.shape).contiguous()
     array = np.asarray(image.convert("RGB"))
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 

@@ -20,25 +20,53 @@ from omniseg.data.sample import Sample
 from omniseg.errors import DataError
 
 
+def match_channels(image: torch.Tensor, channels: int | None) -> torch.Tensor:
+    """``image [..., C, H, W]`` with ``channels`` channels: RGB to grey by luminance (ITU-R 601, exact for the
+    grey images that readers give as three equal channels), grey to RGB by repetition; unchanged otherwise."""
+    have = image.shape[-3]
+    if channels is None or channels == have:
+        return image
+    if have == 3 and channels == 1:
+        return v2.functional.rgb_to_grayscale(image)
+    if have == 1:
+        return image.expand(*image.shape[:-3], channels, *image.shape[-2:])
+    raise DataError(f"an image with {have} channels cannot feed a model of {channels} input channels; "
+                    f"set data.channels to {have} or convert the images")
+
+
+class MatchChannels(v2.Transform):
+    """:func:`match_channels` as a pipeline step (images only)."""
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+
+    def transform(self, inpt, params: dict):
+        return tv_tensors.wrap(match_channels(inpt.as_subclass(torch.Tensor), self.channels), like=inpt)
+
+
 class ScaleJitterCrop(v2.Transform):
     """Scale jitter and a padded random crop in one step, resizing only the pixels that are kept.
 
     The same distribution as ``ScaleJitter(target_size=(size, size), scale_range)`` followed by
     ``RandomCrop(size, pad_if_needed=True)``: the image is scaled by ``min(size / H, size / W) * u``,
-    ``u`` uniform in ``scale_range``, and a ``size`` x ``size`` window is taken (padded with
+    ``u`` uniform in ``scale_range`` (by ``u`` alone with ``fit=False``: jitter around the image's own
+    resolution, the one whole-image evaluation sees), and a ``size`` x ``size`` window is taken (padded with
     ``fill`` where the scaled image is smaller: ``{tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}``, say).
     Only the source region of that window is resized, which costs a fraction of resizing the whole image
     first. Masks are resized nearest-neighbour.
     """
 
-    def __init__(self, size: int, scale_range: tuple[float, float], *, fill: dict) -> None:
+    def __init__(self, size: int, scale_range: tuple[float, float], *, fill: dict, fit: bool = True) -> None:
         super().__init__()
-        self.size, self.scale_range, self.fill = size, tuple(scale_range), fill
+        self.size, self.scale_range, self.fill, self.fit = size, tuple(scale_range), fill, fit
 
     def make_params(self, flat_inputs: list) -> dict:
         height, width = v2.query_size(flat_inputs)
         low, high = self.scale_range
-        scale = min(self.size / height, self.size / width) * (low + float(torch.rand(())) * (high - low))
+        scale = (min(self.size / height, self.size / width) if self.fit else 1.0) * (low + float(torch.rand(())) * (high - low))
         scaled_h, scaled_w = max(1, round(height * scale)), max(1, round(width * scale))
         crop_h, crop_w = min(self.size, scaled_h), min(self.size, scaled_w)
         top, left = int(torch.randint(scaled_h - crop_h + 1, ())), int(torch.randint(scaled_w - crop_w + 1, ()))
@@ -139,16 +167,19 @@ def train_transforms(
     *,
     img_size: int,
     scale_range: tuple[float, float] = (0.5, 2.0),
+    fit: bool = True,
     hflip: bool = True,
     vflip: bool = False,
     rot90: bool = False,
     color_jitter: float = 0.3,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
+    channels: int | None = None,
     ignore_index: int,
 ) -> v2.Compose:
-    """Random rescale relative to ``img_size`` with a padded ``img_size`` crop, flips, quarter turns, colour
-    jitter, then float conversion and normalisation. Padding is 0 in the image and ``ignore_index`` in the mask.
+    """Random rescale (relative to ``img_size`` with ``fit``, else to the image's own size) with a padded
+    ``img_size`` crop, flips, quarter turns, colour jitter, then float conversion and normalisation. Padding is
+    0 in the image and ``ignore_index`` in the mask. ``channels`` (1 or 3) converts the images first.
 
     Example:
         >>> t = train_transforms(img_size=64, ignore_index=255)
@@ -157,9 +188,8 @@ def train_transforms(
         >>> tuple(out["image"].shape), tuple(out["mask"].shape)
         ((3, 64, 64), (64, 64))
     """
-    steps: list[v2.Transform] = [
-        ScaleJitterCrop(img_size, scale_range, fill={tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}),
-    ]
+    steps: list[v2.Transform] = [MatchChannels(channels)] if channels else []
+    steps.append(ScaleJitterCrop(img_size, scale_range, fill={tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}, fit=fit))
     if hflip or vflip or rot90:
         steps.append(RandomFlipRotate(hflip=hflip, vflip=vflip, rot90=rot90))
     # one step converts, jitters (when asked) and normalises: each v2 step costs its own dispatch per sample
@@ -167,16 +197,24 @@ def train_transforms(
     return v2.Compose(steps)
 
 
-def eval_transforms(*, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
-    """Float conversion and normalisation only (the training pipeline's last step, without jitter): models
-    take any size, so eval keeps the full image."""
-    return v2.Compose([ColourJitterNormalize(0.0, 0.0, mean, std)])
+def train_transforms_of(data, *, ignore_index: int) -> v2.Compose:
+    """:func:`train_transforms` as a data config says (any object with the fields of ``omniseg.config.DataConfig``)."""
+    return train_transforms(img_size=data.img_size, scale_range=data.scale_range, fit=data.fit_to_crop, hflip=data.hflip,
+                            vflip=data.vflip, rot90=data.rot90, color_jitter=data.color_jitter, mean=data.mean, std=data.std,
+                            channels=data.channels, ignore_index=ignore_index)
+
+
+def eval_transforms(*, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                    channels: int | None = None) -> v2.Compose:
+    """Channel conversion (``channels``), float conversion and normalisation only (the training pipeline's
+    first and last steps, without jitter): models take any size, so eval keeps the full image."""
+    return v2.Compose([*([MatchChannels(channels)] if channels else []), ColourJitterNormalize(0.0, 0.0, mean, std)])
 
 
 def eval_transforms_for(volumetric: bool, *, mean: Sequence[float] = IMAGENET_MEAN,
-                        std: Sequence[float] = IMAGENET_STD):
-    """The evaluation pipeline of 2D images (``mean``/``std``) or of volumes (per-volume z-score)."""
-    return VolumeTransform() if volumetric else eval_transforms(mean=mean, std=std)
+                        std: Sequence[float] = IMAGENET_STD, channels: int | None = None):
+    """The evaluation pipeline of 2D images (``channels``, ``mean``/``std``) or of volumes (per-volume z-score)."""
+    return VolumeTransform() if volumetric else eval_transforms(mean=mean, std=std, channels=channels)
 
 
 def semantic_only(sample: Sample) -> Sample:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
+import statistics
 import time
+from collections import deque
 from pathlib import Path
 
 import lightning as L
@@ -29,15 +31,17 @@ class RunWriter(L.Callback):
         self.run_dir, self.card = Path(run_dir), card
         self.monitor, self.fields = monitor, fields
         self.best_score = -math.inf
-        self.best_epoch = -1
+        self.best_step, self.best_epoch = -1, -1.0
+        self.epochs_per_step = 0.0  # for the reporting unit: epochs are only counted, training runs in steps
         self._start = time.monotonic()
         self._offset = 0.0  # seconds spent before a resume
 
     def state_dict(self) -> dict:
-        return {"best_score": self.best_score, "best_epoch": self.best_epoch, "seconds": self._seconds()}
+        return {"best_score": self.best_score, "best_step": self.best_step, "best_epoch": self.best_epoch, "seconds": self._seconds()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.best_score, self.best_epoch = state.get("best_score", state.get("best_miou")), state["best_epoch"]
+        self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
+        self.best_step = state["best_step"]
         self._offset = state.get("seconds", 0.0)
 
     def _seconds(self) -> float:
@@ -52,11 +56,12 @@ class RunWriter(L.Callback):
         values = pl_module.last_validation
         score = values[self.monitor]
         improved = not math.isnan(score) and score > self.best_score
+        epoch = round(trainer.global_step * self.epochs_per_step, 2)
         if improved:
-            self.best_score, self.best_epoch = score, trainer.current_epoch
+            self.best_score, self.best_step, self.best_epoch = score, trainer.global_step, epoch
         if trainer.is_global_zero:
             row = {k: values.get(k, "") for k in self.fields}
-            row.update(epoch=trainer.current_epoch, step=trainer.global_step, seconds=round(self._seconds(), 2),
+            row.update(epoch=epoch, step=trainer.global_step, seconds=round(self._seconds(), 2),
                        lr=trainer.optimizers[0].param_groups[0]["lr"])
             path = self.run_dir / "history.csv"
             new = not path.exists()
@@ -73,3 +78,74 @@ class RunWriter(L.Callback):
         # a time budget can stop training before any validation: keep the weights we have
         if trainer.is_global_zero and not (self.run_dir / "model.safetensors").exists():
             save_model(pl_module.model, self.run_dir, self.card)
+
+
+class TrainingClock(L.Callback):
+    """Stops training at ``max_steps`` optimiser steps or at the ``time_budget`` (seconds), whichever comes
+    first, and accounts for where the time went.
+
+    A step is not started when it (at the median duration of the recent ones) and a final validation (as long
+    as the last one) would end past the budget, so a run keeps its budget within a step's length instead of
+    overshooting by one. Stopping sets ``trainer.should_stop``, on which Lightning runs a final validation:
+    the last steps always count. ``summary()`` gives the steps, seconds, and the shares of the time spent
+    waiting for the loader and validating (measured, for the run report).
+    """
+
+    def __init__(self, *, max_steps: int | None, time_budget: float | None) -> None:
+        self.max_steps, self.time_budget = max_steps, time_budget
+        self._recent: deque[float] = deque(maxlen=20)
+        self.step_seconds = self.wait_seconds = self.validation_seconds = self.last_validation = 0.0
+        self.steps = 0
+        self._offset = 0.0  # seconds of training before a resume
+        self._start = self._batch_start = time.monotonic()
+        self._batch_end: float | None = None
+        self._validation_start = 0.0
+
+    def elapsed(self) -> float:
+        return self._offset + time.monotonic() - self._start
+
+    def state_dict(self) -> dict:
+        return {"seconds": self.elapsed(), "last_validation": self.last_validation}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._offset, self.last_validation = state["seconds"], state["last_validation"]
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.monotonic()
+        pl_module.clock = self  # the learning-rate schedule follows the budget's progress
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        self._batch_start = time.monotonic()
+        if self._batch_end is not None:  # the loader's fetch and the loop's own work since the last step
+            self.wait_seconds += self._batch_start - self._batch_end
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        self._batch_end = time.monotonic()
+        duration = self._batch_end - self._batch_start
+        self.step_seconds += duration
+        self.steps += 1
+        self._recent.append(duration)
+        if self.max_steps is not None and trainer.global_step >= self.max_steps:
+            trainer.should_stop = True
+        elif self.time_budget is not None:
+            next_step = statistics.median(self._recent)
+            if self.elapsed() + next_step + max(self.last_validation, next_step) > self.time_budget:
+                trainer.should_stop = True
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validation_start = time.monotonic()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.last_validation = time.monotonic() - self._validation_start
+        self.validation_seconds += self.last_validation
+        self._batch_end = None  # the next wait is not the loader's
+
+    def progress(self) -> float:
+        """The share of the time budget spent (0 without a budget)."""
+        return self.elapsed() / self.time_budget if self.time_budget else 0.0
+
+    def summary(self) -> dict:
+        total = max(self.step_seconds + self.wait_seconds + self.validation_seconds, 1e-9)
+        return {"train_seconds": round(self.elapsed(), 1), "step_seconds": round(self.step_seconds / max(self.steps, 1), 4),
+                "loader_wait_share": round(self.wait_seconds / total, 4),
+                "validation_share": round(self.validation_seconds / total, 4)}

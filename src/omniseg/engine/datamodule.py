@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Sampler
 
 from omniseg.config import DataConfig
 from omniseg.data.cache import CachedDataset
 from omniseg.data.formats import DataSource
 from omniseg.data.transforms import (
-    PadCollate, TransformedDataset, VolumeTransform, eval_transforms_for, train_transforms,
+    PadCollate, TransformedDataset, VolumeTransform, eval_transforms_for, train_transforms_of,
 )
 
 
@@ -28,6 +30,47 @@ class ShardSampler(Sampler[int]):
         return len(self.indices)
 
 
+class EndlessSampler(Sampler[int]):
+    """Training indices without end: one seeded permutation of the dataset after another, each process
+    taking every ``world_size``-th index of each (the permutation padded to a multiple of ``world_size``).
+
+    Training is counted in optimiser steps; an epoch is only a reporting unit, so a small dataset costs no
+    per-epoch work (no loader restarts, no validation tied to a pass over 25 images). ``consumed`` (a
+    callable, read when iteration starts) gives how many indices this process already drew, so a resumed
+    run continues the same stream.
+    """
+
+    def __init__(self, length: int, *, seed: int, rank: int = 0, world_size: int = 1,
+                 consumed: Callable[[], int] | None = None) -> None:
+        if length < 1:
+            raise ValueError("an endless sampler needs at least one sample")
+        self.length, self.seed, self.rank, self.world_size = length, seed, rank, world_size
+        self.per_process = -(-length // world_size)
+        self.consumed = consumed or (lambda: 0)
+
+    def permutation(self, epoch: int) -> list[int]:
+        """This process's share of the permutation of reporting epoch ``epoch``."""
+        order = torch.randperm(self.length, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)).tolist()
+        order += order[: self.per_process * self.world_size - self.length]
+        return order[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        epoch, offset = divmod(self.consumed(), self.per_process)
+        while True:
+            yield from self.permutation(epoch)[offset:]
+            epoch, offset = epoch + 1, 0
+
+
+def endless_loader(dataset, *, batch_size: int, seed: int, rank: int, world_size: int, trainer, collate_fn,
+                   num_workers: int) -> DataLoader:
+    """The training loader of every task: batches from an :class:`EndlessSampler` that resumes where
+    ``trainer``'s step count left it. It has no length, so Lightning runs one endless epoch."""
+    sampler = EndlessSampler(len(dataset), seed=seed, rank=rank, world_size=world_size,
+                             consumed=lambda: trainer.global_step * batch_size if trainer is not None else 0)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      persistent_workers=num_workers > 0, collate_fn=collate_fn)
+
+
 class SemanticDataModule(L.LightningDataModule):
     """Train and val loaders of a :class:`DataSource` for semantic segmentation."""
 
@@ -43,47 +86,22 @@ class SemanticDataModule(L.LightningDataModule):
         self.train_set = TransformedDataset(
             train,
             VolumeTransform(config.patch_size, flip=config.hflip, ignore_index=info.ignore_index) if volumetric
-            else train_transforms(
-                img_size=config.img_size,
-                scale_range=config.scale_range,
-                hflip=config.hflip,
-                vflip=config.vflip,
-                rot90=config.rot90,
-                color_jitter=config.color_jitter,
-                mean=config.mean,
-                std=config.std,
-                ignore_index=info.ignore_index,
-            ),
+            else train_transforms_of(config, ignore_index=info.ignore_index),
         )
-        self.val_set = TransformedDataset(val, eval_transforms_for(volumetric, mean=config.mean, std=config.std))
+        self.val_set = TransformedDataset(val, eval_transforms_for(volumetric, mean=config.mean, std=config.std,
+                                                                   channels=config.channels))
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def _loader(self, dataset, sampler, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
-        workers = self.config.num_workers
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            shuffle=shuffle if sampler is None else False,
-            drop_last=drop_last,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            collate_fn=self.collate,
-            generator=torch.Generator().manual_seed(self.seed),
-        )
-
     def train_dataloader(self) -> DataLoader:
         rank, world = self._world()
-        batch_size = self.config.batch_size
-        drop_last = len(self.train_set) >= batch_size * world
-        sampler = None
-        if world > 1:
-            sampler = DistributedSampler(self.train_set, world, rank, shuffle=True, seed=self.seed, drop_last=drop_last)
-        return self._loader(self.train_set, sampler, batch_size, True, drop_last)
+        return endless_loader(self.train_set, batch_size=self.config.batch_size, seed=self.seed, rank=rank, world_size=world,
+                              trainer=self.trainer, collate_fn=self.collate, num_workers=self.config.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         rank, world = self._world()
-        return self._loader(self.val_set, ShardSampler(len(self.val_set), rank, world), self.config.eval_batch_size, False, False)
+        workers = self.config.num_workers
+        return DataLoader(self.val_set, batch_size=self.config.eval_batch_size, sampler=ShardSampler(len(self.val_set), rank, world),
+                          num_workers=workers, persistent_workers=workers > 0, collate_fn=self.collate)

@@ -63,7 +63,7 @@ def demo_config(task: str, data: str | Path, out: str | Path, *, size: int, step
     0.54), and adds a 32-channel semantic FPN head. The scenes already vary colour, so the demos skip colour jitter.
     """
     every = steps // validations if steps % validations == 0 else steps  # the last validation is at the last step
-    train_config = TrainConfig(epochs=1_000_000, max_steps=steps, time_budget=time_budget, out=str(out), seed=0, val_every_steps=every)
+    train_config = TrainConfig(epochs=None, max_steps=steps, time_budget=time_budget, out=str(out), seed=0, val_every_steps=every)
     if task == "semantic":
         return RunConfig(
             data=DataConfig(path=str(data), img_size=size, scale_range=(1.0, 1.0), batch_size=8, eval_batch_size=50,

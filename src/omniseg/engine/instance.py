@@ -14,7 +14,7 @@ from omniseg.config import DataConfig, OptimConfig
 from omniseg.data.cache import CachedDataset
 from omniseg.data.formats import DataSource
 from omniseg.data.transforms import InstanceTransform, TransformedDataset, collate_instances
-from omniseg.engine.datamodule import ShardSampler
+from omniseg.engine.datamodule import ShardSampler, endless_loader
 from omniseg.engine.module import OptimisedTask
 from omniseg.metrics import coco_evaluate_all, coco_records
 
@@ -39,29 +39,25 @@ class InstanceDataModule(L.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def _loader(self, dataset, batch_size: int, **kwargs) -> DataLoader:
-        workers = self.config.num_workers
-        return DataLoader(dataset, batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0,
-                          collate_fn=collate_instances, generator=torch.Generator().manual_seed(self.seed), **kwargs)
-
     def train_dataloader(self) -> DataLoader:
         rank, world = self._world()
-        sampler = torch.utils.data.DistributedSampler(self.train_set, world, rank, seed=self.seed) if world > 1 else None
-        return self._loader(self.train_set, self.config.batch_size, sampler=sampler, shuffle=sampler is None,
-                            drop_last=len(self.train_set) >= self.config.batch_size * world)
+        return endless_loader(self.train_set, batch_size=self.config.batch_size, seed=self.seed, rank=rank, world_size=world,
+                              trainer=self.trainer, collate_fn=collate_instances, num_workers=self.config.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         rank, world = self._world()
-        return self._loader(self.val_set, self.config.eval_batch_size, sampler=ShardSampler(len(self.val_set), rank, world))
+        workers = self.config.num_workers
+        return DataLoader(self.val_set, batch_size=self.config.eval_batch_size, sampler=ShardSampler(len(self.val_set), rank, world),
+                          num_workers=workers, persistent_workers=workers > 0, collate_fn=collate_instances)
 
 
 class InstanceTask(OptimisedTask):
     """Trains a torchvision-style instance model; validation gathers COCO results from every process
     and scores them with pycocotools (mask AP is the monitored ``val_map``)."""
 
-    def __init__(self, model: nn.Module, *, class_names: list[str], optim: OptimConfig, time_budget: float | None = None,
+    def __init__(self, model: nn.Module, *, class_names: list[str], optim: OptimConfig,
                  mask_threshold: float = 0.5) -> None:
-        super().__init__(model, optim=optim, time_budget=time_budget)
+        super().__init__(model, optim=optim)
         self.class_names, self.mask_threshold = class_names, mask_threshold
         self._truth: list[dict] = []
         self._results: list[dict] = []

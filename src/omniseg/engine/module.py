@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import lightning as L
 import torch
@@ -19,14 +18,15 @@ from omniseg.models.semantic.base import is_volumetric
 LOG_EVERY = 10  # steps between the training losses shown on the progress bar
 
 
-def schedule_factor(step: int, total_steps: int, config: OptimConfig, progress_floor: float = 0.0) -> float:
+def schedule_factor(step: int, total_steps: int | None, config: OptimConfig, progress_floor: float = 0.0) -> float:
     """Learning-rate multiplier at ``step``: linear warm-up, then poly, cosine or constant.
 
-    ``progress_floor`` (0..1) lets a time budget advance the schedule faster than the step count.
+    ``progress_floor`` (0..1) lets a time budget advance the schedule faster than the step count; with
+    ``total_steps`` None (a run stopped by its budget alone) it is the whole progress.
     """
     if step < config.warmup_steps:
         return (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(total_steps - config.warmup_steps, 1)
+    progress = (step - config.warmup_steps) / max(total_steps - config.warmup_steps, 1) if total_steps else 0.0
     progress = min(max(progress, progress_floor), 1.0)
     if config.schedule == "poly":
         return (1 - progress) ** config.poly_power
@@ -37,18 +37,16 @@ def schedule_factor(step: int, total_steps: int, config: OptimConfig, progress_f
 
 class OptimisedTask(L.LightningModule):
     """What every training task shares: AdamW (fused kernel, no decay on norms and biases), the
-    warm-up + poly/cosine/constant schedule that a time budget advances, the mean training loss
-    between validations, and sums across processes. ``last_validation`` holds the latest metrics."""
+    warm-up + poly/cosine/constant schedule that a time budget advances (through the run's
+    :class:`~omniseg.engine.callbacks.TrainingClock`, set as ``clock``), the mean training loss between
+    validations, and sums across processes. ``last_validation`` holds the latest metrics."""
 
-    def __init__(self, model: nn.Module, *, optim: OptimConfig, time_budget: float | None = None) -> None:
+    def __init__(self, model: nn.Module, *, optim: OptimConfig) -> None:
         super().__init__()
-        self.model, self.optim_config, self.time_budget = model, optim, time_budget
+        self.model, self.optim_config = model, optim
         self._train_loss = torch.zeros(2, dtype=torch.float64)  # (sum, steps)
-        self._start_time = time.monotonic()
+        self.clock = None
         self.last_validation: dict = {}
-
-    def on_train_start(self) -> None:
-        self._start_time = time.monotonic()
 
     def check_loss(self, loss: torch.Tensor, batch_size: int, parts: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Stop on a NaN or infinite loss; otherwise count it, and show it (with its ``parts``) every
@@ -56,7 +54,7 @@ class OptimisedTask(L.LightningModule):
         value = loss.item()
         if not math.isfinite(value):
             raise TrainingError(
-                f"the loss became {value} at step {self.global_step} (epoch {self.current_epoch}); "
+                f"the loss became {value} at step {self.global_step}; "
                 "lower the learning rate (--set optim.lr=...) or check the labels and class weights"
             )
         self._train_loss += torch.tensor([value, 1.0], dtype=torch.float64)
@@ -93,11 +91,10 @@ class OptimisedTask(L.LightningModule):
             [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=config.lr, fused=fused or None,
         )
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        total = self.trainer.max_steps if self.trainer.max_steps > 0 else None
 
         def factor(step: int) -> float:
-            floor = (time.monotonic() - self._start_time) / self.time_budget if self.time_budget else 0.0
-            return schedule_factor(step, total, config, floor)
+            return schedule_factor(step, total, config, self.clock.progress() if self.clock is not None else 0.0)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -117,11 +114,10 @@ class SemanticTask(OptimisedTask):
         num_classes: int,
         ignore_index: int,
         optim: OptimConfig,
-        time_budget: float | None = None,
         channels_last: bool = True,
         aux_weight: float = 0.4,
     ) -> None:
-        super().__init__(model, optim=optim, time_budget=time_budget)
+        super().__init__(model, optim=optim)
         self.loss = loss
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format

@@ -19,8 +19,8 @@ class PanopticTask(InstanceTask):
     with panoptic quality against the truth built from each image's instances and class map, and the
     instance branch with COCO mask AP. ``val_pq`` is monitored."""
 
-    def __init__(self, model: nn.Module, *, info: DatasetInfo, optim: OptimConfig, time_budget: float | None = None) -> None:
-        super().__init__(model, class_names=info.class_names, optim=optim, time_budget=time_budget)
+    def __init__(self, model: nn.Module, *, info: DatasetInfo, optim: OptimConfig) -> None:
+        super().__init__(model, class_names=info.class_names, optim=optim)
         self.info, self.merge_options = info, getattr(model, "merge_options", {})
         self.quality = PanopticQuality(info.num_classes, things=info.things, class_names=info.class_names)
 

@@ -20,16 +20,16 @@ from omniseg.viz.plots import plot_confusion, plot_curves, plot_instances, plot_
 
 
 def write_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, config: RunConfig, extra: dict) -> dict:
-    """Evaluate ``model.safetensors`` on ``val_set`` and write ``curves.png``, ``confusion.png`` and
-    ``samples/``; returns the metrics report (with ``extra`` merged in)."""
+    """Evaluate ``model.safetensors`` on ``val_set`` (as ``omniseg eval`` does, so it reproduces the figures
+    exactly) and write ``curves.png``, ``confusion.png`` and ``samples/``; returns the metrics report (with
+    ``extra`` merged in)."""
     model = load_model(run_dir)
     info = model.card.info
     volumetric = is_volumetric(model)
-    normalised = TransformedDataset(val_set, eval_transforms_for(volumetric, mean=config.data.mean, std=config.data.std))
-    confusion = evaluate_model(
-        model, normalised, num_classes=info.num_classes, ignore_index=info.ignore_index,
-        batch_size=config.data.eval_batch_size,
-    )
+    normalised = TransformedDataset(val_set, eval_transforms_for(volumetric, mean=config.data.mean, std=config.data.std,
+                                                                 channels=config.data.channels))
+    confusion = evaluate_model(model, normalised, num_classes=info.num_classes, ignore_index=info.ignore_index,
+                               batch_size=config.data.eval_batch_size)
     matrix = confusion.matrix
     if (run_dir / "history.csv").exists():
         plot_curves(run_dir / "history.csv", run_dir / "curves.png")
@@ -47,7 +47,8 @@ def write_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, config: Ru
                 pred, truth = pred[middle], truth[middle] if truth is not None else None
                 image = grey_to_rgb(raw["image"][0, middle].numpy())
             else:
-                image = raw["image"].permute(1, 2, 0).numpy().astype(np.uint8)
+                image = raw["image"].permute(1, 2, 0).numpy()
+                image = image.astype(np.uint8) if image.dtype == np.uint8 else (image * 255).round().astype(np.uint8)
             plot_sample(image, truth, pred, info.palette, info.class_names,
                         samples / f"{raw['meta']['id'] or index}.png", ignore_index=info.ignore_index)
     return {"split": "val", **confusion.report(info.class_names), **extra}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import warnings
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
@@ -15,8 +15,8 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
 
 from omniseg.config import RunConfig, TrainConfig, save_config
-from omniseg.data.formats import DataSource, load_dataset
-from omniseg.engine.callbacks import INSTANCE_HISTORY_FIELDS, PANOPTIC_HISTORY_FIELDS, RunWriter
+from omniseg.data.formats import DataSource, load_dataset, require_instances
+from omniseg.engine.callbacks import INSTANCE_HISTORY_FIELDS, PANOPTIC_HISTORY_FIELDS, RunWriter, TrainingClock
 from omniseg.engine.datamodule import SemanticDataModule
 from omniseg.engine.instance import InstanceDataModule, InstanceTask
 from omniseg.engine.module import SemanticTask
@@ -27,11 +27,12 @@ from omniseg.losses import build_loss, median_frequency_weights
 from omniseg.models import create_model, list_models
 from omniseg.models.hub import ModelCard
 from omniseg.models.semantic.base import check_dimensions
+from omniseg.plan import Plan
 
 log = logging.getLogger(__name__)
 
 TASKS = ("semantic", "instance", "panoptic")
-RUN_FILES = ("config.yaml", "model.json", "model.safetensors", "last.ckpt", "metrics.json", "history.csv",
+RUN_FILES = ("config.yaml", "plan.json", "plan.md", "model.json", "model.safetensors", "last.ckpt", "metrics.json", "history.csv",
              "curves.png", "confusion.png")
 
 
@@ -41,17 +42,18 @@ class TrainResult:
 
     run_dir: Path
     metrics: dict
-    best_epoch: int
+    best_step: int
     global_step: int
 
 
-def build_trainer(config: TrainConfig, callbacks: list[L.Callback], *, progress: bool = True) -> L.Trainer:
-    """A Lightning Trainer for ``config``: DDP when ``devices > 1`` (gloo on CPU), optional time budget."""
+def build_trainer(config: TrainConfig, callbacks: list[L.Callback], *, val_every_steps: int, max_steps: int | None,
+                  progress: bool = True) -> L.Trainer:
+    """A Lightning Trainer for ``config``, counted in optimiser steps: one endless epoch (the loaders'
+    :class:`~omniseg.engine.datamodule.EndlessSampler`), a validation every ``val_every_steps``, stopped by
+    the :class:`TrainingClock` in ``callbacks`` (``max_steps`` or the time budget). DDP when ``devices > 1``
+    (gloo on CPU)."""
     if config.devices < 1:
         raise ConfigError(f"train.devices must be at least 1, got {config.devices}")
-    if config.val_every_steps is not None and config.val_every_steps < 1:
-        raise ConfigError(f"train.val_every_steps must be at least 1, got {config.val_every_steps}")
-    by_steps = config.val_every_steps is not None
     if progress:
         callbacks = [*callbacks, RichProgressBar(leave=True)]
     return L.Trainer(
@@ -59,13 +61,12 @@ def build_trainer(config: TrainConfig, callbacks: list[L.Callback], *, progress:
         devices=config.devices,
         strategy="ddp" if config.devices > 1 else "auto",
         precision=config.precision,
-        max_epochs=config.epochs,
-        max_steps=config.max_steps or -1,
-        max_time=timedelta(seconds=config.time_budget) if config.time_budget else None,
-        check_val_every_n_epoch=None if by_steps else config.val_every,
-        val_check_interval=config.val_every_steps if by_steps else None,
+        max_epochs=-1,
+        max_steps=max_steps or -1,
+        check_val_every_n_epoch=None,
+        val_check_interval=val_every_steps,
         num_sanity_val_steps=0,
-        use_distributed_sampler=False,  # the datamodule shards exactly (see ShardSampler)
+        use_distributed_sampler=False,  # the datamodule shards exactly (see EndlessSampler, ShardSampler)
         # "warn": ops without a deterministic kernel warn instead of stopping the run
         deterministic="warn" if config.deterministic else False,
         sync_batchnorm=config.sync_batchnorm and config.devices > 1,
@@ -75,6 +76,25 @@ def build_trainer(config: TrainConfig, callbacks: list[L.Callback], *, progress:
         enable_progress_bar=progress,
         callbacks=callbacks,
     )
+
+
+def step_counts(config: TrainConfig, *, train_size: int, batch_size: int) -> tuple[int | None, int, float]:
+    """``(max_steps, val_every_steps, epochs_per_step)`` of a run: training is counted in optimiser steps;
+    ``train.epochs`` and ``train.val_every`` (epochs) are converted at ``ceil(train_size / global batch)``
+    steps an epoch. ``max_steps`` is None when the time budget alone ends the run."""
+    for key in ("max_steps", "epochs", "val_every", "val_every_steps", "time_budget"):
+        value = getattr(config, key)
+        if value is not None and value <= 0:
+            raise ConfigError(f"train.{key} must be positive, got {value}")
+    samples_per_step = batch_size * config.devices
+    steps_per_epoch = -(-train_size // samples_per_step)
+    max_steps = config.max_steps or (config.epochs * steps_per_epoch if config.epochs else None)
+    if max_steps is None and config.time_budget is None:
+        raise ConfigError("nothing ends this run: set train.max_steps, train.epochs or a time budget (--time-budget SECONDS)")
+    val_every = config.val_every_steps or config.val_every * steps_per_epoch
+    if max_steps is not None:
+        val_every = min(val_every, max_steps)
+    return max_steps, val_every, samples_per_step / train_size
 
 
 def _model_kwargs(config: RunConfig, num_classes: int) -> dict:
@@ -120,12 +140,15 @@ def _prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> TrainResult | None:
+def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+          plan: Plan | None = None) -> TrainResult | None:
     """Train a model as ``config`` says and write its run directory (``config.train.out``).
 
     ``config.task`` is "semantic" (class masks, mIoU), "instance" (instance masks, COCO mask AP) or
     "panoptic" (class masks and instances, panoptic quality).
-    Returns the final validation report on the main process, ``None`` on the other DDP processes.
+    ``plan``, when the config came from one (:func:`omniseg.plan.make_plan`), is saved beside it as
+    ``plan.json`` and ``plan.md``. Returns the final validation report on the main process, ``None`` on the
+    other DDP processes.
     """
     if config.task not in TASKS:
         raise ConfigError(f"task {config.task!r} is unknown; use one of {', '.join(TASKS)}")
@@ -138,7 +161,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
     source = load_dataset(config.data.path, format=config.data.format, ignore_index=config.data.ignore_index,
                           val_fraction=config.data.val_fraction, split_seed=config.data.split_seed)
     if config.task in ("instance", "panoptic"):
-        return _train_objects(config, source, resume=resume, overwrite=overwrite, progress=progress)
+        return _train_objects(config, source, resume=resume, overwrite=overwrite, progress=progress, plan=plan)
     info = source.info
     for split in ("train", "val"):
         if split in source.splits() and not source.labelled(split):
@@ -146,6 +169,14 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
     kwargs = _model_kwargs(config, info.num_classes)
     if source.volumetric:  # volumes have as many channels as the scan has modalities
         kwargs.setdefault("in_channels", source.num_channels)
+    elif config.data.channels not in (None, 3):  # grey (or other) images: the model's first layer takes them
+        kwargs.setdefault("in_channels", config.data.channels)
+    channels = kwargs.get("in_channels", 3)
+    if not source.volumetric:  # the loaders convert the images to the model's channels
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, channels=channels))
+    if not source.volumetric and (len(config.data.mean) != channels or len(config.data.std) != channels):
+        raise ConfigError(f"data.mean and data.std need one value per input channel ({channels}), got {list(config.data.mean)} "
+                          f"and {list(config.data.std)}; set them (--set data.mean=[...]) or let the plan measure them")
     model = create_model(config.model.name, **kwargs)
     check_dimensions(model, volumetric_data=source.volumetric, data=str(config.data.path), name=f"model {config.model.name!r}")
     loss = build_loss(
@@ -154,32 +185,36 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
         ignore_index=info.ignore_index,
         label_smoothing=config.loss.label_smoothing,
         focal_gamma=config.loss.focal_gamma,
+        tversky_alpha=config.loss.tversky_alpha,
+        tversky_beta=config.loss.tversky_beta,
+        tversky_gamma=config.loss.tversky_gamma,
+        ohem_threshold=config.loss.ohem_threshold,
+        ohem_min_kept=config.loss.ohem_min_kept,
     )
     card = ModelCard(
         architecture=config.model.name,
         kwargs=kwargs,
         info=info,
         preprocessing={"normalise": "z-score per volume and channel"} if source.volumetric
-        else {"mean": list(config.data.mean), "std": list(config.data.std)},
+        else {"mean": list(config.data.mean), "std": list(config.data.std), "channels": channels},
         task=config.task,
     )
     task = SemanticTask(
         model, loss, num_classes=info.num_classes, ignore_index=info.ignore_index, optim=config.optim,
-        time_budget=config.train.time_budget, channels_last=config.train.channels_last,
+        channels_last=config.train.channels_last,
         aux_weight=config.loss.aux_weight,
     )
     writer = RunWriter(Path(config.train.out), card)
     return _fit_and_report(config, source, task, SemanticDataModule(source, config.data, seed=config.train.seed), writer,
-                           write_report, resume=resume, overwrite=overwrite, progress=progress)
+                           write_report, resume=resume, overwrite=overwrite, progress=progress, plan=plan)
 
 
-def _train_objects(config: RunConfig, source: DataSource, *, resume: bool, overwrite: bool, progress: bool) -> TrainResult | None:
+def _train_objects(config: RunConfig, source: DataSource, *, resume: bool, overwrite: bool, progress: bool,
+                   plan: Plan | None) -> TrainResult | None:
     """Instance or panoptic training: a torchvision-style detector (with a semantic head for panoptic) on a
     dataset with instances, scored by COCO mask AP (instance) or panoptic quality (panoptic)."""
     info, task_name = source.info, config.task
-    if source.volumetric or not info.things or "instances" not in source.dataset("train")[0]:
-        raise DataError(f"{config.data.path} has no instance classes (things); {task_name} training needs objects: COCO, "
-                        "LabelMe, VIA, CVAT, YOLO, DSB folders, VOC SegmentationObject, or a folder with instances/")
+    require_instances(source, config.data.path, task_name)
     if config.model.name not in list_models(task_name):
         article = "an" if task_name[0] in "aeiou" else "a"
         raise ConfigError(f"--task {task_name} needs {article} {task_name} model ({', '.join(list_models(task_name))}), not {config.model.name!r}")
@@ -198,26 +233,33 @@ def _train_objects(config: RunConfig, source: DataSource, *, resume: bool, overw
                      preprocessing={"scale": "0..1; the model normalises and resizes itself"}, task=task_name)
     panoptic = task_name == "panoptic"
     if panoptic:
-        task = PanopticTask(model, info=info, optim=config.optim, time_budget=config.train.time_budget)
+        task = PanopticTask(model, info=info, optim=config.optim)
         writer = RunWriter(Path(config.train.out), card, monitor="val_pq", fields=PANOPTIC_HISTORY_FIELDS)
     else:
-        task = InstanceTask(model, class_names=info.class_names, optim=config.optim, time_budget=config.train.time_budget)
+        task = InstanceTask(model, class_names=info.class_names, optim=config.optim)
         writer = RunWriter(Path(config.train.out), card, monitor="val_map", fields=INSTANCE_HISTORY_FIELDS)
     datamodule = InstanceDataModule(source, config.data, seed=config.train.seed, semantic=panoptic)
-    return _fit_and_report(config, source, task, datamodule, writer, write_instance_report, resume=resume, overwrite=overwrite, progress=progress)
+    return _fit_and_report(config, source, task, datamodule, writer, write_instance_report, resume=resume, overwrite=overwrite,
+                           progress=progress, plan=plan)
 
 
 def _fit_and_report(config: RunConfig, source: DataSource, task: L.LightningModule, datamodule: L.LightningDataModule,
-                    writer: RunWriter, report, *, resume: bool, overwrite: bool, progress: bool) -> TrainResult | None:
+                    writer: RunWriter, report, *, resume: bool, overwrite: bool, progress: bool, plan: Plan | None) -> TrainResult | None:
     """Fit, then (on the main process) evaluate the best weights with ``report`` and write metrics.json."""
     run_dir = Path(config.train.out)
-    callbacks: list[L.Callback] = [writer]
+    max_steps, val_every, epochs_per_step = step_counts(config.train, train_size=len(datamodule.train_set),
+                                                        batch_size=config.data.batch_size)
+    writer.epochs_per_step = epochs_per_step
+    clock = TrainingClock(max_steps=max_steps, time_budget=config.train.time_budget)
+    callbacks: list[L.Callback] = [clock, writer]
     if config.train.early_stopping_patience is not None:
         callbacks.append(EarlyStopping(writer.monitor, mode="max", patience=config.train.early_stopping_patience))
-    trainer = build_trainer(config.train, callbacks, progress=progress)
+    trainer = build_trainer(config.train, callbacks, val_every_steps=val_every, max_steps=max_steps, progress=progress)
     if trainer.is_global_zero:
         _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
         save_config(config, run_dir / "config.yaml")
+        if plan is not None:
+            plan.save(run_dir)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*Trying to infer the `batch_size`.*")
@@ -225,8 +267,8 @@ def _fit_and_report(config: RunConfig, source: DataSource, task: L.LightningModu
                     weights_only=True)
     if not trainer.is_global_zero:
         return None
-    facts = {"best_epoch": writer.best_epoch, "global_step": trainer.global_step, "epochs": trainer.current_epoch,
-             "train_seconds": round(writer.state_dict()["seconds"], 1)}
+    facts = {"best_step": writer.best_step, "best_epoch": writer.best_epoch, "global_step": trainer.global_step,
+             "epochs": round(trainer.global_step * epochs_per_step, 2), **clock.summary()}
     metrics = report(run_dir, source.dataset("val"), config=config, extra=facts)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return TrainResult(run_dir, metrics, writer.best_epoch, trainer.global_step)
+    return TrainResult(run_dir, metrics, writer.best_step, trainer.global_step)

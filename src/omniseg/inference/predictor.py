@@ -10,7 +10,7 @@ from PIL import Image
 from torch import nn
 
 from omniseg.data.imageio import read_image
-from omniseg.data.transforms import VolumeTransform
+from omniseg.data.transforms import VolumeTransform, match_channels
 from omniseg.errors import OmnisegError
 from omniseg.inference.instances import semantic_to_instances
 from omniseg.inference.optimize import fold_batchnorm
@@ -65,8 +65,9 @@ class Predictor:
         self.volumetric = self.task == "semantic" and is_volumetric(model)
         if self.task == "semantic" and not self.volumetric:  # detectors normalise their input themselves
             mean, std = card.normalisation(where)
-            self._mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
-            self._std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
+            self._mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
+            self._std = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
+            self._channels = card.kwargs.get("in_channels", 3)
         model = model.eval().to(self.device)
         self._memory_format = torch.contiguous_format
         if optimize and self.task == "semantic" and not self.volumetric:
@@ -85,9 +86,11 @@ class Predictor:
             raise OmnisegError(f"{self.card.architecture} is a volumetric model; use predict_volume(volume [C, D, H, W])")
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 ``[N, 3, H, W]`` -> normalised float on the device."""
+        """uint8 ``[N, 3, H, W]`` (or float in 0..1, as 16-bit files are read) -> the model's channels,
+        normalised, on the device."""
         self._check_images()
-        x = images.to(self.device, torch.float32)
+        x = match_channels(images.to(self.device), self._channels).to(torch.float32)
+        x = x / 255 if images.dtype == torch.uint8 else x
         return ((x - self._mean) / self._std).contiguous(memory_format=self._memory_format)
 
     @torch.inference_mode()

@@ -58,6 +58,8 @@ def segment_images(
     record = {"method": method, "parameters": chosen, "box": box, "seeds": None if seeds is None else str(seeds), "images": []}
     for done, path in enumerate(images, 1):
         image = read_image(path).permute(1, 2, 0).numpy()
+        if image.dtype != np.uint8:  # high bit depth, read as 0..1: the classical methods take 8 bits
+            image = (image * 255).round().astype(np.uint8)
         marks = read_seeds(seeds, path) if seeds is not None else None
         start = time.perf_counter()
         try:

@@ -6,7 +6,9 @@ import torch
 from torch import nn
 
 from omniseg.errors import ConfigError
-from omniseg.losses.modules import CrossEntropyLoss, DiceLoss, FocalLoss, WeightedSumLoss
+from omniseg.losses.modules import (
+    CrossEntropyLoss, DiceLoss, FocalLoss, LovaszSoftmaxLoss, OhemCrossEntropyLoss, TverskyLoss, WeightedSumLoss,
+)
 from omniseg.registry import Registry
 
 LOSSES: Registry = Registry("loss")
@@ -14,6 +16,12 @@ LOSSES.add("ce", lambda w, opts: CrossEntropyLoss(weight=w, ignore_index=opts["i
 LOSSES.add("focal", lambda w, opts: FocalLoss(gamma=opts["focal_gamma"], weight=w, ignore_index=opts["ignore_index"]))
 LOSSES.add("dice", lambda w, opts: DiceLoss(ignore_index=opts["ignore_index"]))
 LOSSES.add("vnet_dice", lambda w, opts: DiceLoss(ignore_index=opts["ignore_index"], squared=True, include_background=False))
+LOSSES.add("tversky", lambda w, opts: TverskyLoss(ignore_index=opts["ignore_index"], alpha=opts["tversky_alpha"], beta=opts["tversky_beta"]))
+LOSSES.add("focal_tversky", lambda w, opts: TverskyLoss(ignore_index=opts["ignore_index"], alpha=opts["tversky_alpha"],
+                                                         beta=opts["tversky_beta"], gamma=opts["tversky_gamma"]))
+LOSSES.add("lovasz", lambda w, opts: LovaszSoftmaxLoss(ignore_index=opts["ignore_index"]))
+LOSSES.add("ohem", lambda w, opts: OhemCrossEntropyLoss(ignore_index=opts["ignore_index"], threshold=opts["ohem_threshold"],
+                                                         min_kept=opts["ohem_min_kept"], weight=w))
 
 
 def parse_loss_spec(spec: str) -> list[tuple[float, str]]:
@@ -38,6 +46,11 @@ def build_loss(
     ignore_index: int,
     label_smoothing: float = 0.0,
     focal_gamma: float = 2.0,
+    tversky_alpha: float = 0.3,
+    tversky_beta: float = 0.7,
+    tversky_gamma: float = 0.75,
+    ohem_threshold: float = 0.7,
+    ohem_min_kept: int = 100_000,
 ) -> nn.Module:
     """The loss named by ``spec``: one term, or a :class:`WeightedSumLoss` of several.
 
@@ -46,7 +59,9 @@ def build_loss(
         >>> build_loss("ce+0.5*dice", ignore_index=void).weights
         {'ce': 1.0, 'dice': 0.5}
     """
-    options = {"ignore_index": ignore_index, "label_smoothing": label_smoothing, "focal_gamma": focal_gamma}
+    options = {"ignore_index": ignore_index, "label_smoothing": label_smoothing, "focal_gamma": focal_gamma,
+               "tversky_alpha": tversky_alpha, "tversky_beta": tversky_beta, "tversky_gamma": tversky_gamma,
+               "ohem_threshold": ohem_threshold, "ohem_min_kept": ohem_min_kept}
     terms = parse_loss_spec(spec)
     if len(terms) == 1 and terms[0][0] == 1.0:
         return LOSSES.get(terms[0][1])(class_weights, options)

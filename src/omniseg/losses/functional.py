@@ -17,6 +17,15 @@ def _valid(target: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch
     return valid, torch.where(valid, target, torch.zeros_like(target))
 
 
+def _probabilities_and_one_hot(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax probabilities and the one-hot target ``[N, K, *spatial]``, both zero on ignored pixels."""
+    valid, safe_target = _valid(target, ignore_index)
+    mask = valid.unsqueeze(1)
+    probs = logits.softmax(dim=1) * mask
+    one_hot = F.one_hot(safe_target, logits.shape[1]).movedim(-1, 1).to(probs.dtype) * mask
+    return probs, one_hot
+
+
 def cross_entropy(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -89,11 +98,7 @@ def soft_dice_loss(
         ...                      include_background=False).item(), 4)
         0.2
     """
-    num_classes = logits.shape[1]
-    valid, safe_target = _valid(target, ignore_index)
-    mask = valid.unsqueeze(1)
-    probs = logits.softmax(dim=1) * mask
-    one_hot = F.one_hot(safe_target, num_classes).movedim(-1, 1).to(probs.dtype) * mask
+    probs, one_hot = _probabilities_and_one_hot(logits, target, ignore_index)
     dims = (0, *range(2, probs.ndim))
     intersection = (probs * one_hot).sum(dims)
     cardinality = (probs.square().sum(dims) if squared else probs.sum(dims)) + one_hot.sum(dims)
@@ -104,3 +109,112 @@ def soft_dice_loss(
     if not present.any():
         return logits.sum() * 0.0
     return 1 - dice[present].mean()
+
+
+def tversky_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    ignore_index: int,
+    alpha: float = 0.3,
+    beta: float = 0.7,
+    gamma: float = 1.0,
+    smooth: float = 0.0,
+    eps: float = 1e-7,
+) -> torch.Tensor:
+    """Tversky loss (Salehi et al., 2017), focal with ``gamma != 1`` (Abraham and Khan, 2019).
+
+    Per class ``TI_c = TP / (TP + alpha FP + beta FN)`` with soft counts over the batch's labelled pixels
+    (``TP = sum p g``, ``FP = sum p (1 - g)``, ``FN = sum (1 - p) g``); the loss is the mean of
+    ``(1 - TI_c) ** gamma`` over the classes present in the target. ``alpha = beta = 0.5`` is soft Dice;
+    ``beta > alpha`` (0.7 / 0.3, the paper's) costs missed pixels more than false alarms, for small structures;
+    ``gamma < 1`` (0.75) keeps the gradient up on classes that are already good.
+
+    Example:
+        >>> logits = torch.zeros(1, 2, 1, 2)  # p = 0.5; class 1 on both pixels: TP 1, FP 0, FN 1
+        >>> void = 255  # the dataset's unlabelled value, DatasetInfo.ignore_index
+        >>> round(tversky_loss(logits, torch.tensor([[[1, 1]]]), ignore_index=void, alpha=0.3, beta=0.7).item(), 4)
+        0.4118
+    """
+    probs, one_hot = _probabilities_and_one_hot(logits, target, ignore_index)
+    dims = (0, *range(2, probs.ndim))
+    tp = (probs * one_hot).sum(dims)
+    fp = (probs * (1 - one_hot)).sum(dims)
+    fn = ((1 - probs) * one_hot).sum(dims)
+    index = (tp + smooth) / (tp + alpha * fp + beta * fn + smooth).clamp_min(eps)
+    present = one_hot.sum(dims) > 0
+    if not present.any():
+        return logits.sum() * 0.0
+    return ((1 - index[present]).clamp_min(0) ** gamma).mean()
+
+
+def lovasz_softmax_loss(logits: torch.Tensor, target: torch.Tensor, *, ignore_index: int) -> torch.Tensor:
+    """Lovasz-softmax loss (Berman et al., 2018): the Lovasz extension of each class's Jaccard loss, a tight
+    convex surrogate of ``1 - IoU``, averaged over the classes present in the batch's labelled pixels.
+
+    Per class, the pixels' errors ``|g - p_c|`` are sorted in decreasing order and weighted by the gradient of
+    the Jaccard loss along that order: ``J(i) - J(i - 1)`` with ``J(i) = 1 - |G - top_i| / |G + top_i|``
+    (``top_i`` the first ``i`` pixels of the order taken as predicted).
+
+    Example:
+        >>> logits = torch.tensor([[[[9.0, -9.0]], [[-9.0, 9.0]]]])  # confidently right: loss near 0
+        >>> void = 255  # the dataset's unlabelled value, DatasetInfo.ignore_index
+        >>> lovasz_softmax_loss(logits, torch.tensor([[[0, 1]]]), ignore_index=void).item() < 1e-6
+        True
+    """
+    num_classes = logits.shape[1]
+    probs = logits.softmax(dim=1).movedim(1, -1).reshape(-1, num_classes)
+    labels = target.reshape(-1)
+    valid = labels != ignore_index
+    probs, labels = probs[valid], labels[valid]
+    losses = []
+    for c in range(num_classes):
+        fg = (labels == c).to(probs.dtype)
+        if fg.sum() == 0:
+            continue
+        errors, order = (fg - probs[:, c]).abs().sort(descending=True)
+        fg_sorted = fg[order]
+        truth = fg_sorted.sum()
+        jaccard = 1 - (truth - fg_sorted.cumsum(0)) / (truth + (1 - fg_sorted).cumsum(0))
+        jaccard = torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+        losses.append(torch.dot(errors, jaccard))
+    if not losses:
+        return logits.sum() * 0.0
+    return torch.stack(losses).mean()
+
+
+def ohem_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    ignore_index: int,
+    threshold: float = 0.7,
+    min_kept: int = 100_000,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross entropy with online hard example mining (Shrivastava et al., 2016; as mmsegmentation samples pixels):
+    the mean over the labelled pixels whose true-class probability is under ``threshold``, and at least the
+    ``min_kept`` hardest (all, when fewer are labelled). Easy pixels, the bulk of most images, stop
+    drowning the hard ones. ``weight`` [K] weighs pixels by class, as in :func:`cross_entropy`.
+
+    Example:
+        >>> logits = torch.log(torch.tensor([[[[0.9, 0.6]], [[0.1, 0.4]]]]))  # p(class 0) = 0.9 and 0.6
+        >>> void = 255  # the dataset's unlabelled value, DatasetInfo.ignore_index
+        >>> round(ohem_cross_entropy(logits, torch.tensor([[[0, 0]]]), ignore_index=void, min_kept=1).item(), 4)  # -log 0.6
+        0.5108
+    """
+    valid, safe_target = _valid(target, ignore_index)
+    pixel_loss = F.cross_entropy(logits, safe_target, weight=weight, reduction="none")[valid]
+    if pixel_loss.numel() == 0:
+        return logits.sum() * 0.0
+    with torch.no_grad():
+        true_probability = logits.softmax(1).gather(1, safe_target.unsqueeze(1)).squeeze(1)[valid]
+        hard = true_probability < threshold
+        kept = min(int(min_kept), pixel_loss.numel())
+        if int(hard.sum()) < kept:  # the min_kept hardest pixels instead
+            hard = torch.zeros_like(hard)
+            hard[true_probability.topk(kept, largest=False).indices] = True
+    if weight is not None:
+        pixel_weight = weight.to(pixel_loss.dtype)[safe_target[valid]][hard]
+        return pixel_loss[hard].sum() / pixel_weight.sum().clamp_min(1e-12)
+    return pixel_loss[hard].mean()

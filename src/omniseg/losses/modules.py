@@ -49,6 +49,41 @@ class DiceLoss(nn.Module):
                                  squared=self.squared, include_background=self.include_background)
 
 
+class TverskyLoss(nn.Module):
+    """Tversky loss, focal with ``gamma != 1`` (see :func:`~omniseg.losses.functional.tversky_loss`)."""
+
+    def __init__(self, *, ignore_index: int, alpha: float = 0.3, beta: float = 0.7, gamma: float = 1.0):
+        super().__init__()
+        self.ignore_index, self.alpha, self.beta, self.gamma = ignore_index, alpha, beta, gamma
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return LF.tversky_loss(logits, target, ignore_index=self.ignore_index, alpha=self.alpha, beta=self.beta, gamma=self.gamma)
+
+
+class LovaszSoftmaxLoss(nn.Module):
+    """Lovasz-softmax loss, a convex surrogate of ``1 - IoU`` (see :func:`~omniseg.losses.functional.lovasz_softmax_loss`)."""
+
+    def __init__(self, *, ignore_index: int):
+        super().__init__()
+        self.ignore_index = ignore_index
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return LF.lovasz_softmax_loss(logits, target, ignore_index=self.ignore_index)
+
+
+class OhemCrossEntropyLoss(nn.Module):
+    """Cross entropy over the hard pixels (see :func:`~omniseg.losses.functional.ohem_cross_entropy`)."""
+
+    def __init__(self, *, ignore_index: int, threshold: float = 0.7, min_kept: int = 100_000, weight: torch.Tensor | None = None):
+        super().__init__()
+        self.register_buffer("weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
+        self.ignore_index, self.threshold, self.min_kept = ignore_index, threshold, min_kept
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return LF.ohem_cross_entropy(logits, target, ignore_index=self.ignore_index, threshold=self.threshold,
+                                     min_kept=self.min_kept, weight=self.weight)
+
+
 class WeightedSumLoss(nn.Module):
     """``sum_i w_i * loss_i(logits, target)``; ``terms`` maps a name to ``(weight, loss)``."""
 

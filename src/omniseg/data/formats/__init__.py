@@ -6,7 +6,7 @@ import inspect
 from pathlib import Path
 
 from omniseg.data.formats.ade20k import ADE20KFullSource, ADE20KSource
-from omniseg.data.formats.base import DataSource, override_ignore_index
+from omniseg.data.formats.base import DataSource, override_ignore_index, require_instances
 from omniseg.data.formats.bsds import BSDSSource
 from omniseg.data.formats.camvid import CamVidSource
 from omniseg.data.formats.cityscapes import CityscapesSource
@@ -73,5 +73,5 @@ def load_dataset(path: str | Path, *, format: str = "auto", ignore_index: int | 
 __all__ = [
     "ADE20KFullSource", "ADE20KSource", "BSDSSource", "CVATSource", "CamVidSource", "CityscapesSource", "CocoPanopticSource",
     "CocoSource", "DSBSource", "DataSource", "FORMATS", "FolderSource", "LabelMeSource", "NiftiSource", "VIASource", "VOCSource",
-    "VolumePairsSource", "YOLOSource", "detect_format", "load_dataset",
+    "VolumePairsSource", "YOLOSource", "detect_format", "load_dataset", "require_instances",
 ]

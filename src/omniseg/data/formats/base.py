@@ -50,3 +50,10 @@ def override_ignore_index(info: DatasetInfo, ignore_index: int, where: Path | st
         return dataclasses.replace(info, ignore_index=ignore_index)
     except ValueError as exc:
         raise DataError(f"{where}: --ignore-index {ignore_index}: {exc}") from None
+
+
+def require_instances(source: DataSource, where: Path | str, task: str) -> None:
+    """Refuse (naming ``where``) a dataset without instance annotations for ``task`` ("instance", "panoptic")."""
+    if source.volumetric or not source.info.things or "instances" not in source.dataset("train")[0]:
+        raise DataError(f"{where} has no instance classes (things); {task} training needs objects: COCO, LabelMe, VIA, CVAT, "
+                        "YOLO, DSB folders, VOC SegmentationObject, or a folder with instances/")

@@ -66,6 +66,12 @@ def read_nifti(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(data.transpose(3, 2, 1, 0)), image.affine
 
 
+def voxel_spacing(affine: np.ndarray) -> tuple[float, float, float]:
+    """The voxel size ``(D, H, W)`` (the file's z, y, x) of a volume with ``affine``: its columns' lengths."""
+    x, y, z = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
+    return float(z), float(y), float(x)
+
+
 def write_nifti_labels(path: str | Path, labels: np.ndarray, affine: np.ndarray) -> Path:
     """Write class ids ``[D, H, W]`` as a uint8/uint16 NIfTI on the grid of ``affine``."""
     nib = _nibabel()
@@ -203,11 +209,13 @@ class NiftiSource:
             return None
         return class_pixel_totals((self.read_label(case) for case in self._cases.get(split, [])), self.info.num_classes)
 
-    def read_image(self, case: VolumeCase) -> np.ndarray:
-        image = np.concatenate([read_nifti(path)[0] for path in case.images])
+    def read_case(self, case: VolumeCase) -> tuple[np.ndarray, np.ndarray]:
+        """``(image float32 [C, D, H, W], affine)`` of ``case``: its channel files stacked."""
+        volumes = [read_nifti(path) for path in case.images]
+        image = np.concatenate([volume for volume, _ in volumes])
         if not np.isfinite(image).all():
             raise DataError(f"image {case.images[0]} holds NaN or infinite values; clean the volume first")
-        return image
+        return image, volumes[0][1]
 
     def read_label(self, case: VolumeCase) -> np.ndarray:
         raw = np.asarray(_nibabel().load(case.label).dataobj)
@@ -234,9 +242,10 @@ class VolumeDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> Sample:
         case = self.cases[index]
+        image, affine = self.source.read_case(case)
         sample: Sample = {
-            "image": tv_tensors.Image(torch.from_numpy(self.source.read_image(case))),
-            "meta": {"id": case.id, "path": str(case.images[0]), "orig_size": case.shape},
+            "image": tv_tensors.Image(torch.from_numpy(image)),
+            "meta": {"id": case.id, "path": str(case.images[0]), "orig_size": case.shape, "spacing": voxel_spacing(affine)},
         }
         if case.label is not None:
             sample["mask"] = tv_tensors.Mask(torch.from_numpy(self.source.read_label(case)))

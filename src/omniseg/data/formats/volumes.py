@@ -160,11 +160,11 @@ class VolumePairsSource(NiftiSource):
             raise DataError(f"label {path} holds non-integer or negative values; labels must be class ids")
         return labels.astype(np.int64)
 
-    def read_image(self, case: VolumeCase) -> np.ndarray:
-        image, _ = read_volume(case.images[0])
+    def read_case(self, case: VolumeCase) -> tuple[np.ndarray, np.ndarray]:
+        image, affine = read_volume(case.images[0])
         if not np.isfinite(image).all():
             raise DataError(f"image {case.images[0]} holds NaN or infinite values; clean the volume first")
-        return image
+        return image, affine
 
     def read_label(self, case: VolumeCase) -> np.ndarray:
         labels = self._raw_label(case.label)

@@ -48,7 +48,8 @@ def evaluate_run(
         scores = evaluate_panoptic(model, source.dataset(split), info=source.info, batch_size=batch_size, device=device)
         return {"task": "panoptic", "split": split, **scores}
     check_dimensions(model, volumetric_data=source.volumetric, data=str(data), name=f"the model in {run_dir}")
-    normalise = {} if source.volumetric else dict(zip(("mean", "std"), model.card.normalisation(run_dir)))
+    normalise = {} if source.volumetric else {**dict(zip(("mean", "std"), model.card.normalisation(run_dir))),
+                                              "channels": model.card.kwargs.get("in_channels", 3)}
     dataset = TransformedDataset(source.dataset(split), eval_transforms_for(source.volumetric, **normalise))
     matrix = evaluate_model(model, dataset, num_classes=info.num_classes, ignore_index=source.info.ignore_index,
                             batch_size=batch_size, device=device)
