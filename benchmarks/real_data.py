@@ -105,7 +105,7 @@ def omniseg_run(data: str, budget: float, seed: int, same: bool) -> dict:
     """``omniseg train`` as a user runs it, in this process's interpreter; its metrics.json."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        command = [sys.executable, "-m", "omniseg", "train", "--data", data, "--time-budget", str(budget),
+        command = [sys.executable, "-m", "omniseg.cli.main", "train", "--data", data, "--time-budget", str(budget),
                    "--seed", str(seed), "--out", str(out), "--no-progress"]
         if same:
             command += ["--no-plan", "--model", "unet", "--encoder", "resnet18", "--img-size", "256", "--batch-size", "8",

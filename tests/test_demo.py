@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from omniseg.engine.demo import PLANS, demo_config
+from omniseg.engine.demo import DEMOS, demo_config
 
 
 @pytest.mark.parametrize("task", ["semantic", "instance", "panoptic"])
@@ -18,9 +18,9 @@ def test_each_demo_runs_its_configuration_for_its_steps(run_cli, tmp_path, task)
     assert metrics["global_step"] == 2
     assert {"semantic": "mIoU", "instance": "mask AP", "panoptic": "PQ"}[task] in out
     # the steps decide, not the clock: no time budget unless asked for, validation at the last step
-    config = demo_config(task, tmp_path, "out", size=64, steps=PLANS[task].steps, validations=PLANS[task].validations)
-    assert config.train.time_budget is None and config.train.max_steps == PLANS[task].steps
-    assert PLANS[task].steps % config.train.val_every_steps == 0
+    config = demo_config(task, tmp_path, "out", size=64, steps=DEMOS[task].steps, validations=DEMOS[task].validations)
+    assert config.train.time_budget is None and config.train.max_steps == DEMOS[task].steps
+    assert DEMOS[task].steps % config.train.val_every_steps == 0
     assert config.model.name == {"semantic": "unet", "instance": "maskrcnn", "panoptic": "panoptic_fpn"}[task]
 
 

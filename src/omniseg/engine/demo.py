@@ -17,7 +17,7 @@ from omniseg.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class DemoPlan:
+class DemoSetup:
     """What a demo trains on and for how long: ``steps`` optimiser steps, validated ``validations`` times
     (evenly spaced, the last at the last step)."""
 
@@ -29,10 +29,10 @@ class DemoPlan:
     size: int = 64
 
 
-PLANS = {
-    "semantic": DemoPlan("runs/demo", steps=1700, validations=5),
-    "instance": DemoPlan("runs/demo-instance", steps=900, validations=2),
-    "panoptic": DemoPlan("runs/demo-panoptic", steps=800, validations=2),
+DEMOS = {
+    "semantic": DemoSetup("runs/demo", steps=1700, validations=5),
+    "instance": DemoSetup("runs/demo-instance", steps=900, validations=2),
+    "panoptic": DemoSetup("runs/demo-panoptic", steps=800, validations=2),
 }
 
 # A light Mask R-CNN for 64-pixel scenes with up to four shapes: ResNet-18 without its stride-32 stage under
@@ -97,13 +97,13 @@ def run_demo(task: str = "semantic", *, out: str | Path | None = None, data_dir:
         >>> result.metrics["miou"] > 0.85  # doctest: +SKIP
         True
     """
-    if task not in PLANS:
-        raise ConfigError(f"demo task {task!r} is unknown; use one of {', '.join(PLANS)}")
-    plan = PLANS[task]
-    out = Path(out or plan.out)
+    if task not in DEMOS:
+        raise ConfigError(f"demo task {task!r} is unknown; use one of {', '.join(DEMOS)}")
+    setup = DEMOS[task]
+    out = Path(out or setup.out)
     data = Path(data_dir) if data_dir is not None else out.with_name(f"{out.name}_data")
-    splits = {"train": train_scenes or plan.train_scenes, "val": val_scenes or plan.val_scenes}
-    size = size or plan.size
+    splits = {"train": train_scenes or setup.train_scenes, "val": val_scenes or setup.val_scenes}
+    size = size or setup.size
     write_synthetic(data, splits=splits, size=size, seed=0)
-    config = demo_config(task, data, out, size=size, steps=steps or plan.steps, validations=plan.validations, time_budget=time_budget)
+    config = demo_config(task, data, out, size=size, steps=steps or setup.steps, validations=setup.validations, time_budget=time_budget)
     return train(config, overwrite=True, progress=progress)
