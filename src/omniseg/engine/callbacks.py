@@ -33,22 +33,14 @@ class RunWriter(L.Callback):
         self.best_score = -math.inf
         self.best_step, self.best_epoch = -1, -1.0
         self.epochs_per_step = 0.0  # for the reporting unit: epochs are only counted, training runs in steps
-        self._start = time.monotonic()
-        self._offset = 0.0  # seconds spent before a resume
+        self.clock: TrainingClock | None = None  # the run's clock: the seconds column (resumes included)
 
     def state_dict(self) -> dict:
-        return {"best_score": self.best_score, "best_step": self.best_step, "best_epoch": self.best_epoch, "seconds": self._seconds()}
+        return {"best_score": self.best_score, "best_step": self.best_step, "best_epoch": self.best_epoch}
 
     def load_state_dict(self, state: dict) -> None:
         self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
         self.best_step = state["best_step"]
-        self._offset = state.get("seconds", 0.0)
-
-    def _seconds(self) -> float:
-        return self._offset + time.monotonic() - self._start
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start = time.monotonic()
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not pl_module.last_validation:
@@ -61,7 +53,7 @@ class RunWriter(L.Callback):
             self.best_score, self.best_step, self.best_epoch = score, trainer.global_step, epoch
         if trainer.is_global_zero:
             row = {k: values.get(k, "") for k in self.fields}
-            row.update(epoch=epoch, step=trainer.global_step, seconds=round(self._seconds(), 2),
+            row.update(epoch=epoch, step=trainer.global_step, seconds=round(self.clock.elapsed(), 2) if self.clock else "",
                        lr=trainer.optimizers[0].param_groups[0]["lr"])
             path = self.run_dir / "history.csv"
             new = not path.exists()

@@ -71,6 +71,12 @@ def endless_loader(dataset, *, batch_size: int, seed: int, rank: int, world_size
                       persistent_workers=num_workers > 0, collate_fn=collate_fn)
 
 
+def shard_loader(dataset, *, batch_size: int, rank: int, world_size: int, collate_fn, num_workers: int) -> DataLoader:
+    """The validation loader of every task: each process its exact :class:`ShardSampler` share, in order."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), rank, world_size),
+                      num_workers=num_workers, persistent_workers=num_workers > 0, collate_fn=collate_fn)
+
+
 class SemanticDataModule(L.LightningDataModule):
     """Train and val loaders of a :class:`DataSource` for semantic segmentation."""
 
@@ -102,6 +108,5 @@ class SemanticDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         rank, world = self._world()
-        workers = self.config.num_workers
-        return DataLoader(self.val_set, batch_size=self.config.eval_batch_size, sampler=ShardSampler(len(self.val_set), rank, world),
-                          num_workers=workers, persistent_workers=workers > 0, collate_fn=self.collate)
+        return shard_loader(self.val_set, batch_size=self.config.eval_batch_size, rank=rank, world_size=world,
+                            collate_fn=self.collate, num_workers=self.config.num_workers)

@@ -14,7 +14,7 @@ from omniseg.config import DataConfig, OptimConfig
 from omniseg.data.cache import CachedDataset
 from omniseg.data.formats import DataSource
 from omniseg.data.transforms import InstanceTransform, TransformedDataset, collate_instances
-from omniseg.engine.datamodule import ShardSampler, endless_loader
+from omniseg.engine.datamodule import endless_loader, shard_loader
 from omniseg.engine.module import OptimisedTask
 from omniseg.metrics import coco_evaluate_all, coco_records
 
@@ -46,9 +46,8 @@ class InstanceDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         rank, world = self._world()
-        workers = self.config.num_workers
-        return DataLoader(self.val_set, batch_size=self.config.eval_batch_size, sampler=ShardSampler(len(self.val_set), rank, world),
-                          num_workers=workers, persistent_workers=workers > 0, collate_fn=collate_instances)
+        return shard_loader(self.val_set, batch_size=self.config.eval_batch_size, rank=rank, world_size=world,
+                            collate_fn=collate_instances, num_workers=self.config.num_workers)
 
 
 class InstanceTask(OptimisedTask):

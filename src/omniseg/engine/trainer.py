@@ -249,8 +249,8 @@ def _fit_and_report(config: RunConfig, source: DataSource, task: L.LightningModu
     run_dir = Path(config.train.out)
     max_steps, val_every, epochs_per_step = step_counts(config.train, train_size=len(datamodule.train_set),
                                                         batch_size=config.data.batch_size)
-    writer.epochs_per_step = epochs_per_step
     clock = TrainingClock(max_steps=max_steps, time_budget=config.train.time_budget)
+    writer.epochs_per_step, writer.clock = epochs_per_step, clock
     callbacks: list[L.Callback] = [clock, writer]
     if config.train.early_stopping_patience is not None:
         callbacks.append(EarlyStopping(writer.monitor, mode="max", patience=config.train.early_stopping_patience))

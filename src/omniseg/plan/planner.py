@@ -209,7 +209,7 @@ def _optimiser(plan: Plan, steps: int, lr: float) -> None:
     plan.set("optim.schedule", "poly", "poly decay to zero at the end of the run (or of the time budget)")
 
 
-def _loader(plan: Plan, source: DataSource, pixels_per_sample: int) -> None:
+def _cache(plan: Plan, pixels_per_sample: int) -> None:
     fp = plan.fingerprint
     bytes_needed = fp.num_train * pixels_per_sample * fp.channels * (1 if fp.bit_depth == 8 else 4)
     cache = bytes_needed < 2**31
@@ -270,7 +270,7 @@ def _plan_images(plan: Plan, source: DataSource, measure: bool, model: Candidate
     plan.set("data.batch_size", batch, "8 crops a step")
     pixels = fp.size_median[0] * fp.size_median[1]
     plan.set("data.eval_batch_size", max(1, min(16, 2**22 // max(pixels, 1))), "whole validation images, about 4 Mpx a batch")
-    _loader(plan, source, pixels)
+    _cache(plan, pixels)
     candidate, step = _choose(plan, [model] if model else _candidates_2d(fp, crop), (crop, crop), batch, measure)
     wait = loader_seconds(plan.config(), source, batches=3) if measure else 0.0
     plan.measured["loader_seconds_per_batch"] = round(wait, 4)
@@ -379,7 +379,7 @@ def _plan_objects(plan: Plan, source: DataSource, measure: bool, model: Candidat
     _augmentation(plan, detector=True)
     plan.set("data.batch_size", 4 if cpu else 8, "images a step")
     plan.set("data.eval_batch_size", 4, "validation images a batch")
-    _loader(plan, source, fp.size_median[0] * fp.size_median[1])
+    _cache(plan, fp.size_median[0] * fp.size_median[1])
     sized = Candidate(candidate.name, {**candidate.kwargs, "min_size": img_size, "max_size": round(img_size * 1333 / 800)})
     step = step_seconds(sized,
                         channels=3, num_classes=fp.num_classes, shape=(img_size, img_size), batch=4 if cpu else 8,
