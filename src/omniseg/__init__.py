@@ -11,7 +11,8 @@ from omniseg.config import RunConfig, load_config
 from omniseg.core import DatasetInfo
 from omniseg.data import load_dataset
 from omniseg.errors import ConfigError, DataError, OmnisegError, TrainingError
-from omniseg.inference import (Predictor, evaluate_folders, evaluate_run, evaluate_unsupervised, predict_images,
+from omniseg.inference import (AutomaticMaskGenerator, Predictor, PromptPredictor, autolabel_images, evaluate_folders,
+                               evaluate_run, evaluate_unsupervised, load_prompt_model, predict_images, prompt_image,
                                segment_images)
 from omniseg.inference.export import export_run
 from omniseg.metrics import ConfusionMatrix
@@ -19,6 +20,7 @@ from omniseg.models import create_model, list_models, load_model
 from omniseg.plan import Plan, make_plan
 
 __all__ = [
+    "AutomaticMaskGenerator",
     "ConfigError",
     "ConfusionMatrix",
     "DataError",
@@ -26,9 +28,11 @@ __all__ = [
     "OmnisegError",
     "Plan",
     "Predictor",
+    "PromptPredictor",
     "RunConfig",
     "TrainingError",
     "__version__",
+    "autolabel_images",
     "create_model",
     "evaluate_folders",
     "evaluate_run",
@@ -38,8 +42,10 @@ __all__ = [
     "load_config",
     "load_dataset",
     "load_model",
+    "load_prompt_model",
     "make_plan",
     "predict_images",
+    "prompt_image",
     "run_demo",
     "segment_images",
     "train",

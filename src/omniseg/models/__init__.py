@@ -1,6 +1,6 @@
 """Models: encoders, layers, architectures (registered by name) and the safetensors hub."""
 
-from omniseg.models import instance, panoptic, semantic, volumetric  # noqa: F401  (registers the architectures)
+from omniseg.models import instance, panoptic, promptable, semantic, volumetric  # noqa: F401  (registers the architectures)
 from omniseg.models.builder import MODELS, create_model, list_models
 from omniseg.models.hub import ModelCard, load_model, save_model
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import platform
 import statistics
 import time
@@ -34,6 +35,8 @@ def profile_model(model: nn.Module, *, size: int = 512, volume_size: int = 64, r
     multiply-add as 2 operations; latency is the median of ``repeats``)."""
     model = model.eval()
     side = volume_size if is_volumetric(model) else size
+    if getattr(model, "promptable", False):  # Segment Anything encodes its own fixed square (1024 px)
+        side = model.img_size
     x = example_input(model, side, side, side)
     counter = FlopCounterMode(display=False)
     with counter:
@@ -61,8 +64,9 @@ def model_table(names: Sequence[str] | None = None, *, num_classes: int = 21, be
     rows = []
     for done, name in enumerate(names, 1):
         meta = MODELS.meta(name)
+        takes_classes = "num_classes" in inspect.signature(MODELS.get(name)).parameters  # promptable models have none
         with nullcontext() if benchmark else torch.device("meta"):
-            model = create_model(name, num_classes=num_classes)
+            model = create_model(name, **({"num_classes": num_classes} if takes_classes else {}))
         row = {"name": name, "task": meta.get("task", ""), "parameters": count_parameters(model),
                "description": meta.get("description", "")}
         if benchmark:

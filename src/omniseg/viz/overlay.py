@@ -69,3 +69,26 @@ def boundary_overlay(image: np.ndarray, labels: np.ndarray, *, colour: Sequence[
     out = np.array(image, dtype=np.uint8, copy=True)
     out[label_boundaries(labels)] = colour
     return out
+
+
+def prompt_overlay(image: np.ndarray, mask: np.ndarray, *, points: np.ndarray | None = None, labels: np.ndarray | None = None,
+                   boxes: np.ndarray | None = None, alpha: float = 0.45) -> np.ndarray:
+    """A mask (``[H, W]`` bool) over ``image`` with its prompts drawn: object points green, background points
+    red (white rims), boxes in yellow."""
+    import cv2
+
+    canvas = image.astype(np.float32).copy()
+    canvas[mask] = canvas[mask] * (1 - alpha) + np.array([30, 144, 255], np.float32) * alpha
+    canvas = np.ascontiguousarray(canvas.round().clip(0, 255).astype(np.uint8))
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    scale = max(min(image.shape[:2]) / 400, 1.0)
+    cv2.drawContours(canvas, contours, -1, (30, 144, 255), max(1, round(scale)))
+    for box in [] if boxes is None else np.asarray(boxes).reshape(-1, 4):
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        cv2.rectangle(canvas, (x0, y0), (x1, y1), (255, 220, 0), max(1, round(scale * 2)))
+    for (x, y), label in zip([] if points is None else np.asarray(points).reshape(-1, 2),
+                             [] if labels is None else np.asarray(labels).reshape(-1)):
+        centre, radius = (int(round(x)), int(round(y))), max(3, round(4 * scale))
+        cv2.circle(canvas, centre, radius + 1, (255, 255, 255), -1, cv2.LINE_AA)
+        cv2.circle(canvas, centre, radius, (0, 200, 0) if label == 1 else (230, 0, 0), -1, cv2.LINE_AA)
+    return canvas
