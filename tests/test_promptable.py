@@ -240,6 +240,7 @@ def test_the_predictor_caches_embeddings_and_refuses_bad_prompts(test_image):
         (dict(boxes=[-5, 0, 50, 80]), "leaves the 120 x 150 image"),
         (dict(points=[[5, 5]], labels=[2]), "labels are 1 .object. or 0"),
         (dict(), "give a prompt"),
+        (dict(boxes=[0, 0, 50, 80], mask_input=np.zeros((1, 64, 64))), r"mask_input is \(64, 64\) but this model takes \(32, 32\)"),
         (dict(points=np.zeros((2, 1, 2)), boxes=np.ones((3, 4)) * [0, 0, 5, 5]), "disagree in batch size"),
     ]:
         with pytest.raises(ConfigError, match=message):

@@ -190,6 +190,10 @@ class PromptPredictor:
         ``multimask``: three masks per prompt (best for a single click) instead of one."""
         self.embedding()
         prompts = check_prompts(self.original_size, points, labels, boxes, mask_input)
+        expected = tuple(self.model.prompt_encoder.mask_input_size)
+        if prompts.mask_input is not None and tuple(prompts.mask_input.shape[-2:]) != expected:
+            raise ConfigError(f"mask_input is {tuple(prompts.mask_input.shape[-2:])} but this model takes {expected} "
+                              "(pass a low_res_logits entry of a previous prediction)")
         t = (lambda a, dtype=torch.float32: None if a is None else torch.as_tensor(a, dtype=dtype, device=self.device))
         low_res, scores = self.decode(
             None if prompts.points is None else self.to_input_frame(prompts.points), t(prompts.labels, torch.int64),
