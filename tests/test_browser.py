@@ -25,12 +25,12 @@ playwright = pytest.importorskip("playwright.sync_api")
 uvicorn = pytest.importorskip("uvicorn")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 
-SAM = dict(img_size=64, embed_dim=32, depth=1, num_heads=2, global_attn_indexes=(0,), window_size=4, prompt_embed_dim=32,
-           decoder_mlp_dim=64, decoder_num_heads=2, iou_head_hidden_dim=32)
+from .conftest import TINY_SAM
+from .test_instance_training import TINY as TINY_MASK_RCNN
 
 
 @pytest.fixture
-def server(tmp_path, shapes_dir):
+def server(tmp_path, trained_tiny_sam):
     from omniseg.server import ServerSettings, create_app
 
     torch.manual_seed(0)
@@ -38,8 +38,8 @@ def server(tmp_path, shapes_dir):
     save_model(create_model("unet", **kwargs), tmp_path / "scenes",
                ModelCard("unet", kwargs, DatasetInfo(["background", "disc", "square"], ignore_index=255),
                          preprocessing={"mean": [0.5] * 3, "std": [0.25] * 3}))
-    save_model(create_model("sam", **SAM), tmp_path / "sam",
-               ModelCard("sam", dict(SAM), DatasetInfo(["background", "object"], ignore_index=255), task="promptable"))
+    save_model(trained_tiny_sam, tmp_path / "sam",
+               ModelCard("sam", dict(TINY_SAM), DatasetInfo(["background", "object"], ignore_index=255), task="promptable"))
     app = create_app([tmp_path / "scenes", tmp_path / "sam"], ServerSettings(label_dir=tmp_path / "labels"))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -54,11 +54,15 @@ def server(tmp_path, shapes_dir):
     thread.join(10)
 
 
-def test_the_page_predicts_prompts_downloads_and_saves_labels(server, tmp_path):
+def test_the_page_predicts_prompts_downloads_and_saves_labels(server, tmp_path, run_cli):
     url, root = server
     image = np.full((96, 128, 3), 40, np.uint8)
     image[20:70, 30:90] = (220, 200, 40)
+    image[75:92, 95:125] = (60, 200, 220)
     Image.fromarray(image).save(tmp_path / "scene.png")
+    second = np.full((96, 128, 3), 30, np.uint8)
+    second[50:90, 80:120] = (60, 200, 220)
+    Image.fromarray(second).save(tmp_path / "second.png")
     shots = tmp_path / "screenshots"
     shots.mkdir()
     with playwright.sync_playwright() as p:
@@ -95,6 +99,9 @@ def test_the_page_predicts_prompts_downloads_and_saves_labels(server, tmp_path):
         page.mouse.up()
         page.wait_for_function("document.getElementById('status').textContent.startsWith('mask in')")
         page.screenshot(path=shots / "4_box.png")
+        page.click("#clear")
+        page.mouse.click(*at(110, 83))
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('mask in')")
         page.fill("#class-name", "corner")
         page.click("#keep")
         assert page.locator("#objects li").count() == 2
@@ -102,6 +109,18 @@ def test_the_page_predicts_prompts_downloads_and_saves_labels(server, tmp_path):
         page.click("#save-labels")
         page.wait_for_function("document.getElementById('status').textContent.startsWith('saved 2 object')")
         page.screenshot(path=shots / "5_saved.png")
+        # a second image, one click, saved too: the folder now trains (a validation image is split off)
+        page.set_input_files("#file", tmp_path / "second.png")
+        page.wait_for_function("document.getElementById('status').textContent.includes('click the object')")
+        page.mouse.click(*at(100, 70))
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('mask in')")
+        page.fill("#class-name", "box")
+        page.click("#keep")
+        page.click("#save-labels")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('saved 1 object')")
+        page.set_viewport_size({"width": 420, "height": 800})
+        page.screenshot(path=shots / "6_narrow.png", full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 420  # nothing spills sideways
         browser.close()
     assert not errors
     import httpx  # the API's answer for the same click, outside the browser
@@ -114,4 +133,12 @@ def test_the_page_predicts_prompts_downloads_and_saves_labels(server, tmp_path):
     assert (downloaded == expected).mean() > 0.995  # the click lands within a pixel of (60, 45)
     coco = json.loads((root / "labels" / "annotations" / "instances.json").read_text())
     assert sorted(c["name"] for c in coco["categories"]) == ["box", "corner"]
-    assert sorted(a["area"] for a in coco["annotations"]) == sorted(a for a in areas if a > 0)  # empty masks are not saved
+    first = next(i["id"] for i in coco["images"] if i["file_name"] == "scene.png")
+    assert sorted(a["area"] for a in coco["annotations"] if a["image_id"] == first) == sorted(areas) and min(areas) > 0
+    assert len(coco["images"]) == 2 and len(coco["annotations"]) == 3
+    assert all(a["area"] > 100 for a in coco["annotations"])  # the trained model's masks are real shapes
+    code, out, err = run_cli("data", "check", root / "labels")
+    assert code == 0 and "no errors" in out, err
+    code, out, err = run_cli("train", "--task", "instance", "--data", root / "labels", *TINY_MASK_RCNN, "--img-size", "48",
+                             "--out", tmp_path / "run")
+    assert code == 0, err

@@ -19,12 +19,12 @@ from omniseg.inference.automatic_masks import AutomaticMaskGenerator, crop_boxes
 from omniseg.inference.prompt_predictor import ClassicalPromptEngine, PromptPredictor, load_prompt_model
 from omniseg.models import ModelCard, create_model, save_model
 
+from .conftest import TINY_SAM as TINY, rectangle_scenes as scenes
+
 official = pytest.importorskip("segment_anything")
 from segment_anything import SamAutomaticMaskGenerator, SamPredictor  # noqa: E402
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer  # noqa: E402
 
-TINY = dict(img_size=128, embed_dim=32, depth=2, num_heads=2, global_attn_indexes=(1,), window_size=4, prompt_embed_dim=32,
-            decoder_mlp_dim=64, decoder_num_heads=2, iou_head_hidden_dim=32)
 DATA = Path(__file__).parent / "data"
 
 
@@ -41,55 +41,12 @@ def official_tiny() -> Sam:
                                  transformer_dim=dim, iou_head_depth=3, iou_head_hidden_dim=32)).eval()
 
 
-def scenes(count: int, size: int, rng: np.random.Generator) -> list[tuple[np.ndarray, list[np.ndarray]]]:
-    """Dark images holding three bright rectangles each, with their visible masks."""
-    out = []
-    for _ in range(count):
-        image = np.full((size, size, 3), rng.integers(0, 60, 3), np.uint8)
-        masks: list[np.ndarray] = []
-        for _ in range(3):
-            h, w = rng.integers(size // 6, size // 2, 2)
-            y, x = rng.integers(0, size - h), rng.integers(0, size - w)
-            image[y:y + h, x:x + w] = rng.integers(100, 255, 3)
-            mask = np.zeros((size, size), bool)
-            mask[y:y + h, x:x + w] = True
-            masks = [m & ~mask for m in masks] + [mask]
-        out.append((image, [m for m in masks if m.any()]))
-    return out
-
-
 @pytest.fixture(scope="module")
-def trained_pair() -> tuple[Sam, torch.nn.Module]:
-    """The tiny SAM briefly trained to segment rectangles from a click (so its masks are real shapes, not the
-    all-or-nothing masks of random weights), as the official model and as omniseg's, with one state dict."""
-    torch.manual_seed(0)
-    model = create_model("sam", **TINY).train()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    rng = np.random.default_rng(0)
-    size = TINY["img_size"]
-    for _ in range(400):
-        batch = scenes(8, size, rng)
-        points, targets = [], []
-        for _, masks in batch:
-            mask = masks[rng.integers(len(masks))]
-            ys, xs = np.nonzero(mask)
-            k = rng.integers(len(ys))
-            points.append([xs[k], ys[k]])
-            targets.append(mask)
-        x = torch.tensor(np.stack([image for image, _ in batch])).permute(0, 3, 1, 2).float()
-        embedding = model.image_encoder(model.preprocess(x))
-        sparse, dense = model.prompt_encoder((torch.tensor(points, dtype=torch.float32)[:, None], torch.ones(8, 1)), None, None)
-        low, iou = model.mask_decoder.predict_masks(embedding, model.prompt_encoder.get_dense_pe(), sparse, dense)
-        target = torch.nn.functional.interpolate(torch.tensor(np.stack(targets))[:, None].float(), size=low.shape[-2:], mode="area")
-        overlap = ((low > 0) & (target > 0.5)).sum((2, 3)) / ((low > 0) | (target > 0.5)).sum((2, 3)).clamp(min=1)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(low, target.expand_as(low)) + torch.nn.functional.mse_loss(iou, overlap)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    model.eval()
+def trained_pair(trained_tiny_sam) -> tuple[Sam, torch.nn.Module]:
+    """The trained tiny SAM as the official model and as omniseg's, with one state dict."""
     theirs = official_tiny()
-    theirs.load_state_dict(model.state_dict())  # strict: every key and shape of the official layout
-    return theirs, model
+    theirs.load_state_dict(trained_tiny_sam.state_dict())  # strict: every key and shape of the official layout
+    return theirs, trained_tiny_sam
 
 
 @pytest.fixture(scope="module")

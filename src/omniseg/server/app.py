@@ -123,11 +123,11 @@ def create_app(models: Sequence[str | Path] | dict[str, str | Path] = (), settin
         return Response(status_code=204)
 
     @app.get("/api/health")
-    def health() -> dict:
+    async def health() -> dict:  # on the event loop: it answers while the inference slots are busy
         return {"status": "ok", "models": len(loaded), "cached_embeddings": len(cache)}
 
     @app.get("/api/models")
-    def list_models() -> list[dict]:
+    async def list_models() -> list[dict]:
         return [m.describe() for m in loaded.values()]
 
     @app.post("/api/predict")

@@ -189,6 +189,7 @@ function wire() {
     if (!state.mask || state.mask.kind !== "binary") { setStatus("prompt a mask first"); return; }
     if (!name) { setStatus("give the object a class name"); return; }
     let area = 0; for (let i = 0; i < state.mask.data.length; i += 4) if (state.mask.data[i] > 0) area++;
+    if (!area) { setStatus("the mask is empty: click inside the object, or draw its box"); return; }
     state.objects.push({ name, data: state.mask.data, png: state.mask.png, area });
     clearPrompt(); renderObjects(); draw(); setStatus(`kept ${name}`);
   });
