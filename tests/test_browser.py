@@ -11,6 +11,7 @@ import shutil
 import socket
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,6 +107,9 @@ def test_the_page_predicts_prompts_downloads_and_saves_labels(server, tmp_path, 
         page.click("#keep")
         assert page.locator("#objects li").count() == 2
         areas = page.evaluate("window.omnisegState.objects.map((o) => o.area)")
+        with page.expect_download() as download:
+            page.click("#download-coco")
+        objects = json.loads(Path(download.value.path()).read_text())
         page.click("#save-labels")
         page.wait_for_function("document.getElementById('status').textContent.startsWith('saved 2 object')")
         page.screenshot(path=shots / "5_saved.png")
@@ -136,7 +140,13 @@ def test_the_page_predicts_prompts_downloads_and_saves_labels(server, tmp_path, 
     first = next(i["id"] for i in coco["images"] if i["file_name"] == "scene.png")
     assert sorted(a["area"] for a in coco["annotations"] if a["image_id"] == first) == sorted(areas) and min(areas) > 0
     assert len(coco["images"]) == 2 and len(coco["annotations"]) == 3
-    assert all(a["area"] > 100 for a in coco["annotations"])  # the trained model's masks are real shapes
+    assert all(a["area"] > 100 for a in coco["annotations"])
+    # the downloaded COCO JSON holds the same masks as the saved folder (uncompressed RLE decodes to them)
+    from pycocotools import mask as mask_utils
+
+    saved = [mask_utils.decode(a["segmentation"] | {"counts": a["segmentation"]["counts"].encode()}) for a in coco["annotations"] if a["image_id"] == first]
+    downloaded_masks = [mask_utils.decode(mask_utils.frPyObjects(a["segmentation"], 96, 128)) for a in objects["annotations"]]
+    assert [m.sum() for m in downloaded_masks] == areas and all((a == b).all() for a, b in zip(sorted(saved, key=np.sum), sorted(downloaded_masks, key=np.sum)))  # the trained model's masks are real shapes
     code, out, err = run_cli("data", "check", root / "labels")
     assert code == 0 and "no errors" in out, err
     code, out, err = run_cli("train", "--task", "instance", "--data", root / "labels", *TINY_MASK_RCNN, "--img-size", "48",

@@ -168,3 +168,21 @@ def test_the_page_and_its_modules_are_served(client):
     script = client.get("/static/app.js")
     assert script.status_code == 200 and "/api/prompt" in script.text
     assert client.get("/static/style.css").status_code == 200
+
+
+def test_instance_runs_answer_with_boxes_scores_and_rle(tmp_path):
+    torch.manual_seed(0)
+    kwargs = {"num_classes": 2, "encoder": "resnet18", "anchor_sizes": "small", "fpn_channels": 32, "box_head_size": 64,
+              "mask_head_channels": 16, "mask_head_layers": 1}
+    save_model(create_model("maskrcnn", **kwargs), tmp_path / "cells",
+               ModelCard("maskrcnn", kwargs, DatasetInfo(["background", "cell"], ignore_index=255, things=[1]), task="instance"))
+    with TestClient(create_app([tmp_path / "cells"])) as client:
+        answer = client.post("/api/predict", files={"file": ("a.png", png(IMAGE))}).json()
+    assert answer["task"] == "instance" and isinstance(answer["instances"], list)
+    from omniseg.inference import Predictor
+
+    expected = Predictor(tmp_path / "cells").predict_instances(IMAGE)
+    assert len(answer["instances"]) == len(expected["boxes"])
+    for got, box, label in zip(answer["instances"], expected["boxes"], expected["labels"]):
+        assert got["class"] == ["background", "cell"][int(label)] and np.allclose(got["box"], box, atol=1e-3)
+        assert got["rle"]["size"] == [40, 56]

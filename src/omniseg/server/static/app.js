@@ -162,6 +162,25 @@ function objectsMaskPng() {  // the kept objects (or the current mask) as an ind
   return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
 }
 
+function rle(data) {  // COCO's uncompressed RLE: run lengths in column-major order, starting with background
+  const { width, height } = state.image, counts = [];
+  let previous = 0, run = 0;
+  for (let x = 0; x < width; x++) for (let y = 0; y < height; y++) {
+    const value = data[4 * (y * width + x)] > 0 ? 1 : 0;
+    if (value !== previous) { counts.push(run); run = 0; previous = value; }
+    run++;
+  }
+  counts.push(run);
+  return { size: [height, width], counts };
+}
+
+function boxOf(data) {  // [x, y, w, h] of a mask
+  const { width, height } = state.image;
+  let x0 = width, y0 = height, x1 = -1, y1 = -1;
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) if (data[4 * (y * width + x)] > 0) { x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x); y1 = Math.max(y1, y); }
+  return x1 < 0 ? [0, 0, 0, 0] : [x0, y0, x1 - x0 + 1, y1 - y0 + 1];
+}
+
 function wire() {
   $("model").addEventListener("change", () => { state.model = state.models.find((m) => m.name === $("model").value); clearPrompt(); updatePanels(); run(); });
   $("file").addEventListener("change", (e) => e.target.files[0] && openFile(e.target.files[0]));
@@ -198,7 +217,8 @@ function wire() {
     const names = [...new Set(state.objects.map((o) => o.name))];
     const coco = { images: [{ id: 1, file_name: state.file?.name, width: state.image?.width, height: state.image?.height }],
                    categories: names.map((n, i) => ({ id: i + 1, name: n })),
-                   annotations: state.objects.map((o, k) => ({ id: k + 1, image_id: 1, category_id: names.indexOf(o.name) + 1, area: o.area, mask_png: o.png })) };
+                   annotations: state.objects.map((o, k) => ({ id: k + 1, image_id: 1, category_id: names.indexOf(o.name) + 1, area: o.area,
+                                                                iscrowd: 0, bbox: boxOf(o.data), segmentation: rle(o.data) })) };
     download("objects.json", new Blob([JSON.stringify(coco)], { type: "application/json" }));
   });
   $("save-labels").addEventListener("click", async () => {
