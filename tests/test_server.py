@@ -179,6 +179,7 @@ def test_instance_runs_answer_with_boxes_scores_and_rle(tmp_path):
     with TestClient(create_app([tmp_path / "cells"])) as client:
         answer = client.post("/api/predict", files={"file": ("a.png", png(IMAGE))}).json()
     assert answer["task"] == "instance" and isinstance(answer["instances"], list)
+    assert decoded(answer["instances_png"]).max() <= len(answer["instances"]) and decoded(answer["instances_png"]).shape == (40, 56)
     from omniseg.inference import Predictor
 
     expected = Predictor(tmp_path / "cells").predict_instances(IMAGE)

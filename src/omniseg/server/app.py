@@ -241,9 +241,13 @@ def _predict(served: LoadedModel, image: np.ndarray) -> dict[str, Any]:
                     "present": sorted(int(v) for v in np.unique(mask))}
         if served.task == "instance":
             found = predictor.predict_instances(image)
+            ids = np.zeros(image.shape[:2], np.uint8)  # instance k + 1 (the first 255), better ones on top
+            for k in range(min(len(found["masks"]), 255) - 1, -1, -1):
+                ids[found["masks"][k]] = k + 1
             return {"instances": [{"label": int(label), "class": served.classes[int(label)], "score": float(score),
                                    "box": [float(v) for v in box], "rle": encode_rle(mask)}
-                                  for mask, label, score, box in zip(found["masks"], found["labels"], found["scores"], found["boxes"])]}
+                                  for mask, label, score, box in zip(found["masks"], found["labels"], found["scores"], found["boxes"])],
+                    "instances_png": png_base64(ids)}
         ids, segments = predictor.predict_panoptic(image)
         from omniseg.models.panoptic.merge import ids_to_rgb
 

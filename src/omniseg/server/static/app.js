@@ -81,7 +81,7 @@ async function run() {
       const answer = await api("/api/predict", { method: "POST", body: form });
       if (answer.mask_png) state.mask = { kind: "classes", data: pixels(await pngImage(answer.mask_png)) };
       else if (answer.panoptic_png) state.mask = { kind: "rgb", data: pixels(await pngImage(answer.panoptic_png)) };
-      else state.mask = { kind: "instances", instances: answer.instances };
+      else state.mask = { kind: "instances", instances: answer.instances, data: pixels(await pngImage(answer.instances_png)) };
       setStatus(`${state.model.name}: ${answer.seconds.toFixed(2)} s`);
       draw();
     }
@@ -117,6 +117,7 @@ function draw() {
   if (mask && mask.kind === "classes") {
     for (let i = 0; i < out.length; i += 4) { const c = mask.data[i]; if (c > 0) put(i, [mask.data[i], mask.data[i + 1], mask.data[i + 2]]); }
   }
+  if (mask && mask.kind === "instances") for (let i = 0; i < out.length; i += 4) { if (mask.data[i] > 0) put(i, colour(mask.data[i])); }
   if (mask && mask.kind === "rgb") for (let i = 0; i < out.length; i += 4) { if (mask.data[i] + mask.data[i + 1] + mask.data[i + 2] > 0) put(i, colour(mask.data[i] + 256 * mask.data[i + 1])); }
   context.putImageData(paint, 0, 0);
   if (mask && mask.kind === "instances") {
