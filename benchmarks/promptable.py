@@ -28,21 +28,14 @@ from rich.table import Table
 
 def timed(function, repeats: int) -> tuple[float, object]:
     """Median seconds over ``repeats`` calls after one warm-up (``repeats`` 0: one call, no warm-up), and the last result."""
-    if repeats == 0:
-        return _once(function)
-    result = function()
-    times = []
-    for _ in range(repeats):
+    if repeats:
+        function()
+    times, result = [], None
+    for _ in range(max(repeats, 1)):
         start = time.perf_counter()
         result = function()
         times.append(time.perf_counter() - start)
     return statistics.median(times), result
-
-
-def _once(function) -> tuple[float, object]:
-    start = time.perf_counter()
-    result = function()
-    return time.perf_counter() - start, result
 
 
 def scene(height: int = 768, width: int = 1024) -> np.ndarray:

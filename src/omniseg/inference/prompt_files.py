@@ -117,7 +117,7 @@ def autolabel_images(model, inputs: Sequence[str | Path], out: str | Path, *, ar
 def segment_detections(predictor: PromptPredictor, detector, image: np.ndarray, score_threshold: float) -> list[dict]:
     """Detect, then segment: the detector's boxes (score >= ``score_threshold``) prompt SAM in one batch; each
     record holds the COCO RLE, area, bbox (x, y, w, h), the detector's ``category_id`` and ``score``."""
-    from omniseg.core.rle import encode_rle
+    from omniseg.core.rle import coco_bbox, encode_rle
 
     found = detector.predict_instances(image, score_threshold=score_threshold)
     if not len(found["boxes"]):
@@ -131,8 +131,6 @@ def segment_detections(predictor: PromptPredictor, detector, image: np.ndarray, 
     masks = predictor.predict(boxes=boxes[usable], multimask=False).masks[:, 0]  # a [B, 4] batch: one call
     records = []
     for mask, label, score in zip(masks, np.asarray(found["labels"])[usable], np.asarray(found["scores"])[usable]):
-        ys, xs = np.nonzero(mask)
-        bbox = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)] if len(xs) else [0, 0, 0, 0]
-        records.append({"segmentation": encode_rle(mask), "area": int(mask.sum()), "bbox": bbox,
+        records.append({"segmentation": encode_rle(mask), "area": int(mask.sum()), "bbox": coco_bbox(mask),
                         "category_id": int(label), "score": float(score)})
     return records

@@ -144,13 +144,18 @@ class PromptPredictor:
         if key in self._cache:
             self._cache.move_to_end(key)
         else:
-            self._cache[key] = self._encode(array)
+            self._cache[key] = self.encode(array)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        self.features, self.original_size, self.input_size = self._cache[key]
+        self.use_embedding(*self._cache[key])
+
+    def use_embedding(self, features: torch.Tensor, original_size: tuple[int, int], input_size: tuple[int, int]) -> None:
+        """Answer the following prompts on an embedding computed by :meth:`encode` (e.g. kept by a server)."""
+        self.features, self.original_size, self.input_size = features, original_size, input_size
 
     @torch.no_grad()
-    def _encode(self, array: np.ndarray) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
+    def encode(self, array: np.ndarray) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
+        """``(embedding, original size, resized input size)`` of a uint8 ``[H, W, 3]`` image (nothing is cached)."""
         height, width = array.shape[:2]
         new_h, new_w = longest_side_shape(height, width, self.model.img_size)
         resized = np.array(Image.fromarray(array).resize((new_w, new_h), Image.BILINEAR))

@@ -151,7 +151,7 @@ def create_app(models: Sequence[str | Path] | dict[str, str | Path] = (), settin
             raise HTTPException(422, f"{served.name} is a {served.task} model; embed needs a promptable one")
         image = await read_upload(file)
         start = time.perf_counter()
-        features, original, resized = await run(served.predictor._encode, image)
+        features, original, resized = await run(served.predictor.encode, image)
         key = cache.add(Embedding(served.name, features, original, resized))
         return {"embedding_id": key, "model": served.name, "width": original[1], "height": original[0],
                 "seconds": round(time.perf_counter() - start, 4)}
@@ -260,7 +260,7 @@ def _prompt(served: LoadedModel, entry: Embedding, request: PromptRequest, previ
     batched = boxes is not None and len(boxes) > 1
     points = request.points or None
     with served.lock, torch.inference_mode():
-        predictor.features, predictor.original_size, predictor.input_size = entry.features, entry.original_size, entry.input_size
+        predictor.use_embedding(entry.features, entry.original_size, entry.input_size)
         result = predictor.predict(
             points=None if points is None else ([points] * len(boxes) if batched else points),
             labels=None if points is None or request.labels is None else ([request.labels] * len(boxes) if batched else request.labels),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omniseg.core.rle import encode_rle
+from omniseg.core.rle import coco_bbox, encode_rle
 
 _lock = threading.Lock()
 
@@ -49,13 +49,12 @@ def save_labels(label_dir: Path, image_name: str, image_bytes: bytes, image_size
             if name not in categories:
                 categories[name] = max(categories.values(), default=0) + 1
                 coco["categories"].append({"id": categories[name], "name": name})
-            ys, xs = np.nonzero(mask)
-            if not len(xs):
+            if not mask.any():
                 continue
             coco["annotations"].append({
                 "id": next_id, "image_id": image["id"], "category_id": categories[name], "segmentation": encode_rle(mask),
                 "area": int(mask.sum()), "iscrowd": 0,
-                "bbox": [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]})
+                "bbox": coco_bbox(mask)})
             next_id += 1
         _atomic_write(path, json.dumps(coco).encode())
     return {"images": len(coco["images"]), "annotations": len(coco["annotations"]), "categories": len(coco["categories"])}
