@@ -1,7 +1,8 @@
 """A burst against ``omniseg serve``: 200 concurrent requests (half semantic predictions, half prompts on one
-cached embedding) to a server started on 127.0.0.1 in its own process, while a health check polls; then an
-oversized and a broken upload, and one more request. Prints latency percentiles, failures and the server's
-peak memory (VmHWM) and saves JSON. Nothing is asserted.
+cached embedding) to a server started on 127.0.0.1 in its own process, while a monitor polls the health check on
+its own connection; then an oversized and a broken upload, and one more request; then SIGTERM while four
+predictions are in flight (a graceful shutdown answers them). Prints latency percentiles, failures and the
+server's peak memory (VmHWM) and saves JSON. Nothing is asserted.
 
     python benchmarks/serve_load.py [--requests 200] [--out benchmarks/results/serve_load.json]
 """
@@ -62,7 +63,7 @@ def peak_rss_mb(pid: int) -> float:
 async def burst(url: str, requests: int, image: bytes) -> dict:
     import httpx
 
-    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=300) as client, httpx.AsyncClient(base_url=url, timeout=300) as monitor:
         embedded = (await client.post("/api/embed", files={"file": ("a.png", image)})).json()["embedding_id"]
         health: list[tuple[float, int]] = []
         done = asyncio.Event()
@@ -70,7 +71,7 @@ async def burst(url: str, requests: int, image: bytes) -> dict:
         async def poll() -> None:
             while not done.is_set():
                 start = time.perf_counter()
-                status = (await client.get("/api/health")).status_code
+                status = (await monitor.get("/api/health")).status_code
                 health.append((time.perf_counter() - start, status))
                 await asyncio.sleep(0.2)
 
@@ -97,6 +98,23 @@ async def burst(url: str, requests: int, image: bytes) -> dict:
     return {"results": results, "wall": wall, "health": health, "oversized": oversized, "broken": broken, "after": after}
 
 
+async def stop_during_requests(url: str, server: subprocess.Popen, image: bytes) -> list[int]:
+    """The statuses of four predictions in flight when the server is sent SIGTERM."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        async def one() -> int:
+            try:
+                return (await client.post("/api/predict", files={"file": ("a.png", image)}, data={"model": "scenes"})).status_code
+            except httpx.HTTPError:
+                return 0
+
+        pending = [asyncio.create_task(one()) for _ in range(4)]
+        await asyncio.sleep(0.3)
+        server.send_signal(signal.SIGTERM)
+        return list(await asyncio.gather(*pending))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=200)
@@ -121,7 +139,7 @@ def main() -> None:
         image = png(np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8))
         report = asyncio.run(burst(url, args.requests, image))
         rss = peak_rss_mb(server.pid)
-        server.send_signal(signal.SIGTERM)
+        in_flight = asyncio.run(stop_during_requests(url, server, image))
         exit_code = server.wait(30)
     rows = []
     for kind in ("predict", "prompt"):
@@ -133,7 +151,8 @@ def main() -> None:
     summary = {"requests": args.requests, "wall_s": report["wall"], "rows": rows, "health_checks": len(health),
                "health_failed": sum(1 for _, s in health if s != 200), "health_max_s": max(t for t, _ in health),
                "oversized_status": report["oversized"], "broken_status": report["broken"], "after_status": report["after"],
-               "server_peak_rss_mb": rss, "server_exit_code": exit_code, "cpus": os.cpu_count()}
+               "server_peak_rss_mb": rss, "in_flight_at_sigterm": in_flight, "server_exit_code": exit_code,
+               "cpus": os.cpu_count()}
     table = Table("requests", "n", "failed", "p50 s", "p95 s", "max s", title=f"{args.requests} concurrent requests in {report['wall']:.1f} s")
     for row in rows:
         table.add_row(row["kind"], str(row["requests"]), str(row["failed"]), f"{row['p50_s']:.2f}", f"{row['p95_s']:.2f}", f"{row['max_s']:.2f}")
@@ -142,7 +161,8 @@ def main() -> None:
     console.print(f"health checks during the burst: {summary['health_checks']} ({summary['health_failed']} failed, slowest "
                   f"{summary['health_max_s']:.3f} s); oversized upload -> {summary['oversized_status']}, broken upload -> "
                   f"{summary['broken_status']}, then a prediction -> {summary['after_status']}; server peak RSS "
-                  f"{rss:.0f} MB; exit code after SIGTERM {exit_code}")
+                  f"{rss:.0f} MB; SIGTERM with 4 predictions in flight: answered {in_flight}, then the server exited "
+                  f"({exit_code}: uvicorn re-raises the signal after its graceful shutdown)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(summary, indent=2))
 

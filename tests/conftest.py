@@ -127,3 +127,46 @@ def trained_tiny_sam() -> torch.nn.Module:
         loss.backward()
         optimiser.step()
     return model.eval()
+
+
+YELLOW, CYAN = (220, 200, 40), (60, 200, 220)
+
+
+def coloured_rectangles(rng: np.random.Generator, height: int, width: int, count: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A dark noisy image with ``count`` yellow (class 1) and cyan (class 2) rectangles, and its class mask."""
+    image = np.full((height, width, 3), rng.integers(10, 60), np.uint8)
+    mask = np.zeros((height, width), np.uint8)
+    for _ in range(count):
+        label = int(rng.integers(1, 3))
+        h, w = rng.integers(max(2, height // 8), max(3, height // 2)), rng.integers(max(2, width // 8), max(3, width // 2))
+        y, x = rng.integers(0, height - h), rng.integers(0, width - w)
+        image[y:y + h, x:x + w] = np.clip(np.array((YELLOW, CYAN)[label - 1]) + rng.integers(-20, 20, 3), 0, 255)
+        mask[y:y + h, x:x + w] = label
+    return np.clip(image + rng.normal(0, 6, image.shape), 0, 255).astype(np.uint8), mask
+
+
+@pytest.fixture(scope="session")
+def trained_rectangles_run(tmp_path_factory):
+    """A small U-Net trained for 150 steps (a few seconds) to find yellow and cyan rectangles: ``(run directory,
+    Predictor, a larger test image (200 x 280), its truth)``."""
+    from omniseg.core.info import DatasetInfo
+    from omniseg.inference import Predictor
+    from omniseg.models import ModelCard, create_model, save_model
+
+    torch.manual_seed(0)
+    kwargs = {"num_classes": 3, "depth": 2, "base_channels": 8}
+    model = create_model("unet", **kwargs).train()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        pairs = [coloured_rectangles(rng, 64, 64, int(rng.integers(1, 4))) for _ in range(8)]
+        x = (torch.tensor(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.25
+        loss = torch.nn.functional.cross_entropy(model(x), torch.tensor(np.stack([p[1] for p in pairs])).long())
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    run = tmp_path_factory.mktemp("rectangles") / "run"
+    save_model(model, run, ModelCard("unet", kwargs, DatasetInfo(["background", "yellow", "cyan"], ignore_index=255),
+                                     preprocessing={"mean": [0.5] * 3, "std": [0.25] * 3, "img_size": 64}))
+    image, truth = coloured_rectangles(np.random.default_rng(5), 200, 280, 6)
+    return run, Predictor(run, device="cpu"), image, truth

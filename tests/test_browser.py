@@ -15,30 +15,48 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from omniseg.core.info import DatasetInfo
-from omniseg.models import ModelCard, create_model, save_model
+from omniseg.models import ModelCard, save_model
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api")
 uvicorn = pytest.importorskip("uvicorn")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 
-from .conftest import TINY_SAM
+from .conftest import TINY_SAM, write_classes, write_pair
 from .test_instance_training import TINY as TINY_MASK_RCNN
+
+YELLOW, CYAN = (220, 200, 40), (60, 200, 220)
+PALETTE = [[0, 0, 0], [230, 200, 0], [0, 190, 230]]
+
+
+def write_coloured_rectangles(root: Path, rng: np.random.Generator) -> None:
+    """A folder dataset of 64 x 64 dark noisy images with yellow (class 1) and cyan (class 2) rectangles."""
+    for split, count in (("train", 48), ("val", 8)):
+        for k in range(count):
+            image = np.full((64, 64, 3), rng.integers(10, 60), np.uint8)
+            mask = np.zeros((64, 64), np.uint8)
+            for _ in range(rng.integers(1, 4)):
+                label = int(rng.integers(1, 3))
+                h, w = rng.integers(8, 32, 2)
+                y, x = rng.integers(0, 64 - h), rng.integers(0, 64 - w)
+                image[y:y + h, x:x + w] = np.clip(np.array((YELLOW, CYAN)[label - 1]) + rng.integers(-20, 20, 3), 0, 255)
+                mask[y:y + h, x:x + w] = label
+            write_pair(root, split, f"{split}_{k}", np.clip(image + rng.normal(0, 6, image.shape), 0, 255).astype(np.uint8), mask)
+    write_classes(root, ["background", "yellow", "cyan"], PALETTE)
 
 
 @pytest.fixture
-def server(tmp_path, trained_tiny_sam):
+def server(tmp_path, trained_tiny_sam, run_cli):
     from omniseg.server import ServerSettings, create_app
 
-    torch.manual_seed(0)
-    kwargs = {"num_classes": 3, "depth": 2, "base_channels": 8}
-    save_model(create_model("unet", **kwargs), tmp_path / "scenes",
-               ModelCard("unet", kwargs, DatasetInfo(["background", "disc", "square"], ignore_index=255),
-                         preprocessing={"mean": [0.5] * 3, "std": [0.25] * 3}))
+    write_coloured_rectangles(tmp_path / "rectangles", np.random.default_rng(0))
+    code, out, err = run_cli("train", "--data", tmp_path / "rectangles", "--no-plan", "--model", "unet", "--set", "model.kwargs.depth=2",
+                             "--set", "model.kwargs.base_channels=8", "--batch-size", "8", "--img-size", "64", "--epochs", "12",
+                             "--lr", "0.01", "--no-progress", "--out", tmp_path / "scenes")  # 72 steps, about 6 s
+    assert code == 0, err
     save_model(trained_tiny_sam, tmp_path / "sam",
                ModelCard("sam", dict(TINY_SAM), DatasetInfo(["background", "object"], ignore_index=255), task="promptable"))
     app = create_app([tmp_path / "scenes", tmp_path / "sam"], ServerSettings(label_dir=tmp_path / "labels"))
@@ -58,8 +76,9 @@ def server(tmp_path, trained_tiny_sam):
 def test_the_page_predicts_prompts_downloads_and_saves_labels(server, tmp_path, run_cli):
     url, root = server
     image = np.full((96, 128, 3), 40, np.uint8)
-    image[20:70, 30:90] = (220, 200, 40)
-    image[75:92, 95:125] = (60, 200, 220)
+    truth = np.zeros((96, 128), np.uint8)
+    image[20:70, 30:90], truth[20:70, 30:90] = YELLOW, 1
+    image[75:92, 95:125], truth[75:92, 95:125] = CYAN, 2
     Image.fromarray(image).save(tmp_path / "scene.png")
     second = np.full((96, 128, 3), 30, np.uint8)
     second[50:90, 80:120] = (60, 200, 220)
@@ -76,8 +95,18 @@ def test_the_page_predicts_prompts_downloads_and_saves_labels(server, tmp_path, 
         page.screenshot(path=shots / "1_open.png")
         page.set_input_files("#file", tmp_path / "scene.png")
         page.wait_for_function("document.getElementById('status').textContent.startsWith('scenes:')")
-        assert page.locator("#legend li").count() == 3
+        assert page.locator("#legend li").all_inner_texts() == ["background", "yellow", "cyan"]
         page.screenshot(path=shots / "2_predicted.png")
+        # the trained run finds both rectangles: the overlay paints them in their classes' colours
+        painted = np.array(page.evaluate("Array.from(document.getElementById('overlay').getContext('2d')"
+                                         ".getImageData(0, 0, 128, 96).data)"), np.uint8).reshape(96, 128, 4)
+        for label in (1, 2):
+            assert (np.abs(painted[truth == label, :3].astype(int) - PALETTE[label]).max(1) <= 3).mean() > 0.95
+        assert (painted[truth == 0, 3] == 0).mean() > 0.95  # the background stays clear
+        with page.expect_download() as download:
+            page.click("#download-mask")
+        classes = np.asarray(Image.open(download.value.path()))
+        assert classes.shape == (96, 128) and (classes == truth).mean() > 0.97
         page.select_option("#model", "sam")
         page.wait_for_function("document.getElementById('status').textContent.includes('click the object')")
 

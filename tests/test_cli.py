@@ -174,6 +174,7 @@ def test_time_budget_and_early_stopping_end_training(run_cli, shapes_dir, tmp_pa
     assert code == 0, err
     metrics = json.loads((tmp_path / "budget" / "metrics.json").read_text())
     assert 0 < metrics["global_step"] < 400 and (tmp_path / "budget" / "model.safetensors").is_file()
+    assert int(_history(tmp_path / "budget")[-1]["step"]) == metrics["global_step"]  # the budget's last steps are validated
     # without norm layers a learning rate of zero changes nothing: patience 1 stops after two validations
     code, _, err = run_cli("train", "--data", shapes_dir, *TINY, "--epochs", "10", "--lr", "0",
                            "--set", "train.early_stopping_patience=1", "--set", "model.kwargs.norm_layer=none",

@@ -14,9 +14,10 @@ from omniseg.engine.trainer import step_counts, train
 from omniseg.errors import ConfigError
 
 
-def take(sampler: EndlessSampler, count: int) -> list[int]:
+def take(sampler: EndlessSampler, count: int, *, seeds: bool = False) -> list:
     iterator = iter(sampler)
-    return [next(iterator) for _ in range(count)]
+    draws = [next(iterator) for _ in range(count)]
+    return draws if seeds else [index for index, _ in draws]
 
 
 def test_endless_sampler_permutes_each_epoch_shards_and_resumes():
@@ -25,6 +26,9 @@ def test_endless_sampler_permutes_each_epoch_shards_and_resumes():
     assert stream[:5] != stream[5:10] or stream[5:10] != stream[10:]
     assert take(EndlessSampler(5, seed=3), 15) == stream  # seeded
     assert take(EndlessSampler(5, seed=3, consumed=lambda: 7), 8) == stream[7:]  # a resumed run continues the stream
+    seeds = take(EndlessSampler(5, seed=3), 15, seeds=True)
+    assert take(EndlessSampler(5, seed=3, consumed=lambda: 7), 8, seeds=True) == seeds[7:]  # and augments each draw the same
+    assert len({seed for _, seed in seeds}) == 15
     ranks = [take(EndlessSampler(5, seed=3, rank=r, world_size=2), 3) for r in (0, 1)]
     assert sorted(ranks[0] + ranks[1])[:5] == [0, 1, 2, 3, 4] and len(ranks[0] + ranks[1]) == 6  # padded to 2 x 3
 

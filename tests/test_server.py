@@ -176,14 +176,30 @@ def test_instance_runs_answer_with_boxes_scores_and_rle(tmp_path):
               "mask_head_channels": 16, "mask_head_layers": 1}
     save_model(create_model("maskrcnn", **kwargs), tmp_path / "cells",
                ModelCard("maskrcnn", kwargs, DatasetInfo(["background", "cell"], ignore_index=255, things=[1]), task="instance"))
-    with TestClient(create_app([tmp_path / "cells"])) as client:
-        answer = client.post("/api/predict", files={"file": ("a.png", png(IMAGE))}).json()
-    assert answer["task"] == "instance" and isinstance(answer["instances"], list)
-    assert decoded(answer["instances_png"]).max() <= len(answer["instances"]) and decoded(answer["instances_png"]).shape == (40, 56)
+    with TestClient(create_app([tmp_path / "cells"])) as client:  # random weights: every detection kept
+        answer = client.post("/api/predict", files={"file": ("a.png", png(IMAGE))}, data={"score_threshold": "0"}).json()
+        assert client.post("/api/predict", files={"file": ("a.png", png(IMAGE))}, data={"score_threshold": "2"}).status_code == 422
+    from pycocotools import mask as mask_utils
+
     from omniseg.inference import Predictor
 
-    expected = Predictor(tmp_path / "cells").predict_instances(IMAGE)
-    assert len(answer["instances"]) == len(expected["boxes"])
-    for got, box, label in zip(answer["instances"], expected["boxes"], expected["labels"]):
+    expected = Predictor(tmp_path / "cells").predict_instances(IMAGE, score_threshold=0)
+    assert answer["task"] == "instance" and len(answer["instances"]) == len(expected["boxes"]) > 0
+    ids = decoded(answer["instances_png"])
+    assert ids.shape == (40, 56) and ids.max() <= len(answer["instances"])
+    for k, (got, mask, box, label) in enumerate(zip(answer["instances"], expected["masks"], expected["boxes"], expected["labels"])):
         assert got["class"] == ["background", "cell"][int(label)] and np.allclose(got["box"], box, atol=1e-3)
-        assert got["rle"]["size"] == [40, 56]
+        rle = got["rle"] | {"counts": got["rle"]["counts"].encode()}
+        assert got["rle"]["size"] == [40, 56] and (mask_utils.decode(rle) == mask).all()
+        assert mask[ids == k + 1].all()  # the id PNG paints each instance inside its own mask
+
+
+def test_checkpoint_files_are_served_with_their_architecture(tmp_path):
+    from omniseg.errors import ConfigError
+
+    (tmp_path / "weights.pth").write_bytes(b"not weights")
+    with pytest.raises(ConfigError, match="pass --arch"):
+        create_app([tmp_path / "weights.pth"])
+    (tmp_path / "mobile_sam.pt").write_bytes(b"not weights")  # an official name gives the architecture, then its sha256 is checked
+    with pytest.raises(ConfigError, match="not the official file's"):
+        create_app([tmp_path / "mobile_sam.pt"])

@@ -255,5 +255,10 @@ def load_config(path: str | Path) -> RunConfig:
     return from_dict(RunConfig, load_values(path))
 
 
+def config_yaml(config: RunConfig) -> str:
+    """``config`` as the YAML text ``load_config`` reads back."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
 def save_config(config: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    Path(path).write_text(config_yaml(config))

@@ -19,3 +19,7 @@ class ConfigError(OmnisegError, ValueError):
 
 class TrainingError(OmnisegError, RuntimeError):
     """Training cannot go on (for example, the loss became NaN)."""
+
+
+class NonFiniteLoss(TrainingError):
+    """The training loss became NaN or infinite."""

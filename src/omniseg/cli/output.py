@@ -113,6 +113,14 @@ def quiet_libraries() -> None:
 @contextmanager
 def progress_bar(console: Console, description: str, *, disable: bool = False) -> Iterator[Callable[[int, int], None]]:
     """A transient rich progress bar, driven by the library's ``progress(done, total)`` callbacks."""
+    with progress_bars(console, description, disable=disable) as (bar,):
+        yield bar
+
+
+@contextmanager
+def progress_bars(console: Console, *descriptions: str, disable: bool = False) -> Iterator[list[Callable[[int, int], None]]]:
+    """Transient rich progress bars in one display (e.g. files, and the tiles of the current file), one
+    ``progress(done, total)`` callback each."""
     with Progress(console=console, transient=True, disable=disable) as progress:
-        task = progress.add_task(description, total=None)
-        yield lambda done, total: progress.update(task, completed=done, total=total)
+        tasks = [progress.add_task(description, total=None) for description in descriptions]
+        yield [lambda done, total, task=task: progress.update(task, completed=done, total=total) for task in tasks]

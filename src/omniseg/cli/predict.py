@@ -7,7 +7,8 @@ import argparse
 
 from rich.console import Console
 
-from omniseg.cli.output import progress_bar
+from omniseg.cli.output import progress_bars
+from omniseg.errors import ConfigError
 
 
 def add_parser(sub, name: str) -> None:
@@ -26,16 +27,46 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--split-touching", action="store_true", help="with --instances: split touching objects by a watershed")
     p.add_argument("--semantic", metavar="RUN", help="with an instance run: merge its instances with this semantic run's masks "
                    "(same classes) into panoptic output, as a panoptic model's are merged")
+    p.add_argument("--tile", default="auto", type=_tile, help="semantic runs: sliding-window tile side in pixels (0: the "
+                   "training size; 'auto' (default): the training size for images over four tiles, else whole; 'none': whole)")
+    p.add_argument("--overlap", type=float, default=0.5, help="overlap of neighbouring tiles, 0..1 (default 0.5)")
+    p.add_argument("--tta", help="test-time augmentation, e.g. flip, flips, rot90, scale=0.75,1,1.25 (groups multiply)")
+    p.add_argument("--probabilities", action="store_true", help="also write each class's probability as a grey PNG")
+    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    p.add_argument("--overwrite", action="store_true", help="predict files whose outputs exist too (default: skip them)")
+    p.add_argument("--devices", type=int, default=1, help="semantic runs: share the files among this many processes "
+                   "(one GPU each, or the CPU's threads split); under torchrun each rank takes its share")
+    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch", help="run tiles with PyTorch, or with "
+                   "ONNX Runtime (2D semantic runs; the model is exported at the training size into the run the first time)")
+
+
+def _tile(text: str) -> int | str | None:
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--tile takes a side in pixels, 0, auto or none, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--tile {value}: a side is positive (0: the training size)")
+    return value
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
     from omniseg.inference import predict_images
 
-    with progress_bar(console, "predicting") as progress:
+    if args.devices < 1:
+        raise ConfigError(f"--devices {args.devices}: at least 1")
+    if not 0 <= args.overlap < 1:
+        raise ConfigError(f"--overlap {args.overlap}: a fraction of the tile in [0, 1)")
+    with progress_bars(console, "files", "tiles of the file") as (progress, tile_progress):
         summary = predict_images(args.run_dir, args.inputs, args.out, device=args.device, score_threshold=args.score_threshold,
                                  mask_threshold=args.mask_threshold, overlap_threshold=args.overlap_threshold,
                                  stuff_min_area=args.stuff_min_area, instances=args.instances,
-                                 split_touching=args.split_touching, semantic=args.semantic, progress=progress)
+                                 split_touching=args.split_touching, semantic=args.semantic, progress=progress,
+                                 tile=args.tile, overlap=args.overlap, tta=args.tta, probabilities=args.probabilities,
+                                 overwrite=args.overwrite, batch_size=args.batch_size, tile_progress=tile_progress,
+                                 backend=args.backend, devices=args.devices)
     what = {
         "semantic": f"{summary.files} masks and overlays",
         "instances": f"{summary.instances} instances in {summary.files} images (instance PNGs, overlays, coco_results.json, images.json)",

@@ -14,7 +14,10 @@ def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="serve models over HTTP (REST API; docs at /docs)",
                        description="Serve runs (semantic, instance, panoptic, promptable) and the classical methods over "
                                    "HTTP with FastAPI and uvicorn (extra 'serve'). The OpenAPI documentation is at /docs.")
-    p.add_argument("runs", nargs="*", metavar="RUN", help="run directories to serve (named by their folder)")
+    p.add_argument("runs", nargs="*", metavar="RUN_OR_CHECKPOINT",
+                   help="run directories (named by their folder) or promptable checkpoint files (named by their stem)")
+    p.add_argument("--arch", help="architecture of the checkpoint files (sam_vit_b, sam_vit_l, sam_vit_h, mobile_sam); "
+                                  "not needed for the official file names")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload (413 above it)")
@@ -37,7 +40,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     settings = ServerSettings(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=int(args.max_megapixels * 1e6),
                               cache_bytes=int(args.cache_mb * 1024 * 1024), workers=args.workers,
                               label_dir=Path(args.label_dir) if args.label_dir else None)
-    app = create_app(args.runs, settings, device=args.device)
+    app = create_app(args.runs, settings, device=args.device, arch=args.arch)
     console.print(f"serving {len(args.runs)} model(s) on http://{args.host}:{args.port} (API docs at /docs)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import cv2
@@ -29,6 +30,11 @@ def check_image_size(height: int, width: int, where: str | Path, what: str = "im
                         "omniseg.data.imageio.MAX_IMAGE_PIXELS for images this large")
 
 
+# what Pillow's decoders raise on damaged files besides OSError (struct.error, and plugin bugs on odd headers)
+DECODER_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, EOFError,
+                  LookupError, ZeroDivisionError, struct.error)
+
+
 def _open(path: Path, what: str) -> Image.Image:
     try:
         image = Image.open(path)
@@ -39,8 +45,11 @@ def _open(path: Path, what: str) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise DataError(f"{what} {path} is refused as a decompression bomb ({exc}); raise "
                         "omniseg.data.imageio.MAX_IMAGE_PIXELS and PIL.Image.MAX_IMAGE_PIXELS for images this large") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{what} {path} is corrupt or not an image ({exc}); re-export it or remove it") from None
+    except MemoryError:  # the header passed the size check: a chunk declares more data than a sane file holds
+        raise DataError(f"{what} {path} could not be decoded in memory; the file is corrupt (or too large for this machine): "
+                        "re-export it or remove it") from None
+    except DECODER_ERRORS as exc:
+        raise DataError(f"{what} {path} is corrupt or not an image ({type(exc).__name__}: {exc}); re-export it or remove it") from None
     return image
 
 

@@ -224,7 +224,9 @@ def semantic_only(sample: Sample) -> Sample:
 
 class TransformedDataset(torch.utils.data.Dataset):
     """``dataset`` with ``transform`` applied to each Sample; instance annotations are dropped first
-    unless ``instances`` is set (cheaper for semantic training)."""
+    unless ``instances`` is set (cheaper for semantic training). A key ``(index, seed)`` draws the transform's
+    randomness from ``seed`` (torch's random state outside is left as it was), so a draw is augmented the same
+    in any process and after a resume."""
 
     def __init__(self, dataset: torch.utils.data.Dataset, transform, *, instances: bool = False) -> None:
         self.dataset, self.transform, self.instances = dataset, transform, instances
@@ -232,9 +234,15 @@ class TransformedDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key: int | tuple[int, int]):
+        index, seed = key if isinstance(key, tuple) else (key, None)
         sample = self.dataset[index]
-        return self.transform(sample if self.instances else semantic_only(sample))
+        sample = sample if self.instances else semantic_only(sample)
+        if seed is None:
+            return self.transform(sample)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed % 2**63)
+            return self.transform(sample)
 
 
 class PadCollate:

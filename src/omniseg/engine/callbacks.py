@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
+import random
 import statistics
 import time
 from collections import deque
 from pathlib import Path
 
 import lightning as L
+import torch
 
+from omniseg.core.atomic import write_text
 from omniseg.models.hub import ModelCard, save_model
 
 HISTORY_FIELDS = [
@@ -23,9 +27,10 @@ PANOPTIC_HISTORY_FIELDS = ["epoch", "step", "train_loss", "val_pq", "val_pq_thin
 
 
 class RunWriter(L.Callback):
-    """After each validation: append a row to ``history.csv``, save ``model.safetensors`` when the
+    """After each validation: add a row to ``history.csv``, save ``model.safetensors`` when the
     ``monitor`` metric improves (val mIoU, mask AP for instance models, PQ for panoptic ones), and save ``last.ckpt``
-    (training state for ``--resume``). Only rank 0 writes files."""
+    (training state for ``--resume``). Only rank 0 writes files, each atomically; rows a killed run wrote after
+    its last checkpoint are replaced when the resumed run validates those steps again."""
 
     def __init__(self, run_dir: str | Path, card: ModelCard, *, monitor: str = "val_miou", fields: list[str] = HISTORY_FIELDS) -> None:
         self.run_dir, self.card = Path(run_dir), card
@@ -34,6 +39,7 @@ class RunWriter(L.Callback):
         self.best_step, self.best_epoch = -1, -1.0
         self.epochs_per_step = 0.0  # for the reporting unit: epochs are only counted, training runs in steps
         self.clock: TrainingClock | None = None  # the run's clock: the seconds column (resumes included)
+        self.saved_step: int | None = None  # the step of the last checkpoint written
 
     def state_dict(self) -> dict:
         return {"best_score": self.best_score, "best_step": self.best_step, "best_epoch": self.best_epoch}
@@ -55,21 +61,55 @@ class RunWriter(L.Callback):
             row = {k: values.get(k, "") for k in self.fields}
             row.update(epoch=epoch, step=trainer.global_step, seconds=round(self.clock.elapsed(), 2) if self.clock else "",
                        lr=trainer.optimizers[0].param_groups[0]["lr"])
-            path = self.run_dir / "history.csv"
-            new = not path.exists()
-            with open(path, "a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=self.fields)
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
+            self._write_history(row)
             if improved:
                 save_model(pl_module.model, self.run_dir, self.card)
         trainer.save_checkpoint(self.run_dir / "last.ckpt")
+        self.saved_step = trainer.global_step
+
+    def _write_history(self, row: dict) -> None:
+        path = self.run_dir / "history.csv"
+        rows = []
+        if path.is_file():
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) < row["step"]]
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=self.fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows([*rows, row])
+        write_text(path, text.getvalue())
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # a time budget can stop training before any validation: keep the weights we have
         if trainer.is_global_zero and not (self.run_dir / "model.safetensors").exists():
             save_model(pl_module.model, self.run_dir, self.card)
+
+
+class RandomState(L.Callback):
+    """Keeps torch's and Python's random generators in the checkpoint and restores them just before the first
+    step after a resume, so dropout, detector sampling and the rest draw what the uninterrupted run drew (the
+    loaders' augmentations follow the sample stream instead: see ``EndlessSampler``)."""
+
+    def __init__(self) -> None:
+        self._restore: dict | None = None
+
+    def state_dict(self) -> dict:
+        state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self._restore = state
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if self._restore is None:
+            return
+        torch.set_rng_state(self._restore["torch"])
+        random.setstate(self._restore["python"])
+        if "cuda" in self._restore and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(self._restore["cuda"])
+        self._restore = None
 
 
 class TrainingClock(L.Callback):

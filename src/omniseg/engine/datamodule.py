@@ -30,14 +30,16 @@ class ShardSampler(Sampler[int]):
         return len(self.indices)
 
 
-class EndlessSampler(Sampler[int]):
-    """Training indices without end: one seeded permutation of the dataset after another, each process
+class EndlessSampler(Sampler[tuple[int, int]]):
+    """Training draws without end: one seeded permutation of the dataset after another, each process
     taking every ``world_size``-th index of each (the permutation padded to a multiple of ``world_size``).
 
     Training is counted in optimiser steps; an epoch is only a reporting unit, so a small dataset costs no
     per-epoch work (no loader restarts, no validation tied to a pass over 25 images). ``consumed`` (a
     callable, read when iteration starts) gives how many indices this process already drew, so a resumed
-    run continues the same stream.
+    run continues the same stream. Each draw is ``(index, augmentation seed)``: the seed follows the draw's
+    place in the stream, so a resumed run augments every sample as the uninterrupted run did, whatever the
+    loader workers or the random state (see :class:`~omniseg.data.transforms.TransformedDataset`).
     """
 
     def __init__(self, length: int, *, seed: int, rank: int = 0, world_size: int = 1,
@@ -54,10 +56,13 @@ class EndlessSampler(Sampler[int]):
         order += order[: self.per_process * self.world_size - self.length]
         return order[self.rank :: self.world_size]
 
-    def __iter__(self) -> Iterator[int]:
-        epoch, offset = divmod(self.consumed(), self.per_process)
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        draw = self.consumed()
+        epoch, offset = divmod(draw, self.per_process)
         while True:
-            yield from self.permutation(epoch)[offset:]
+            for index in self.permutation(epoch)[offset:]:
+                yield index, (self.seed * 1_000_003 + draw) * self.world_size + self.rank
+                draw += 1
             epoch, offset = epoch + 1, 0
 
 

@@ -10,7 +10,7 @@ import torch.distributed as dist
 from torch import nn
 
 from omniseg.config import OptimConfig
-from omniseg.errors import TrainingError
+from omniseg.errors import NonFiniteLoss
 from omniseg.metrics import ConfusionMatrix, metrics_from_confusion
 from omniseg.models.semantic.base import is_volumetric
 
@@ -53,7 +53,7 @@ class OptimisedTask(L.LightningModule):
         :data:`LOG_EVERY` steps: a logged value costs Lightning about a millisecond."""
         value = loss.item()
         if not math.isfinite(value):
-            raise TrainingError(
+            raise NonFiniteLoss(
                 f"the loss became {value} at step {self.global_step}; "
                 "lower the learning rate (--set optim.lr=...) or check the labels and class weights"
             )

@@ -14,15 +14,17 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
 
-from omniseg.config import RunConfig, TrainConfig, save_config
+from omniseg.config import RunConfig, TrainConfig, config_yaml, flatten, load_values, to_dict
+from omniseg.core.atomic import remove_stale_temporaries, write_text
 from omniseg.data.formats import DataSource, load_dataset, require_instances
-from omniseg.engine.callbacks import INSTANCE_HISTORY_FIELDS, PANOPTIC_HISTORY_FIELDS, RunWriter, TrainingClock
+from omniseg.engine.callbacks import INSTANCE_HISTORY_FIELDS, PANOPTIC_HISTORY_FIELDS, RandomState, RunWriter, TrainingClock
+from omniseg.engine.checkpoints import PREVIOUS_CHECKPOINT, SafeCheckpointIO
 from omniseg.engine.datamodule import SemanticDataModule
 from omniseg.engine.instance import InstanceDataModule, InstanceTask
 from omniseg.engine.module import SemanticTask
 from omniseg.engine.panoptic import PanopticTask
 from omniseg.engine.report import write_instance_report, write_report
-from omniseg.errors import ConfigError, DataError
+from omniseg.errors import ConfigError, DataError, NonFiniteLoss
 from omniseg.losses import build_loss, median_frequency_weights
 from omniseg.models import create_model, list_models
 from omniseg.models.hub import ModelCard
@@ -32,8 +34,11 @@ from omniseg.plan import Plan
 log = logging.getLogger(__name__)
 
 TASKS = ("semantic", "instance", "panoptic")
-RUN_FILES = ("config.yaml", "plan.json", "plan.md", "model.json", "model.safetensors", "last.ckpt", "metrics.json", "history.csv",
-             "curves.png", "confusion.png")
+RUN_FILES = ("config.yaml", "plan.json", "plan.md", "model.json", "model.safetensors", "last.ckpt", PREVIOUS_CHECKPOINT,
+             "metrics.json", "history.csv", "curves.png", "confusion.png")
+#: what a resumed run may change: how long it trains, and how it loads and reports
+RESUMABLE_CHANGES = {"train.epochs", "train.max_steps", "train.time_budget", "train.early_stopping_patience",
+                     "train.num_samples", "data.num_workers"}
 
 
 @dataclass
@@ -75,6 +80,7 @@ def build_trainer(config: TrainConfig, callbacks: list[L.Callback], *, val_every
         enable_model_summary=False,
         enable_progress_bar=progress,
         callbacks=callbacks,
+        plugins=[SafeCheckpointIO()],
     )
 
 
@@ -125,10 +131,24 @@ def _class_weights(config: RunConfig, source: DataSource) -> torch.Tensor | None
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def _check_resume(run_dir: Path, config: RunConfig) -> None:
+    """A resume needs a checkpoint and the run's own config (up to :data:`RESUMABLE_CHANGES`)."""
+    if not any((run_dir / name).is_file() for name in ("last.ckpt", PREVIOUS_CHECKPOINT)):
+        raise ConfigError(f"cannot resume: {run_dir} has no checkpoint (last.ckpt); the run stopped before its first "
+                          "validation: train without --resume (--overwrite)")
+    if not (run_dir / "config.yaml").is_file():
+        return
+    saved, asked = flatten(load_values(run_dir / "config.yaml")), flatten(to_dict(config))
+    changed = sorted(k for k in asked if k in saved and saved[k] != asked[k] and k not in RESUMABLE_CHANGES)
+    if changed:
+        what = ", ".join(f"{k}: {saved[k]!r} -> {asked[k]!r}" for k in changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise ConfigError(f"cannot resume {run_dir} with another config ({what}); resume with the run's own options "
+                          f"(--config {run_dir / 'config.yaml'}), or train into another --out")
+
+
 def _prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    remove_stale_temporaries(run_dir)  # what a killed run was writing: never a finished file
     if resume:
-        if not (run_dir / "last.ckpt").is_file():
-            raise ConfigError(f"cannot resume: {run_dir / 'last.ckpt'} does not exist; train without --resume first")
         return
     existing = [name for name in RUN_FILES if (run_dir / name).exists()]
     if existing and not overwrite:
@@ -195,8 +215,9 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
         architecture=config.model.name,
         kwargs=kwargs,
         info=info,
-        preprocessing={"normalise": "z-score per volume and channel"} if source.volumetric
-        else {"mean": list(config.data.mean), "std": list(config.data.std), "channels": channels},
+        # the training size is the sliding-window tile by default
+        preprocessing={"normalise": "z-score per volume and channel", "patch_size": list(config.data.patch_size)} if source.volumetric
+        else {"mean": list(config.data.mean), "std": list(config.data.std), "channels": channels, "img_size": config.data.img_size},
         task=config.task,
     )
     task = SemanticTask(
@@ -251,24 +272,32 @@ def _fit_and_report(config: RunConfig, source: DataSource, task: L.LightningModu
                                                         batch_size=config.data.batch_size)
     clock = TrainingClock(max_steps=max_steps, time_budget=config.train.time_budget)
     writer.epochs_per_step, writer.clock = epochs_per_step, clock
-    callbacks: list[L.Callback] = [clock, writer]
+    callbacks: list[L.Callback] = [clock, writer, RandomState()]
     if config.train.early_stopping_patience is not None:
         callbacks.append(EarlyStopping(writer.monitor, mode="max", patience=config.train.early_stopping_patience))
     trainer = build_trainer(config.train, callbacks, val_every_steps=val_every, max_steps=max_steps, progress=progress)
+    if resume:
+        _check_resume(run_dir, config)
     if trainer.is_global_zero:
         _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-        save_config(config, run_dir / "config.yaml")
+        write_text(run_dir / "config.yaml", config_yaml(config))
         if plan is not None:
             plan.save(run_dir)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*Trying to infer the `batch_size`.*")
-        trainer.fit(task, datamodule=datamodule, ckpt_path=str(run_dir / "last.ckpt") if resume else None,
-                    weights_only=True)
+        try:
+            trainer.fit(task, datamodule=datamodule, ckpt_path=str(run_dir / "last.ckpt") if resume else None,
+                        weights_only=True)
+        except NonFiniteLoss as exc:
+            kept = (f"the last good checkpoint is kept: {run_dir / 'last.ckpt'} (step {writer.saved_step}), the best weights "
+                    f"in {run_dir / 'model.safetensors'} (step {writer.best_step})") if writer.saved_step is not None \
+                else "no checkpoint had been written yet"
+            raise NonFiniteLoss(f"{exc}; {kept}") from None
     if not trainer.is_global_zero:
         return None
     facts = {"best_step": writer.best_step, "best_epoch": writer.best_epoch, "global_step": trainer.global_step,
              "epochs": round(trainer.global_step * epochs_per_step, 2), **clock.summary()}
     metrics = report(run_dir, source.dataset("val"), config=config, extra=facts)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     return TrainResult(run_dir, metrics, writer.best_step, trainer.global_step)

@@ -5,18 +5,24 @@ each with overlays."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from omniseg.core.atomic import remove_stale_temporaries, write_text, write_with
 from omniseg.errors import ConfigError
 from omniseg.inference.inputs import collect_images, collect_volumes
+from omniseg.inference.large_images import ImageBands, PngRowWriter
+from omniseg.inference.sliding_window import WindowPlan, finished_bands
 from omniseg.inference.predictor import Predictor, to_image_tensor
 from omniseg.inference.writers import panoptic_json, write_instances, write_panoptic, write_prediction
 from omniseg.metrics import coco_results
 from omniseg.models.panoptic import panoptic_merge
+from omniseg.viz.overlay import overlay
 
 Progress = Callable[[int, int], None]  # (files done, files in all)
 
@@ -36,7 +42,9 @@ def predict_images(
     run: str | Path | Predictor, inputs: Sequence[str | Path], out: str | Path, *, device: str | None = None,
     score_threshold: float = 0.5, mask_threshold: float = 0.5, overlap_threshold: float | None = None,
     stuff_min_area: int | None = None, instances: bool = False, split_touching: bool = False,
-    semantic: str | Path | Predictor | None = None, progress: Progress | None = None,
+    semantic: str | Path | Predictor | None = None, progress: Progress | None = None, tile: int | str | None = "auto",
+    overlap: float = 0.5, tta: str | None = None, probabilities: bool = False, overwrite: bool = False,
+    batch_size: int = 4, tile_progress: Progress | None = None, backend: str = "torch", devices: int = 1,
 ) -> PredictionSummary:
     """Predict every image (or volume) of ``inputs`` (files and folders) with the model of ``run`` and write
     the results into ``out``.
@@ -52,11 +60,31 @@ def predict_images(
     ``score_threshold``, ``mask_threshold``, ``overlap_threshold`` and ``stuff_min_area`` are the instance and
     panoptic cuts (``None``: the model's own). ``progress(done, total)`` is called after each file.
 
+    Semantic runs predict any size in bounded memory (:mod:`~omniseg.inference.sliding_window`): ``tile`` is the
+    side of a tile (``0``: the training size; ``"auto"``: the training size for images over four tiles' area,
+    else the whole image at once; ``None``: always the whole image), ``overlap`` the tiles' overlap, ``tta`` the
+    test-time augmentations (e.g. ``"flip,scale=0.75,1,1.25"``); TIFF inputs are read band by band and the PNGs
+    written row by row. ``probabilities`` adds ``<stem>_probabilities/<k>_<class>.png`` (uint8, 255 = 1).
+    Files whose outputs exist are skipped unless ``overwrite`` (every file is written whole or not at all, so an
+    interrupted run continues where it stopped); ``tile_progress(done, total)`` follows the tiles of a file;
+    ``backend="onnxruntime"`` runs the tiles through ONNX Runtime (see :class:`Predictor`). ``devices`` > 1
+    shares the files of a semantic run among that many processes (one GPU each where there are GPUs; the CPU's
+    threads split between them otherwise), each writing its own outputs; under ``torchrun`` (``RANK`` and
+    ``WORLD_SIZE`` set) each rank takes its share the same way, on one machine or several.
+
     Example:
         >>> predict_images("runs/demo", ["photos/"], "preds/")  # doctest: +SKIP
         PredictionSummary(out=PosixPath('preds'), kind='semantic', files=12, instances=0, index=None)
     """
-    predictor = run if isinstance(run, Predictor) else Predictor(run, device=device)
+    if devices > 1:
+        return _predict_on_processes(run, inputs, out, devices, {
+            "device": device, "tile": tile, "overlap": overlap, "tta": tta, "probabilities": probabilities,
+            "overwrite": overwrite, "batch_size": batch_size, "backend": backend})
+    rank, world = _shard()
+    predictor = run if isinstance(run, Predictor) else Predictor(run, device=device, backend=backend)
+    if world > 1 and (predictor.task != "semantic" or predictor.volumetric or instances):
+        raise ConfigError(f"prediction on several processes takes 2D semantic runs; {run} is a "
+                          f"{'volumetric' if predictor.volumetric else predictor.task} run: predict it on one process")
     if semantic is not None and predictor.task != "instance":
         raise ConfigError(f"a semantic partner pairs a semantic run with an instance run, but {run} is a {predictor.task} run")
     if instances and (predictor.task != "semantic" or predictor.volumetric):
@@ -75,11 +103,110 @@ def predict_images(
             return _predict_panoptic(predictor, partner, inputs, out, merge, mask_threshold, report)
         return _predict_instances(predictor, inputs, out, score_threshold, mask_threshold, split_touching, report)
     images = collect_images(inputs)
-    for done, path in enumerate(images, 1):
-        image = to_image_tensor(path)
-        write_prediction(out, path.stem, image.permute(1, 2, 0).numpy(), predictor.predict(image), predictor.info)
-        report(done, len(images))
-    return PredictionSummary(out, "semantic", len(images))
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)  # what an interrupted run was writing: never a finished file
+    for done, path in enumerate(images[rank::world], 1):
+        if overwrite or not (out / f"{path.stem}.png").is_file() or not (out / f"{path.stem}_overlay.png").is_file():
+            predict_large_image(predictor, path, out, tile=tile, overlap=overlap, tta=tta, probabilities=probabilities,
+                                batch_size=batch_size, progress=tile_progress)
+        report(done, len(images[rank::world]))
+    return PredictionSummary(out, "semantic", len(images[rank::world]))
+
+
+def _shard() -> tuple[int, int]:
+    """``(rank, world size)``: torch.distributed's when it is initialised, else torchrun's environment, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _predict_on_processes(run, inputs, out, devices: int, options: dict) -> PredictionSummary:
+    """``predict_images`` on ``devices`` processes (torch.distributed, gloo), each predicting its share of the files."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    if isinstance(run, Predictor):
+        raise ConfigError("prediction on several processes takes a run directory, not a Predictor")
+    images = collect_images(inputs)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    try:
+        mp.spawn(_shard_worker, args=(devices, port, str(run), [str(i) for i in inputs], str(out), options), nprocs=devices, join=True)
+    except mp.ProcessRaisedException as exc:  # the worker's own error, in one line
+        raise ConfigError(f"a prediction process failed: {str(exc).strip().splitlines()[-1]}") from None
+    return PredictionSummary(Path(out), "semantic", len(images))
+
+
+def _shard_worker(rank: int, world: int, port: int, run: str, inputs: list[str], out: str, options: dict) -> None:
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        device = options.pop("device")
+        if device is None and torch.cuda.is_available():
+            device = f"cuda:{rank % torch.cuda.device_count()}"
+        elif device in (None, "cpu"):
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+        predict_images(run, inputs, out, device=device, **options)
+        dist.barrier()  # every share written before the command returns
+    finally:
+        dist.destroy_process_group()
+
+
+def predict_large_image(predictor: Predictor, path: Path, out: Path, *, tile: int | str | None = "auto", overlap: float = 0.5,
+                        tta: str | None = None, probabilities: bool = False, batch_size: int = 4,
+                        progress: Progress | None = None) -> list[Path]:
+    """``<stem>.png`` (class ids, palette) and ``<stem>_overlay.png`` of one image of any size, read band by band
+    and written row by row (see :func:`predict_images`); returns the paths written."""
+    info = predictor.info
+    with ImageBands(path) as bands:
+        shape = (bands.height, bands.width)
+        side = int(predictor.tile_size)
+        if tile == "auto":
+            tile = side if shape[0] * shape[1] > 4 * side * side else None
+        size = shape if tile is None else (tile or side)
+        plan = WindowPlan.of(shape, size, overlap)
+        tiles_done = 0
+
+        def count(n: int) -> None:
+            nonlocal tiles_done
+            tiles_done += n
+            if progress is not None:
+                progress(tiles_done, plan.count)
+
+        names = [f"{path.stem}.png", f"{path.stem}_overlay.png"]
+        writers = [PngRowWriter(out / names[0], shape[1], shape[0], palette=info.palette),
+                   PngRowWriter(out / names[1], shape[1], shape[0], mode="RGB", level=1)]
+        if probabilities:
+            folder = out / f"{path.stem}_probabilities"
+            folder.mkdir(exist_ok=True)
+            names += [f"{folder.name}/{k}_{name}.png" for k, name in enumerate(info.class_names)]
+            writers += [PngRowWriter(out / name, shape[1], shape[0], mode="L") for name in names[2:]]
+        try:
+            with torch.inference_mode():
+                for start, band in finished_bands(predictor.forward_of(tta), bands, shape, info.num_classes, tile=size,
+                                                  overlap=overlap, batch_size=batch_size, device=predictor.device, on_tiles=count):
+                    labels = band.argmax(0).to(torch.uint8).cpu().numpy()
+                    writers[0].write(labels)
+                    for row in range(0, len(labels), 64):  # the overlay's float blend, 64 rows at a time
+                        image = bands(start + row, start + min(row + 64, len(labels)))
+                        image = (image * 255).round().to(torch.uint8) if image.is_floating_point() else image
+                        writers[1].write(overlay(image.permute(1, 2, 0).numpy(), labels[row:row + 64], info.palette,
+                                                 ignore_index=info.ignore_index))
+                    for k, writer in enumerate(writers[2:]):
+                        writer.write((band[k] * 255).round().to(torch.uint8).cpu().numpy())
+            for writer in writers:
+                writer.close()
+        except BaseException:
+            for writer in writers:
+                writer.abort()
+            raise
+    return [out / name for name in names]
 
 
 def _image_entry(image_id: int, path: Path, pixels: np.ndarray) -> dict:
@@ -100,8 +227,8 @@ def _predict_instances(predictor: Predictor, inputs, out: Path, score_threshold:
         entries.append(_image_entry(image_id, path, pixels))
         report(image_id, len(images))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "coco_results.json").write_text(json.dumps(results))
-    (out / "images.json").write_text(json.dumps(entries, indent=1))
+    write_text(out / "coco_results.json", json.dumps(results))
+    write_text(out / "images.json", json.dumps(entries, indent=1))
     return PredictionSummary(out, "instances", len(images), instances=len(results), index=out / "coco_results.json")
 
 
@@ -125,7 +252,7 @@ def _predict_panoptic(predictor: Predictor, partner: Predictor | None, inputs, o
                                               for s in segments]})
         report(image_id, len(images))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "panoptic.json").write_text(json.dumps(panoptic_json(annotations, predictor.info)))
+    write_text(out / "panoptic.json", json.dumps(panoptic_json(annotations, predictor.info)))
     return PredictionSummary(out, "panoptic", len(images), index=out / "panoptic.json")
 
 
@@ -151,7 +278,7 @@ def _predict_volumes(predictor: Predictor, inputs, out: Path, report: Progress) 
         volume, affine = read_nifti(path)
         labels = predictor.predict_volume(volume)
         case = case_id(path)
-        write_nifti_labels(out / f"{case}.nii.gz", labels, affine)
+        write_with(out / f"{case}.nii.gz", lambda path: write_nifti_labels(path, labels, affine))
         middle = volume.shape[1] // 2
         write_prediction(out, f"{case}_middle_slice", grey_to_rgb(volume[0, middle]), labels[middle], predictor.info)
         report(done, len(volumes))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,9 @@ from omniseg.data.transforms import VolumeTransform, match_channels
 from omniseg.errors import OmnisegError
 from omniseg.inference.instances import semantic_to_instances
 from omniseg.inference.optimize import fold_batchnorm
+from omniseg.inference.sliding_window import sliding_window
+from omniseg.inference.tiled_instances import tiled_instances
+from omniseg.inference.tta import parse_tta, with_instance_tta, with_tta
 from omniseg.models.hub import ModelCard, load_model
 from omniseg.models.panoptic.merge import merge_prediction
 from omniseg.models.semantic.base import is_volumetric
@@ -46,14 +50,18 @@ class Predictor:
         model: a run directory (``model.json`` + ``model.safetensors``) or a loaded model with ``.card``.
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
         optimize: fold BatchNorm into convolutions and use channels-last memory (same outputs, faster).
+        backend: ``"torch"``, or ``"onnxruntime"`` (2D semantic runs, extra ``onnx``): tiles run through ONNX
+            Runtime, exported at the training size into the run directory the first time (or ``onnx``: a file).
 
     Example:
         >>> mask = Predictor("runs/demo").predict("scene.png")  # doctest: +SKIP
         >>> mask.shape  # (H, W) class ids  # doctest: +SKIP
     """
 
-    def __init__(self, model: str | Path | nn.Module, *, device: str | None = None, optimize: bool = True) -> None:
+    def __init__(self, model: str | Path | nn.Module, *, device: str | None = None, optimize: bool = True,
+                 backend: str = "torch", onnx: str | Path | None = None) -> None:
         where = "the model's card" if isinstance(model, nn.Module) else model
+        run_dir = None if isinstance(model, nn.Module) else Path(model)
         if not isinstance(model, nn.Module):
             model = load_model(model)
         card: ModelCard | None = getattr(model, "card", None)
@@ -77,6 +85,17 @@ class Predictor:
                 self._memory_format = torch.channels_last
                 model = model.to(memory_format=torch.channels_last)
         self.model = model
+        self._onnx = None
+        if backend not in ("torch", "onnxruntime"):
+            raise OmnisegError(f"backend {backend!r} is unknown; use torch or onnxruntime")
+        if backend == "onnxruntime":
+            if self.task != "semantic" or self.volumetric:
+                raise OmnisegError("the onnxruntime backend runs 2D semantic models; use the torch backend for this run")
+            if onnx is None and run_dir is None:
+                raise OmnisegError("the onnxruntime backend needs the run directory (to export the model) or onnx=PATH")
+            from omniseg.inference.onnx_backend import OnnxTiles, onnx_model_for
+
+            self._onnx = OnnxTiles(onnx or onnx_model_for(run_dir, int(self.tile_size)))
 
     def _check_images(self) -> None:
         if self.task != "semantic":
@@ -93,48 +112,93 @@ class Predictor:
         x = x / 255 if images.dtype == torch.uint8 else x
         return ((x - self._mean) / self._std).contiguous(memory_format=self._memory_format)
 
+    @property
+    def tile_size(self) -> int | list[int]:
+        """A sliding-window tile by default: the size (the patch, for volumes) the model was trained at; 512
+        (128 for volumes) for runs that did not record it."""
+        if self.volumetric:
+            return list(self.card.preprocessing.get("patch_size") or [128] * 3)
+        return int(self.card.preprocessing.get("img_size") or 512)
+
+    def probabilities_of(self, tiles: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``[B, K, *spatial]`` (on the device) of a batch: uint8 images (or float in
+        0..1), or volumes already normalised."""
+        x = tiles.to(self.device) if self.volumetric else self.preprocess(tiles)
+        return (self._onnx(x).to(self.device) if self._onnx is not None else self.model(x)).float().softmax(1)
+
+    def forward_of(self, tta: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The tile function of sliding windows: :meth:`probabilities_of`, averaged over the ``tta`` spec."""
+        return with_tta(self.probabilities_of, parse_tta(tta, spatial_dims=3 if self.volumetric else 2))
+
     @torch.inference_mode()
-    def predict_proba(self, image: ImageLike) -> torch.Tensor:
-        """Class probabilities ``[K, H, W]`` (float32, on the CPU)."""
-        x = self.preprocess(to_image_tensor(image).unsqueeze(0))
-        return self.model(x).softmax(1)[0].float().cpu()
+    def predict_proba(self, image: ImageLike, *, tile: int | Sequence[int] | None = None, overlap: float = 0.5,
+                      tta: str | None = None, batch_size: int = 4) -> torch.Tensor:
+        """Class probabilities ``[K, H, W]`` (float32, on the CPU): the whole image in one pass, or tile by tile
+        with ``tile`` (see :mod:`~omniseg.inference.sliding_window`; ``tile=0`` is the model's training size),
+        averaged over the test-time augmentations of ``tta`` (see :func:`~omniseg.inference.tta.parse_tta`)."""
+        self._check_images()
+        image = to_image_tensor(image)
+        forward = self.forward_of(tta)
+        if tile is None:
+            return forward(image.unsqueeze(0))[0].cpu()
+        return sliding_window(forward, image, self.info.num_classes, tile=tile or self.tile_size, overlap=overlap,
+                              batch_size=batch_size, device=self.device)
 
     @torch.inference_mode()
     def predict_batch(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, 3, H, W]`` -> class ids ``[N, H, W]`` (int64, on the CPU)."""
         return self.model(self.preprocess(images)).argmax(1).cpu()
 
-    def predict(self, image: ImageLike) -> np.ndarray:
-        """Class ids ``[H, W]`` (int64) for one image of any size."""
-        return self.predict_batch(to_image_tensor(image).unsqueeze(0))[0].numpy()
+    def predict(self, image: ImageLike, *, tile: int | Sequence[int] | None = None, overlap: float = 0.5,
+                tta: str | None = None) -> np.ndarray:
+        """Class ids ``[H, W]`` (int64) for one image of any size (``tile``, ``overlap`` and ``tta`` as in
+        :meth:`predict_proba`)."""
+        if tile is None:
+            if not tta:
+                return self.predict_batch(to_image_tensor(image).unsqueeze(0))[0].numpy()
+            return self.predict_proba(image, tta=tta).argmax(0).numpy()
+        self._check_images()
+        with torch.inference_mode():
+            return sliding_window(self.forward_of(tta), to_image_tensor(image), self.info.num_classes, tile=tile or self.tile_size,
+                                  overlap=overlap, device=self.device, labels=True).numpy()
 
     @torch.inference_mode()
     def _detect(self, image: ImageLike) -> dict:
-        x = to_image_tensor(image).to(self.device, torch.float32) / 255
+        x = to_image_tensor(image) if not isinstance(image, torch.Tensor) else image
+        x = x.to(self.device, torch.float32) / 255 if x.dtype == torch.uint8 else x.to(self.device, torch.float32)
         return {k: v.cpu() for k, v in self.model([x])[0].items()}
 
+    @torch.inference_mode()
     def predict_instances(self, image: ImageLike, *, score_threshold: float = 0.5, mask_threshold: float = 0.5,
-                          split_touching: bool = False) -> dict:
+                          split_touching: bool = False, tile: int | None = None, overlap: float = 0.5,
+                          tta: str | None = None) -> dict:
         """Instances of one image of any size, best first: ``masks`` bool [N, H, W], ``labels`` int64 [N],
         ``scores`` float32 [N], ``boxes`` float32 [N, 4] (XYXY pixels); those scoring under
-        ``score_threshold`` are left out, mask probabilities are cut at ``mask_threshold``.
+        ``score_threshold`` are left out, mask probabilities are cut at ``mask_threshold``. With ``tile``
+        (``0``: the training size) the detector runs tile by tile and the tiles' detections are merged (see
+        :mod:`~omniseg.inference.tiled_instances`); ``tta`` merges the detections of each augmented view
+        (see :func:`~omniseg.inference.tta.with_instance_tta`).
 
         A semantic model answers too: the connected regions of its thing classes (all classes but 0 when the
         dataset names no things) are the instances, touching ones split by a watershed with
         ``split_touching``, each scored by its mean class probability."""
         if self.task == "semantic":
-            output = self._instances_from_classes(image, split_touching)
+            output = self._instances_from_classes(image, split_touching, tile=tile, overlap=overlap, tta=tta)
             masks = output["masks"]
         else:
-            output = {k: v.numpy() for k, v in self._detect(image).items()}
+            detect = with_instance_tta(self._detect, parse_tta(tta, spatial_dims=2))
+            if tile is not None:
+                return tiled_instances(detect, to_image_tensor(image), tile=tile or self.tile_size, overlap=overlap,
+                                       score_threshold=score_threshold, mask_threshold=mask_threshold)
+            output = {k: np.asarray(v) for k, v in detect(to_image_tensor(image)).items()}
             masks = output["masks"][:, 0] >= mask_threshold
         keep = output["scores"] >= score_threshold
         order = np.argsort(-output["scores"][keep], kind="stable")
         return {"masks": masks[keep][order], "labels": output["labels"][keep][order], "scores": output["scores"][keep][order],
                 "boxes": output["boxes"][keep][order]}
 
-    def _instances_from_classes(self, image: ImageLike, split_touching: bool) -> dict:
-        probabilities = self.predict_proba(image).numpy()
+    def _instances_from_classes(self, image: ImageLike, split_touching: bool, **tiling) -> dict:
+        probabilities = self.predict_proba(image, **tiling).numpy()
         classes = self.info.things or list(range(1, self.info.num_classes))
         masks, labels = semantic_to_instances(probabilities.argmax(0), classes, split=split_touching)
         scores = np.array([probabilities[label][mask].mean() for mask, label in zip(masks, labels)], np.float32)
@@ -152,14 +216,20 @@ class Predictor:
         return merge_prediction(self._detect(image), self.info.things, mask_threshold=mask_threshold, **options)
 
     @torch.inference_mode()
-    def predict_volume(self, volume: np.ndarray | torch.Tensor) -> np.ndarray:
+    def predict_volume(self, volume: np.ndarray | torch.Tensor, *, tile: int | Sequence[int] | None = None, overlap: float = 0.5,
+                       tta: str | None = None, batch_size: int = 2) -> np.ndarray:
         """Class ids ``[D, H, W]`` (int64) for one volume ``[C, D, H, W]`` (or ``[D, H, W]``) of any size,
-        normalised as in training (z-score per channel)."""
+        normalised as in training (z-score per channel); ``tile`` (``0``: the training patch), ``overlap`` and
+        ``tta`` (e.g. ``"flips"``) as in :meth:`predict_proba`."""
         if not self.volumetric:
             raise OmnisegError(f"{self.card.architecture} is a 2D model; use predict(image)")
         x = torch.as_tensor(np.asarray(volume, dtype=np.float32))
         x = x[None] if x.ndim == 3 else x
         if x.ndim != 4:
             raise OmnisegError(f"expected a volume [C, D, H, W] or [D, H, W], got shape {tuple(x.shape)}")
-        sample = VolumeTransform()({"image": x})
-        return self.model(sample["image"].unsqueeze(0).to(self.device)).argmax(1)[0].cpu().numpy()
+        x = VolumeTransform()({"image": x})["image"]
+        forward = self.forward_of(tta)
+        if tile is None:
+            return forward(x.unsqueeze(0))[0].argmax(0).cpu().numpy()
+        return sliding_window(forward, x, self.info.num_classes, tile=tile or self.tile_size, overlap=overlap,
+                              batch_size=batch_size, device=self.device, labels=True).numpy()

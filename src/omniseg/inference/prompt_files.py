@@ -9,11 +9,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from omniseg.core.atomic import write_text
 from omniseg.errors import ConfigError
 from omniseg.inference.inputs import collect_images
-from omniseg.inference.prompt_predictor import PromptPredictor, load_prompt_model, rgb_uint8
+from omniseg.inference.prompt_predictor import (
+    PromptPredictor,
+    load_prompt_model,
+    rgb_uint8,
+)
+from omniseg.inference.writers import save_image
 from omniseg.viz.overlay import prompt_overlay
 
 
@@ -43,25 +48,25 @@ def prompt_image(model, image: str | Path, out: str | Path, *, points: Sequence[
     for b, (proposals, proposal_scores) in enumerate(zip(masks, scores)):
         best = int(np.nanargmax(proposal_scores)) if np.isfinite(proposal_scores).any() else 0
         name = "mask.png" if not batched else f"mask_{b}.png"
-        Image.fromarray(proposals[best].astype(np.uint8) * 255).save(out / name)
+        save_image(out / name, proposals[best].astype(np.uint8) * 255)
         files = []
         for k, proposal in enumerate(proposals):
             path = out / "masks" / (f"{k}.png" if not batched else f"{b}_{k}.png")
-            Image.fromarray(proposal.astype(np.uint8) * 255).save(path)
+            save_image(path, proposal.astype(np.uint8) * 255)
             files.append(str(path.relative_to(out)))
         best_union |= proposals[best]
         objects.append({"mask": name, "best": best, "iou_predictions": [None if not np.isfinite(s) else float(s) for s in proposal_scores],
                         "proposals": files, "area": int(proposals[best].sum())})
-    Image.fromarray(prompt_overlay(array, best_union, points=point_array,
-                                   labels=None if point_array is None else (np.ones(len(point_array)) if labels is None else labels),
-                                   boxes=box_array)).save(out / "overlay.png")
+    save_image(out / "overlay.png", prompt_overlay(array, best_union, points=point_array,
+                                                   labels=None if point_array is None else (np.ones(len(point_array)) if labels is None else labels),
+                                                   boxes=box_array))
     record = {"image": str(image), "size": list(array.shape[:2]),
               "model": str(model) if engine is None else None, "engine": engine, "arch": arch,
               "points": None if point_array is None else point_array.tolist(),
               "labels": None if point_array is None else (np.ones(len(point_array), int) if labels is None else np.asarray(labels)).tolist(),
               "boxes": None if box_array is None else box_array.tolist(), "multimask": multimask, "objects": objects,
               "overlay": "overlay.png"}
-    (out / "prompt.json").write_text(json.dumps(record, indent=2))
+    write_text(out / "prompt.json", json.dumps(record, indent=2))
     return record
 
 
@@ -107,9 +112,7 @@ def autolabel_images(model, inputs: Sequence[str | Path], out: str | Path, *, ar
             progress(image_id, len(paths))
     (out / "annotations").mkdir(exist_ok=True)
     coco = {"images": images, "annotations": annotations, "categories": categories}
-    temporary = out / "annotations" / "instances.json.tmp"
-    temporary.write_text(json.dumps(coco))
-    temporary.replace(out / "annotations" / "instances.json")
+    write_text(out / "annotations" / "instances.json", json.dumps(coco))
     return {"out": str(out), "images": len(images), "objects": len(annotations), "per_image": counts,
             "classes": [c["name"] for c in categories]}
 

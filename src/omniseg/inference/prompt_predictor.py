@@ -285,8 +285,8 @@ class ClassicalPromptEngine:
 def load_prompt_model(model: str | Path | Sam | None = None, *, arch: str | None = None, engine: str | None = None,
                       device: str | None = None) -> PromptPredictor | ClassicalPromptEngine:
     """A predictor for ``model``: a loaded :class:`Sam`, an omniseg run directory of a promptable model, or a
-    checkpoint file with its architecture ``arch`` (``sam_vit_b``, ``sam_vit_l``, ``sam_vit_h``, ``mobile_sam``);
-    or ``engine`` ("grabcut", "random-walker") for prompting without weights."""
+    checkpoint file with its architecture ``arch`` (``sam_vit_b``, ``sam_vit_l``, ``sam_vit_h``, ``mobile_sam``; an
+    official file's name gives it); or ``engine`` ("grabcut", "random-walker") for prompting without weights."""
     from omniseg.models import create_model, list_models, load_model
 
     if engine is not None:
@@ -305,6 +305,9 @@ def load_prompt_model(model: str | Path | Sam | None = None, *, arch: str | None
         return PromptPredictor(loaded, device=device)
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; give a run directory or a checkpoint file")
+    from omniseg.models.promptable.sam import OFFICIAL_ARCHITECTURE
+
+    arch = arch or OFFICIAL_ARCHITECTURE.get(path.name)
     promptable = list_models("promptable")
     if arch not in promptable:
         raise ConfigError(f"which architecture is {path.name}? pass --arch with one of {', '.join(promptable)}"

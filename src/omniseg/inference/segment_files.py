@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from omniseg.classical.methods import resolve_parameters, segment
+from omniseg.core.atomic import write_text
 from omniseg.data.imageio import read_image, read_label_png
 from omniseg.errors import ConfigError, DataError
 from omniseg.inference.inputs import collect_images
+from omniseg.inference.writers import save_image
 from omniseg.viz.overlay import boundary_overlay
 
 
@@ -70,12 +71,12 @@ def segment_images(
         regions = int(labels.max()) + 1
         if regions > 65536:
             raise DataError(f"{path}: {regions} regions do not fit a 16-bit PNG; choose parameters giving fewer regions")
-        Image.fromarray(labels.astype(np.uint16)).save(out / f"{path.stem}.png")
-        Image.fromarray(boundary_overlay(image, labels)).save(out / "overlays" / f"{path.stem}.png")
+        save_image(out / f"{path.stem}.png", labels.astype(np.uint16))
+        save_image(out / "overlays" / f"{path.stem}.png", boundary_overlay(image, labels))
         record["images"].append({"image": str(path), "labels": f"{path.stem}.png", "overlay": f"overlays/{path.stem}.png",
                                  "regions": regions, "seconds": round(seconds, 4)})
         if progress is not None:
             progress(done, len(images))
     record["seconds_per_image"] = round(float(np.mean([entry["seconds"] for entry in record["images"]])), 4)
-    (out / "segment.json").write_text(json.dumps(record, indent=2))
+    write_text(out / "segment.json", json.dumps(record, indent=2))
     return record

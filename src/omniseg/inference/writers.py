@@ -1,4 +1,5 @@
-"""Writing predictions: palette PNG masks, instance-id PNGs, COCO panoptic PNGs and JSON, and overlays."""
+"""Writing predictions: palette PNG masks, instance-id PNGs, COCO panoptic PNGs and JSON, and overlays. Every
+file is written atomically (a temporary name, then a rename): an interrupted run never leaves half a PNG."""
 
 from __future__ import annotations
 
@@ -7,10 +8,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from omniseg.core.atomic import write_with
 from omniseg.data.imageio import write_index_png
 from omniseg.data.sample import DatasetInfo
 from omniseg.models.panoptic.merge import ids_to_rgb, segment_masks
 from omniseg.viz.overlay import instance_overlay, overlay
+
+
+def save_image(path: Path, pixels: np.ndarray) -> None:
+    """``pixels`` as an image file (format by the suffix), written atomically."""
+    write_with(path, lambda temporary: Image.fromarray(pixels).save(temporary))
 
 
 def write_prediction(out_dir: str | Path, stem: str, image: np.ndarray, mask: np.ndarray, info: DatasetInfo) -> list[Path]:
@@ -18,8 +25,8 @@ def write_prediction(out_dir: str | Path, stem: str, image: np.ndarray, mask: np
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     mask_path, overlay_path = out_dir / f"{stem}.png", out_dir / f"{stem}_overlay.png"
-    write_index_png(mask_path, mask, info.palette)
-    Image.fromarray(overlay(image, mask, info.palette, ignore_index=info.ignore_index)).save(overlay_path)
+    write_with(mask_path, lambda path: write_index_png(path, mask, info.palette))
+    save_image(overlay_path, overlay(image, mask, info.palette, ignore_index=info.ignore_index))
     return [mask_path, overlay_path]
 
 
@@ -35,10 +42,10 @@ def write_instances(out_dir: str | Path, stem: str, image: np.ndarray, instances
     for k in range(len(masks) - 1, -1, -1):
         ids[masks[k]] = k + 1
     ids_path, overlay_path = out_dir / f"{stem}_instances.png", out_dir / f"{stem}_overlay.png"
-    Image.fromarray(ids).save(ids_path)
+    save_image(ids_path, ids)
     visible = np.stack([ids == k + 1 for k in range(len(masks))]) if len(masks) else masks
-    Image.fromarray(instance_overlay(image, visible, instances["labels"].tolist(), info.class_names,
-                                     instances["scores"].tolist())).save(overlay_path)
+    save_image(overlay_path, instance_overlay(image, visible, instances["labels"].tolist(), info.class_names,
+                                              instances["scores"].tolist()))
     return [ids_path, overlay_path]
 
 
@@ -49,10 +56,10 @@ def write_panoptic(out_dir: str | Path, stem: str, image: np.ndarray, ids: np.nd
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     png_path, overlay_path = out_dir / f"{stem}_panoptic.png", out_dir / f"{stem}_overlay.png"
-    Image.fromarray(ids_to_rgb(ids)).save(png_path)
+    save_image(png_path, ids_to_rgb(ids))
     masks, labels = segment_masks(ids, segments)
     scores = [s["score"] if s["isthing"] else None for s in segments]
-    Image.fromarray(instance_overlay(image, masks, labels, info.class_names, scores)).save(overlay_path)
+    save_image(overlay_path, instance_overlay(image, masks, labels, info.class_names, scores))
     return [png_path, overlay_path]
 
 

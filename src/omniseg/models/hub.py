@@ -13,12 +13,15 @@ import torch
 from torch import nn
 
 from omniseg._version import __version__
+from omniseg.core.atomic import write_text, write_with
+from omniseg.core.checksum import state_checksum
 from omniseg.core.info import DatasetInfo
 from omniseg.errors import OmnisegError
 from omniseg.models.builder import create_model
 
 CARD_FILE = "model.json"
 WEIGHTS_FILE = "model.safetensors"
+CHECKSUM_KEY = "omniseg_sha256"  # in the safetensors metadata: the checksum of the tensors
 
 
 @dataclass
@@ -83,10 +86,11 @@ def save_model(model: nn.Module, directory: str | Path, card: ModelCard) -> None
     directory.mkdir(parents=True, exist_ok=True)
     kwargs = {k: v for k, v in card.kwargs.items() if k not in ("encoder_weights", "weights")}  # trained weights replace them
     values = {**card.to_dict(), "kwargs": kwargs}
-    (directory / CARD_FILE).write_text(json.dumps(values, indent=2))
+    write_text(directory / CARD_FILE, json.dumps(values, indent=2))
     # contiguous copies: models trained channels-last hold weights in another memory layout
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
-    safetensors.torch.save_file(state, str(directory / WEIGHTS_FILE))
+    metadata = {CHECKSUM_KEY: state_checksum(state)}  # a damaged copy that still parses is told apart
+    write_with(directory / WEIGHTS_FILE, lambda path: safetensors.torch.save_file(state, str(path), metadata=metadata))
 
 
 def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
@@ -112,6 +116,21 @@ def load_card(directory: str | Path) -> ModelCard:
         raise OmnisegError(f"{path} is not a valid model card ({exc}); re-export the model") from None
 
 
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``model.safetensors``, checked against the checksum it carries (when it has one)."""
+    try:
+        with safetensors.safe_open(str(path), "pt") as handle:
+            expected = (handle.metadata() or {}).get(CHECKSUM_KEY)
+            state = {name: handle.get_tensor(name) for name in handle.keys()}
+    except (OSError, ValueError, safetensors.SafetensorError) as exc:
+        raise OmnisegError(f"{path} is truncated or damaged ({str(exc).splitlines()[0]}); copy it again, or train again "
+                           "(an interrupted run continues with --resume)") from None
+    if expected is not None and expected != state_checksum(state):
+        raise OmnisegError(f"{path} does not match the checksum it was saved with: the file was altered or damaged; "
+                           "copy it again, or train again")
+    return state
+
+
 def load_model(directory: str | Path) -> nn.Module:
     """Rebuild the model of a run directory from ``model.json`` and load ``model.safetensors``.
 
@@ -126,10 +145,7 @@ def load_model(directory: str | Path) -> nn.Module:
     if not weights.is_file():
         raise OmnisegError(f"{weights} not found; the run has not saved weights yet")
     model = create_model(card.architecture, **card.kwargs)
-    try:
-        state = safetensors.torch.load_file(str(weights))
-    except (OSError, ValueError, safetensors.SafetensorError) as exc:
-        raise OmnisegError(f"{weights} cannot be read as safetensors ({exc}); train or save the model again") from None
+    state = read_weights(weights)
     check_state_dict(model, state, f"{weights} ({card.architecture} {card.kwargs})")
     model.load_state_dict(state)
     model.card = card

@@ -50,7 +50,7 @@ class LoadedModel:
         from omniseg.inference.prompt_predictor import load_prompt_model
 
         self.name, self.lock = name, threading.Lock()
-        if arch is not None or is_promptable_run(source):
+        if Path(source).is_file() or is_promptable_run(source):
             self.predictor = load_prompt_model(source, arch=arch, device=device)
             self.task, self.classes, self.palette = "promptable", ["background", "object"], [[0, 0, 0], [30, 144, 255]]
         else:
@@ -74,11 +74,13 @@ class PromptRequest(BaseModel):
 
 
 def create_app(models: Sequence[str | Path] | dict[str, str | Path] = (), settings: ServerSettings | None = None, *,
-               device: str | None = None) -> FastAPI:
-    """The application serving ``models`` (run directories; a dict names them, else a run's folder name does)."""
+               device: str | None = None, arch: str | None = None) -> FastAPI:
+    """The application serving ``models``: run directories, or promptable checkpoint files of architecture
+    ``arch`` (not needed for the official file names). A dict names them, else the folder or file stem does."""
     settings = settings or ServerSettings()
-    named = dict(models) if isinstance(models, dict) else {Path(m).name: m for m in models}
-    loaded = {name: LoadedModel(name, source, device=device) for name, source in named.items()}
+    named = dict(models) if isinstance(models, dict) else {Path(m).stem if Path(m).is_file() else Path(m).name: m for m in models}
+    loaded = {name: LoadedModel(name, source, arch=arch if Path(source).is_file() else None, device=device)
+              for name, source in named.items()}
     cache = EmbeddingCache(settings.cache_bytes)
     logits: OrderedDict[str, tuple[str, np.ndarray]] = OrderedDict()
     slots = asyncio.Semaphore(settings.workers)
@@ -108,8 +110,8 @@ def create_app(models: Sequence[str | Path] | dict[str, str | Path] = (), settin
         return loaded[name]
 
     async def read_upload(file: UploadFile) -> np.ndarray:
-        data = await file.read(settings.max_upload_bytes + 1)
-        return decode_upload(data, file.filename or "the upload", settings)
+        data = await file.read(settings.max_upload_bytes + 1)  # decoded in a thread: health answers meanwhile
+        return await run_in_threadpool(decode_upload, data, file.filename or "the upload", settings)
 
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
@@ -131,15 +133,17 @@ def create_app(models: Sequence[str | Path] | dict[str, str | Path] = (), settin
         return [m.describe() for m in loaded.values()]
 
     @app.post("/api/predict")
-    async def predict(file: UploadFile = File(...), model: str | None = Form(None)) -> dict:
+    async def predict(file: UploadFile = File(...), model: str | None = Form(None),
+                      score_threshold: float | None = Form(None, ge=0, le=1)) -> dict:
         """Semantic: the class-id PNG (palette) and the classes present; instance: instances with COCO RLE
-        masks; panoptic: the COCO panoptic PNG and its segments."""
+        masks (those scoring under ``score_threshold``, default 0.5, left out); panoptic: the COCO panoptic PNG
+        and its segments (``score_threshold`` overrides the model's own)."""
         served = model_of(model, "dense")
         if served.task == "promptable":
             raise HTTPException(422, f"{served.name} is promptable: POST /api/embed, then /api/prompt")
         image = await read_upload(file)
         start = time.perf_counter()
-        answer = await run(_predict, served, image)
+        answer = await run(_predict, served, image, score_threshold)
         return {"model": served.name, "task": served.task, "width": int(image.shape[1]), "height": int(image.shape[0]),
                 "seconds": round(time.perf_counter() - start, 4), **answer}
 
@@ -177,8 +181,8 @@ def create_app(models: Sequence[str | Path] | dict[str, str | Path] = (), settin
             logits[key] = (request.embedding_id, result.low_res_logits[best][None])
             while len(logits) > 256:
                 logits.popitem(last=False)
-        return {"masks": [png_base64(m.astype(np.uint8) * 255) for m in result.masks],
-                "scores": [None if not np.isfinite(s) else float(s) for s in result.scores], "best": best,
+        masks = await run_in_threadpool(lambda: [png_base64(m.astype(np.uint8) * 255) for m in result.masks])
+        return {"masks": masks, "scores": [None if not np.isfinite(s) else float(s) for s in result.scores], "best": best,
                 "areas": [int(m.sum()) for m in result.masks], "logits_id": key,
                 "seconds": round(time.perf_counter() - start, 4)}
 
@@ -232,26 +236,30 @@ def create_app(models: Sequence[str | Path] | dict[str, str | Path] = (), settin
     return app
 
 
-def _predict(served: LoadedModel, image: np.ndarray) -> dict[str, Any]:
+def _predict(served: LoadedModel, image: np.ndarray, score_threshold: float | None) -> dict[str, Any]:
     predictor = served.predictor
+    options = {} if score_threshold is None else {"score_threshold": score_threshold}
     with served.lock, torch.inference_mode():
         if served.task == "semantic":
             mask = predictor.predict(image)
-            return {"mask_png": png_base64(mask.astype(np.uint8), served.palette), "classes": list(served.classes),
+        elif served.task == "instance":
+            found = predictor.predict_instances(image, **options)
+        else:
+            ids, segments = predictor.predict_panoptic(image, **options)
+    if served.task == "semantic":  # the PNGs are encoded outside the model's lock
+        return {"mask_png": png_base64(mask.astype(np.uint8), served.palette), "classes": list(served.classes),
                     "present": sorted(int(v) for v in np.unique(mask))}
-        if served.task == "instance":
-            found = predictor.predict_instances(image)
-            ids = np.zeros(image.shape[:2], np.uint8)  # instance k + 1 (the first 255), better ones on top
-            for k in range(min(len(found["masks"]), 255) - 1, -1, -1):
-                ids[found["masks"][k]] = k + 1
-            return {"instances": [{"label": int(label), "class": served.classes[int(label)], "score": float(score),
-                                   "box": [float(v) for v in box], "rle": encode_rle(mask)}
-                                  for mask, label, score, box in zip(found["masks"], found["labels"], found["scores"], found["boxes"])],
-                    "instances_png": png_base64(ids)}
-        ids, segments = predictor.predict_panoptic(image)
-        from omniseg.models.panoptic.merge import ids_to_rgb
+    if served.task == "instance":
+        ids = np.zeros(image.shape[:2], np.uint8)  # instance k + 1 (the first 255), better ones on top
+        for k in range(min(len(found["masks"]), 255) - 1, -1, -1):
+            ids[found["masks"][k]] = k + 1
+        return {"instances": [{"label": int(label), "class": served.classes[int(label)], "score": float(score),
+                               "box": [float(v) for v in box], "rle": encode_rle(mask)}
+                              for mask, label, score, box in zip(found["masks"], found["labels"], found["scores"], found["boxes"])],
+                "instances_png": png_base64(ids)}
+    from omniseg.models.panoptic.merge import ids_to_rgb
 
-        return {"panoptic_png": png_base64(ids_to_rgb(ids)), "segments": _plain(segments)}
+    return {"panoptic_png": png_base64(ids_to_rgb(ids)), "segments": _plain(segments)}
 
 
 def _prompt(served: LoadedModel, entry: Embedding, request: PromptRequest, previous: np.ndarray | None):

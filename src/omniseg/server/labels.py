@@ -4,25 +4,16 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from pathlib import Path
 
 import numpy as np
 
+from omniseg.core.atomic import write_bytes
 from omniseg.core.rle import coco_bbox, encode_rle
 
 _lock = threading.Lock()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
 
 
 def save_labels(label_dir: Path, image_name: str, image_bytes: bytes, image_size: tuple[int, int],
@@ -36,7 +27,7 @@ def save_labels(label_dir: Path, image_name: str, image_bytes: bytes, image_size
     path = annotations_dir / "instances.json"
     with _lock:
         coco = json.loads(path.read_text()) if path.is_file() else {"images": [], "annotations": [], "categories": []}
-        _atomic_write(images_dir / stem, image_bytes)
+        write_bytes(images_dir / stem, image_bytes)
         image = next((i for i in coco["images"] if i["file_name"] == stem), None)
         if image is None:
             image = {"id": max((i["id"] for i in coco["images"]), default=0) + 1, "file_name": stem}
@@ -56,5 +47,5 @@ def save_labels(label_dir: Path, image_name: str, image_bytes: bytes, image_size
                 "area": int(mask.sum()), "iscrowd": 0,
                 "bbox": coco_bbox(mask)})
             next_id += 1
-        _atomic_write(path, json.dumps(coco).encode())
+        write_bytes(path, json.dumps(coco).encode())
     return {"images": len(coco["images"]), "annotations": len(coco["annotations"]), "categories": len(coco["categories"])}

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from omniseg.core.atomic import write_with  # noqa: E402
 from omniseg.viz.overlay import colorize, overlay  # noqa: E402
 
 
@@ -37,7 +38,7 @@ def plot_curves(history_csv: str | Path, out: str | Path,
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    write_with(out, lambda path: fig.savefig(path, dpi=100))
     plt.close(fig)
 
 
@@ -60,7 +61,7 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], out: str | Pa
                         color="white" if norm[t, p] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    write_with(out, lambda path: fig.savefig(path, dpi=100))
     plt.close(fig)
 
 
@@ -82,7 +83,7 @@ def plot_sample(image: np.ndarray, truth: np.ndarray | None, pred: np.ndarray, p
     labels = [class_names[c] for c in shown if c < len(class_names)]
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8) or 1, fontsize=8)
     fig.tight_layout(rect=(0, 0.08 if labels else 0, 1, 1))
-    fig.savefig(out, dpi=90)
+    write_with(out, lambda path: fig.savefig(path, dpi=90))
     plt.close(fig)
 
 
@@ -110,7 +111,7 @@ def plot_samples_grid(samples: Sequence[tuple[str, np.ndarray, np.ndarray | None
         fig.suptitle(title, fontsize=10)
     legend_rows = -(-len(classes) // 6)
     fig.tight_layout(rect=(0, min(0.05 * legend_rows / rows, 0.4), 1, 1))
-    fig.savefig(out, dpi=90)
+    write_with(out, lambda path: fig.savefig(path, dpi=90))
     plt.close(fig)
 
 
@@ -143,7 +144,7 @@ def plot_instances(image: np.ndarray, masks: np.ndarray, labels: Sequence[int], 
         draw(axes[0, 0], truth[0], list(truth[1]), None, "ground truth")
     draw(axes[0, -1], masks, list(labels), scores, f"prediction ({len(masks)} instances)")
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
+    write_with(out, lambda path: fig.savefig(path, dpi=90))
     plt.close(fig)
 
 

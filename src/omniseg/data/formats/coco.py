@@ -22,6 +22,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from omniseg.core.rle import encode_rle
+from omniseg.data.formats.base import read_json, reading
 from omniseg.data.formats.objects import BACKGROUND_NAMES, AnnotatedObject, ObjectItem, ObjectSource, peek_text
 from omniseg.data.formats.paired import UNSPLIT, seeded_split
 from omniseg.data.formats.records import has_background, records, write_image
@@ -74,10 +75,7 @@ def split_name(path: Path) -> str:
 
 
 def load_json(path: Path) -> dict:
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path} is not valid JSON ({exc}); re-export it") from None
+    values = read_json(path)
     if not isinstance(values, dict):
         raise DataError(f"{path} must hold a JSON object with 'images' and 'annotations', got {type(values).__name__}")
     for key in ("images", "categories"):
@@ -100,17 +98,18 @@ def _categories(files: list[tuple[Path, dict]], panoptic: bool) -> tuple[Dataset
     categories: dict[int, dict] = {}
     for path, values in files:
         for cat in values["categories"]:
-            if not isinstance(cat, dict) or "id" not in cat or "name" not in cat:
-                raise DataError(f"{path}: a category lacks 'id' or 'name': {str(cat)[:80]}")
+            if not isinstance(cat, dict) or not isinstance(cat.get("id"), int) or not isinstance(cat.get("name"), str):
+                raise DataError(f"{path}: a category lacks an integer 'id' or a text 'name': {str(cat)[:80]}")
             entry = dict(cat)
             entry.setdefault("isthing", 0 if path.stem.startswith("stuff") else 1)
-            categories[int(cat["id"])] = entry
+            categories[cat["id"]] = entry
     ordered = [categories[k] for k in sorted(categories)]
     if panoptic:
         names, ids = [c["name"] for c in ordered], [int(c["id"]) for c in ordered]
         things = [i for i, c in enumerate(ordered) if c.get("isthing")]
         palette = [tuple(c["color"]) for c in ordered] if all("color" in c for c in ordered) else []
-        return DatasetInfo(names, palette=palette, things=things, ignore_index=DEFAULT_IGNORE_INDEX), {cid: i for i, cid in enumerate(ids)}
+        with reading(files[0][0], "categories"):
+            return DatasetInfo(names, palette=palette, things=things, ignore_index=DEFAULT_IGNORE_INDEX), {cid: i for i, cid in enumerate(ids)}
     background = [c for c in ordered if str(c["name"]).lower() in BACKGROUND_NAMES][:1]
     rest = [c for c in ordered if c not in background]
     names = [background[0]["name"] if background else "background"] + [c["name"] for c in rest]
@@ -118,7 +117,8 @@ def _categories(files: list[tuple[Path, dict]], panoptic: bool) -> tuple[Dataset
     if background:
         mapping[int(background[0]["id"])] = 0
     things = [mapping[int(c["id"])] for c in rest if c.get("isthing", 1)]
-    return DatasetInfo(names, things=things, ignore_index=DEFAULT_IGNORE_INDEX), mapping
+    with reading(files[0][0], "categories"):
+        return DatasetInfo(names, things=things, ignore_index=DEFAULT_IGNORE_INDEX), mapping
 
 
 class _CocoBase(ObjectSource):
@@ -132,14 +132,17 @@ class _CocoBase(ObjectSource):
         self.root = Path(root)
         paths = [p for p in _json_candidates(self.root) if coco_kind(p) == self.kind]
         if not paths:
-            raise DataError(f"{self.root} has no COCO {self.kind} JSON (looked in {self.root}/annotations/ and {self.root}/)")
+            seen = [p.name for p in _json_candidates(self.root)]
+            raise DataError(f"{self.root} has no COCO {self.kind} JSON (looked in {self.root}/annotations/ and {self.root}/"
+                            + (f"; {', '.join(seen[:5])} {'is' if len(seen) == 1 else 'are'} not COCO {self.kind} files)" if seen else ")"))
         files = [(p, load_json(p)) for p in paths]
         self.info, self.category_to_class = _categories(files, self.kind == "panoptic")
         by_split: dict[str, list[ObjectItem]] = {}
         for split in dict.fromkeys(split_name(p) for p, _ in files):
             # stuff files first, so that things are painted over stuff
             group = sorted([f for f in files if split_name(f[0]) == split], key=lambda f: not f[0].stem.startswith("stuff"))
-            by_split[split] = self._items(group)
+            with reading(", ".join(p.name for p, _ in group)):  # each file also checked (and named) on its own
+                by_split[split] = self._items(group)
         if set(by_split) == {"all"}:
             by_split = seeded_split(by_split["all"], val_fraction, split_seed)
         self.items = by_split
@@ -151,7 +154,7 @@ class _CocoBase(ObjectSource):
         if not isinstance(ann, dict) or "category_id" not in ann or "segmentation" not in ann:
             raise DataError(f"{path}: annotation {ann.get('id', '?') if isinstance(ann, dict) else ann!r} lacks 'category_id' or 'segmentation'")
         category = ann["category_id"]
-        if category not in self.category_to_class:
+        if not isinstance(category, int) or category not in self.category_to_class:
             raise DataError(f"{path}: annotation {ann.get('id')} has category_id {category}, which 'categories' does not list")
         segmentation = ann["segmentation"]
         if isinstance(segmentation, list):
@@ -164,13 +167,15 @@ class _CocoBase(ObjectSource):
     def _images(self, path: Path, values: dict) -> dict:
         images = {}
         for image in values["images"]:
-            if not isinstance(image, dict) or "id" not in image or "file_name" not in image:
-                raise DataError(f"{path}: an entry of 'images' lacks 'id' or 'file_name': {str(image)[:80]}")
-            images[image["id"]] = image
+            if not isinstance(image, dict) or "id" not in image or not isinstance(image.get("file_name"), str):
+                raise DataError(f"{path}: an entry of 'images' lacks 'id' or a text 'file_name': {str(image)[:80]}")
+            with reading(path, f"image {image['file_name']!r}"):
+                images[image["id"]] = image
         return images
 
     def _item(self, path: Path, image: dict, split_hint: str) -> ObjectItem:
-        size = (int(image["height"]), int(image["width"])) if "height" in image and "width" in image else None
+        with reading(path, f"image {image['file_name']!r}: its height and width"):
+            size = (int(image["height"]), int(image["width"])) if "height" in image and "width" in image else None
         return ObjectItem(find_image(self.root, path, image["file_name"], split_hint), annotation=path, size=size, objects=[])
 
 
@@ -229,17 +234,21 @@ class CocoPanopticSource(_CocoBase):
         return items
 
     def load_objects(self, item: ObjectItem, size: tuple[int, int]) -> list[AnnotatedObject]:
+        if not item.extra["png"].is_file():
+            raise DataError(f"panoptic PNG {item.extra['png']}, listed in {item.annotation}, does not exist; check its file_name there")
         ids = decode_panoptic_png(item.extra["png"])
         if ids.shape != tuple(size):
             raise DataError(f"panoptic PNG {item.extra['png']} is {ids.shape[1]}x{ids.shape[0]} but image {item.image} is {size[1]}x{size[0]}")
-        listed = {int(s["id"]) for s in item.extra["segments"]}
+        with reading(item.annotation, f"segments_info of {item.extra['png'].name}"):
+            listed = {int(s["id"]) for s in item.extra["segments"]}
         unknown = set(np.unique(ids).tolist()) - listed - {0}
         if unknown:
-            raise DataError(f"panoptic PNG {item.extra['png']} holds segment id {min(unknown)}, which its segments_info does not list")
+            raise DataError(f"panoptic PNG {item.extra['png']} holds segment id {min(unknown)}, which its segments_info in "
+                            f"{item.annotation.name} does not list")
         objects = []
         for segment in item.extra["segments"]:
             category = segment.get("category_id")
-            if category not in self.category_to_class:
+            if not isinstance(category, int) or category not in self.category_to_class:
                 raise DataError(f"{item.annotation}: segment {segment.get('id')} of {item.extra['png'].name} has unknown category_id {category}")
             objects.append(AnnotatedObject(self.category_to_class[category], ids == int(segment["id"]), bool(segment.get("iscrowd", 0))))
         return objects

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from omniseg.data.formats.base import reading
 from omniseg.data.formats.objects import (
     AnnotatedObject, ObjectItem, ObjectSource, ellipse_polygon, peek_text, rectangle_polygon, split_by_group,
 )
@@ -80,15 +81,18 @@ class CVATSource(ObjectSource):
         self.root = Path(root)
         self.path = _find(self.root)
         if self.path is None:
-            raise DataError(f"{self.root} has no CVAT XML (a file with <annotations>); export 'CVAT for images 1.1'")
+            seen = ", ".join(p.name for p in sorted(self.root.glob("*.xml")) + sorted((self.root / "annotations").glob("*.xml")))
+            raise DataError(f"{self.root} has no CVAT XML (a file with <annotations>); export 'CVAT for images 1.1'"
+                            + (f" ({seen[:200]}: no <annotations>)" if seen else ""))
         try:
             tree = ElementTree.parse(self.path).getroot()
-        except (ElementTree.ParseError, OSError) as exc:
+        except (ElementTree.ParseError, OSError, LookupError, ValueError) as exc:  # LookupError: an unknown encoding
             raise DataError(f"{self.path} is not well-formed XML ({exc}); re-export it from CVAT") from None
         images = tree.findall("image")
         names = [n.text.strip() for n in tree.findall("./meta//labels/label/name") if n.text and n.text.strip()]
         names += sorted({s.get("label") for i in images for s in i if s.get("label")} - set(names))
-        self.info = DatasetInfo(["background", *names], things=list(range(1, len(names) + 1)), ignore_index=DEFAULT_IGNORE_INDEX)
+        with reading(self.path, "its labels"):
+            self.info = DatasetInfo(["background", *names], things=list(range(1, len(names) + 1)), ignore_index=DEFAULT_IGNORE_INDEX)
         self.class_ids = {n: i + 1 for i, n in enumerate(names)}
         items, subsets = [], {}
         for image in images:
@@ -103,7 +107,8 @@ class CVATSource(ObjectSource):
             subset = SUBSETS.get((image.get("subset") or "").lower(), (image.get("subset") or "").lower() or None)
             path = next((p for p in (self.path.parent / name, self.root / "images" / name, self.root / "images" / (subset or "") / name,
                                      self.root / name) if p.is_file()), self.root / "images" / name)
-            item = ObjectItem(path, annotation=self.path, size=size, objects=self._objects(image, size))
+            with reading(self.path, f"<image name={name!r}>"):
+                item = ObjectItem(path, annotation=self.path, size=size, objects=self._objects(image, size))
             items.append(item)
             subsets.setdefault(subset, []).append(item)
         if not items:
@@ -113,11 +118,12 @@ class CVATSource(ObjectSource):
 
     def _objects(self, image: ElementTree.Element, size: tuple[int, int]) -> list[AnnotatedObject]:
         shapes = []
-        elements = sorted(enumerate(image), key=lambda e: (int(e[1].get("z_order", 0) or 0), e[0]))
+        with reading(self.path, f"the z_order of the shapes of image {image.get('name')!r}"):
+            elements = sorted(enumerate(image), key=lambda e: (int(e[1].get("z_order", 0) or 0), e[0]))
         for _, element in elements:
             try:
                 geometry = shape_geometry(element, *size)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:
                 raise DataError(f"{self.path}: <{element.tag}> of image {image.get('name')!r} is malformed ({exc})") from None
             if geometry is None:
                 continue

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from omniseg.data.formats.base import override_ignore_index
+from omniseg.data.formats.base import override_ignore_index, read_json, reading
 from omniseg.data.formats.paired import UNSPLIT, PairedDataset, read_instance_pngs, seeded_split
 from omniseg.data.formats.records import records, write_image
 from omniseg.data.imageio import IMAGE_SUFFIXES, pack_rgb, read_label_png, verify_image, write_index_png
@@ -51,10 +51,7 @@ def _list_images(directory: Path) -> list[Path]:
 
 
 def read_classes(path: Path) -> DatasetInfo:
-    try:
-        values = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path} is not valid JSON ({exc}); fix or delete it") from None
+    values = read_json(path)
     if isinstance(values, list):  # a bare list of names
         values = {"class_names": values}
     if not isinstance(values, dict):
@@ -68,15 +65,13 @@ def read_classes(path: Path) -> DatasetInfo:
         for c in palette
     ):
         raise DataError(f"{path}: 'palette' must be a list of [r, g, b] triples of integers 0..255")
-    try:
+    with reading(path):
         return DatasetInfo(
             class_names=names,
             palette=[tuple(c) for c in palette],
             ignore_index=int(values.get("ignore_index", DEFAULT_IGNORE_INDEX)),
             things=list(values.get("things", [])),
         )
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{path}: {exc}") from None
 
 
 class FolderSource:

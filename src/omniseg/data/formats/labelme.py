@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from omniseg.data.formats.base import read_json, read_text, reading
 from omniseg.data.formats.objects import (
     BACKGROUND_NAMES, AnnotatedObject, ObjectItem, ObjectSource, ellipse_polygon, peek_text, rectangle_polygon, split_by_group,
 )
@@ -40,10 +40,7 @@ def _is_labelme(path: Path) -> bool:
 
 def read_labelme(path: Path) -> dict:
     """A LabelMe file's content, checked for the keys omniseg uses."""
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path} is not valid JSON ({exc}); re-save it in LabelMe") from None
+    values = read_json(path)
     if not isinstance(values, dict) or not isinstance(values.get("shapes"), list):
         raise DataError(f"{path} has no list 'shapes'; is it a LabelMe file?")
     for number, shape in enumerate(values["shapes"]):
@@ -97,9 +94,10 @@ class LabelMeSource(ObjectSource):
         self.info, self.class_ids = self._classes(contents)
         items = []
         for path, values in contents.items():
-            image = path.parent / str(values.get("imagePath") or f"{path.stem}.jpg")
-            size = (int(values["imageHeight"]), int(values["imageWidth"])) if values.get("imageHeight") and values.get("imageWidth") else None
-            items.append(ObjectItem(image, annotation=path, size=size))
+            with reading(path, "imagePath, imageHeight and imageWidth"):
+                image = path.parent / str(values.get("imagePath") or f"{path.stem}.jpg")
+                size = (int(values["imageHeight"]), int(values["imageWidth"])) if values.get("imageHeight") and values.get("imageWidth") else None
+                items.append(ObjectItem(image, annotation=path, size=size))
         self.items = seeded_split(items, val_fraction, split_seed)
         self.description = f"labelme ({len(files)} files, {self.info.num_classes} classes, seeded split)"
 
@@ -107,14 +105,15 @@ class LabelMeSource(ObjectSource):
         files = list(contents)
         labels_txt = next((p for p in (self.root / "labels.txt", files[0].parent / "labels.txt", self.root.parent / "labels.txt") if p.is_file()), None)
         if labels_txt is not None:
-            names = [line.strip() for line in labels_txt.read_text().splitlines() if line.strip()]
+            names = [line.strip() for line in read_text(labels_txt).splitlines() if line.strip()]
         else:
             found = sorted({s["label"] for values in contents.values() for s in values["shapes"]} - {IGNORE_LABEL})
             names = ["background", *(n for n in found if n.lower() not in BACKGROUND_NAMES)]
         names = [n for n in names if n != IGNORE_LABEL]
         if not names or names[0].lower() not in BACKGROUND_NAMES:
             names = ["background", *names]
-        info = DatasetInfo(names, things=list(range(1, len(names))), ignore_index=DEFAULT_IGNORE_INDEX)
+        with reading(labels_txt or files[0], "the class names"):
+            info = DatasetInfo(names, things=list(range(1, len(names))), ignore_index=DEFAULT_IGNORE_INDEX)
         ids = {n: i for i, n in enumerate(names)} | {IGNORE_LABEL: info.ignore_index}
         return info, ids
 
@@ -122,6 +121,8 @@ class LabelMeSource(ObjectSource):
         if item.image.is_file():
             return super().load_image(item)
         data = read_labelme(item.annotation).get("imageData")
+        if data and not isinstance(data, str):
+            raise DataError(f"{item.annotation}: imageData must be base64 text, got {type(data).__name__}")
         if not data:
             raise DataError(f"{item.annotation} points to image {item.image}, which does not exist, and embeds no imageData")
         try:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torchvision import tv_tensors
 
+from omniseg.data.formats.base import read_json, reading
 from omniseg.data.formats.paired import class_pixel_totals, seeded_split
 from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo, Sample
 from omniseg.errors import DataError
@@ -126,15 +127,16 @@ class NiftiSource:
         manifest_path = self.root / "dataset.json"
         if not manifest_path.is_file():
             raise DataError(f"{self.root} has no dataset.json; a NIfTI dataset needs one with its 'labels'")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(f"{manifest_path} is not valid JSON ({exc}); fix or regenerate it") from None
+        manifest = read_json(manifest_path)
         if not isinstance(manifest, dict):
             raise DataError(f"{manifest_path} must hold a JSON object, got {type(manifest).__name__}")
-        self.info = DatasetInfo(class_names=_read_labels(manifest, manifest_path), ignore_index=DEFAULT_IGNORE_INDEX)
-        self.per_channel_files = "channel_names" in manifest
-        self.num_channels = len(manifest.get("channel_names") or manifest.get("modality") or {"0": ""})
+        with reading(manifest_path):
+            self.info = DatasetInfo(class_names=_read_labels(manifest, manifest_path), ignore_index=DEFAULT_IGNORE_INDEX)
+            self.per_channel_files = "channel_names" in manifest
+            channels = manifest.get("channel_names") or manifest.get("modality") or {"0": ""}
+            if not isinstance(channels, (dict, list)):
+                raise DataError(f"{manifest_path}: 'channel_names' must map channel numbers to names, got {str(channels)[:60]!r}")
+            self.num_channels = len(channels)
         train = self._index(self.root / "imagesTr", self.root / "labelsTr")
         if not train:
             raise DataError(f"no NIfTI images under {self.root / 'imagesTr'}; expected e.g. imagesTr/case_001.nii.gz")
@@ -170,7 +172,10 @@ class NiftiSource:
             if labels_dir is not None:
                 label = next((labels_dir / f"{case}{s}" for s in NIFTI_SUFFIXES if (labels_dir / f"{case}{s}").is_file()), None)
                 if label is None:
-                    raise DataError(f"image {images[0]} has no label {labels_dir / (case + '.nii.gz')}; add it or move the image to imagesTs/")
+                    naming = ("lists 'channel_names': one file per channel, CASE_0000.nii.gz" if self.per_channel_files
+                              else "has no 'channel_names': one image file per case")
+                    raise DataError(f"image {images[0]} has no label {labels_dir / (case + '.nii.gz')} (dataset.json {naming}); "
+                                    "add it or move the image to imagesTs/")
                 label_shape = nib.load(label).shape[:3]
                 if label_shape != spatial:
                     raise DataError(f"label {label} is {tuple(label_shape)} but its image is {tuple(spatial)}; "

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
+from omniseg.data.formats.base import reading
 from omniseg.data.formats.paired import ItemDataset, class_pixel_totals
 from omniseg.data.imageio import check_image_size, read_image, verify_image
 from omniseg.data.sample import DatasetInfo, Sample, make_sample
@@ -81,6 +82,34 @@ def ellipse_polygon(cx: float, cy: float, rx: float, ry: float, theta: float = 0
     return points.reshape(-1).tolist()
 
 
+def clip_polygon(flat: list[float], height: int, width: int) -> list[float]:
+    """A flat polygon with vertices far outside the image (more than the image's size beyond it) cut to that
+    window (Sutherland-Hodgman, exact for a box). pycocotools walks every pixel step of every edge, so a vertex
+    at 1e12 would otherwise allocate without bound; polygons within the window are left exactly as they are,
+    and beyond it only pixels along a cut edge can move (by pycocotools' rounding of the new vertices)."""
+    points = np.asarray(flat, np.float64).reshape(-1, 2)
+    if not np.isfinite(points).all():
+        raise ValueError("a polygon has a coordinate that is not a finite number")
+    margin = float(height + width + 64)
+    low, high = np.array([-margin, -margin]), np.array([width + margin, height + margin])
+    if ((points >= low) & (points <= high)).all():
+        return flat
+    for axis, bound, keep_above in ((0, low[0], True), (0, high[0], False), (1, low[1], True), (1, high[1], False)):
+        if not len(points):
+            break
+        inside = points[:, axis] >= bound if keep_above else points[:, axis] <= bound
+        kept = []
+        for k in range(len(points)):
+            current, previous = points[k], points[k - 1]
+            if inside[k] != inside[k - 1]:  # the edge crosses the bound: keep the crossing
+                t = (bound - previous[axis]) / (current[axis] - previous[axis])
+                kept.append(previous + t * (current - previous))
+            if inside[k]:
+                kept.append(current)
+        points = np.asarray(kept, np.float64).reshape(-1, 2)
+    return points.reshape(-1).tolist()
+
+
 def object_mask(segmentation: Segmentation, height: int, width: int) -> np.ndarray:
     """The boolean ``[H, W]`` mask of one object, as pycocotools' ``annToMask`` gives it.
 
@@ -104,7 +133,8 @@ def object_mask(segmentation: Segmentation, height: int, width: int) -> np.ndarr
             return mask_utils.decode(rle).astype(bool)
         except Exception as exc:  # pycocotools raises bare Exceptions and TypeErrors for bad counts
             raise ValueError(f"its RLE counts cannot be decoded ({exc})") from None
-    polygons = [[float(v) for v in p] for p in segmentation if len(p) >= 6]
+    polygons = [clip_polygon([float(v) for v in p], height, width) for p in segmentation if len(p) >= 6]
+    polygons = [p for p in polygons if len(p) >= 6]
     if not polygons:  # zero-area or empty polygons cover nothing
         return np.zeros((height, width), bool)
     return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))).astype(bool)
@@ -153,10 +183,18 @@ class ObjectSource:
         return item.objects or []
 
     def load_image(self, item: ObjectItem) -> torch.Tensor:
+        self.check_listed_image(item)
         return read_image(item.image)
 
     def image_size(self, item: ObjectItem) -> tuple[int, int]:
+        self.check_listed_image(item)
         return tuple(item.size) if item.size else verify_image(item.image)
+
+    @staticmethod
+    def check_listed_image(item: ObjectItem) -> None:
+        """Name the annotation file when the image it lists is missing: the name there is what to check."""
+        if item.annotation is not None and not item.image.is_file():
+            raise DataError(f"image {item.image}, listed in {item.annotation}, does not exist; check the name there and the image folder")
 
     def objects_of(self, item: ObjectItem, size: tuple[int, int]) -> list[AnnotatedObject]:
         """The objects of ``item``, checked against the image's size and the class list."""
@@ -206,6 +244,7 @@ class ObjectDataset(ItemDataset):
         item = self.items[index]
         image = self.source.load_image(item)
         size = (int(image.shape[-2]), int(image.shape[-1]))
-        semantic, masks, labels = self.source.rasterise(self.source.objects_of(item, size), size, item.annotation or item.image)
+        with reading(item.annotation or item.image, f"the objects of {item.image.name}"):
+            semantic, masks, labels = self.source.rasterise(self.source.objects_of(item, size), size, item.annotation or item.image)
         return make_sample(image, mask=semantic, instance_masks=masks, instance_labels=labels,
                            sample_id=item.image.stem, path=str(item.image))

@@ -13,12 +13,12 @@ regions without one are ``object``. Classes are ``background`` plus the values f
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from omniseg.data.formats.objects import (
     BACKGROUND_NAMES, AnnotatedObject, ObjectItem, ObjectSource, ellipse_polygon, peek_text, rectangle_polygon,
 )
+from omniseg.data.formats.base import read_json, reading
 from omniseg.data.formats.paired import seeded_split
 from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
@@ -34,16 +34,19 @@ def _metadata(values) -> dict | None:
     return None
 
 
+def _candidates(root: Path) -> list[Path]:
+    return sorted(root.glob("*.json")) + sorted((root / "annotations").glob("*.json"))
+
+
 def _find(root: Path) -> tuple[Path, dict] | None:
-    for path in sorted(root.glob("*.json")) + sorted((root / "annotations").glob("*.json")):
+    for path in _candidates(root):
         head = peek_text(path)
         if '"regions"' not in head and "_via_img_metadata" not in head:
             continue
         try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            metadata = _metadata(read_json(path))
+        except DataError:
             continue
-        metadata = _metadata(values)
         if metadata is not None:
             return path, metadata
     return None
@@ -95,7 +98,9 @@ class VIASource(ObjectSource):
         self.root = Path(root)
         found = _find(self.root)
         if found is None:
-            raise DataError(f"{self.root} has no VIA 2.x JSON (an export with 'regions', or a project with '_via_img_metadata')")
+            seen = ", ".join(p.name for p in _candidates(self.root)[:5])
+            raise DataError(f"{self.root} has no VIA 2.x JSON (an export with 'regions', or a project with '_via_img_metadata')"
+                            + (f"; {seen} {'is' if ',' not in seen else 'are'} not one" if seen else ""))
         self.path, metadata = found
         entries = []
         for key, entry in metadata.items():
@@ -110,12 +115,10 @@ class VIASource(ObjectSource):
                 shape = region.get("shape_attributes") if isinstance(region, dict) else None
                 if not isinstance(shape, dict):
                     raise DataError(f"{self.path}: {entry['filename']} region {number} has no 'shape_attributes'")
-                try:
+                with reading(self.path, f"{entry['filename']} region {number} ({str(shape.get('name'))[:20]})"):
                     polygon = region_polygon(shape)
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise DataError(f"{self.path}: {entry['filename']} region {number} ({shape.get('name')}) is malformed: {exc}") from None
-                if polygon is not None:
-                    objects.append((region_class(region.get("region_attributes") or {}, attribute), polygon))
+                    if polygon is not None:
+                        objects.append((region_class(region.get("region_attributes") or {}, attribute), polygon))
             entries.append((entry["filename"], objects))
         names = sorted({name for _, objects in entries for name, _ in objects} - BACKGROUND_NAMES)
         self.info = DatasetInfo(["background", *names], things=list(range(1, len(names) + 1)), ignore_index=DEFAULT_IGNORE_INDEX)

@@ -17,6 +17,7 @@ import numpy as np
 import yaml
 from skimage import measure
 
+from omniseg.data.formats.base import read_text, read_yaml, reading
 from omniseg.data.formats.objects import AnnotatedObject, ObjectItem, ObjectSource
 from omniseg.data.formats.paired import UNSPLIT, seeded_split
 from omniseg.data.formats.records import has_background, records, write_image
@@ -25,11 +26,15 @@ from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
 
+def _manifests(root: Path) -> list[Path]:
+    return sorted(root.glob("*.yaml")) + sorted(root.glob("*.yml"))
+
+
 def _manifest(root: Path) -> Path | None:
-    for path in sorted(root.glob("*.yaml")) + sorted(root.glob("*.yml")):
+    for path in _manifests(root):
         try:
-            values = yaml.safe_load(path.read_text())
-        except yaml.YAMLError:
+            values = read_yaml(path)
+        except DataError:
             continue
         if isinstance(values, dict) and "names" in values and "train" in values:
             return path
@@ -46,10 +51,10 @@ def label_path(image: Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
-def read_yolo_objects(path: Path, num_classes: int) -> list[tuple[int, np.ndarray]]:
+def read_yolo_objects(path: Path, num_classes: int, manifest: str = "the YAML") -> list[tuple[int, np.ndarray]]:
     """``[(class, vertices [P, 2] normalised), ...]`` of one label file (boxes become 4-vertex polygons)."""
     objects = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(read_text(path).splitlines(), 1):
         values = line.split()
         if not values:
             continue
@@ -57,8 +62,10 @@ def read_yolo_objects(path: Path, num_classes: int) -> list[tuple[int, np.ndarra
             cls, coords = int(values[0]), np.array([float(v) for v in values[1:]])
         except ValueError:
             raise DataError(f"{path} line {number} is not 'class x1 y1 x2 y2 ...': {line[:60]!r}") from None
+        if not np.isfinite(coords).all():
+            raise DataError(f"{path} line {number} has a coordinate that is not a finite number: {line[:60]!r}")
         if not 0 <= cls < num_classes:
-            raise DataError(f"{path} line {number}: class {cls} is outside the {num_classes} names of the YAML")
+            raise DataError(f"{path} line {number}: class {cls} is outside the {num_classes} names of {manifest}")
         if len(coords) == 4:  # a box: cx cy w h
             cx, cy, w, h = coords
             coords = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy - h / 2, cx + w / 2, cy + h / 2, cx - w / 2, cy + h / 2])
@@ -81,21 +88,29 @@ class YOLOSource(ObjectSource):
         self.root = Path(root)
         manifest = _manifest(self.root)
         if manifest is None:
-            raise DataError(f"{self.root} has no YOLO data YAML (with 'names' and 'train'); add e.g. data.yaml")
-        values = yaml.safe_load(manifest.read_text())
+            seen = ", ".join(p.name for p in _manifests(self.root))
+            raise DataError(f"{self.root} has no YOLO data YAML (with 'names' and 'train'); add e.g. data.yaml"
+                            + (f" ({seen[:200]}: no 'names' and 'train')" if seen else ""))
+        self.manifest, values = manifest, read_yaml(manifest)
         names = values["names"]
-        names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
-        self.yolo_classes = len(names)
-        self.info = DatasetInfo(class_names=["background", *map(str, names)], things=list(range(1, len(names) + 1)),
-                                ignore_index=DEFAULT_IGNORE_INDEX)
-        base = self.root / (values.get("path") or "") if not Path(values.get("path") or "").is_absolute() else Path(values["path"])
-        if not base.is_dir():
-            base = self.root  # the YAML's path points where Ultralytics downloaded it; the files are here
+        if not isinstance(names, (dict, list)) or not names:
+            raise DataError(f"{manifest}: 'names' must be a list or a mapping of class names, got {str(names)[:60]!r}")
+        with reading(manifest, "'names'"):
+            names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+            self.yolo_classes = len(names)
+            self.info = DatasetInfo(class_names=["background", *map(str, names)], things=list(range(1, len(names) + 1)),
+                                    ignore_index=DEFAULT_IGNORE_INDEX)
+        with reading(manifest, "'path'"):
+            declared = Path(str(values.get("path") or ""))
+            base = declared if declared.is_absolute() else self.root / declared
+            if not base.is_dir():
+                base = self.root  # the YAML's path points where Ultralytics downloaded it; the files are here
         self.items = {}
         for split in ("train", "val", "test"):
             entry = values.get(split)
             if entry:
-                self.items[split] = [ObjectItem(i, annotation=label_path(i)) for i in self._images(base, entry, manifest)]
+                with reading(manifest, f"{split!r}"):
+                    self.items[split] = [ObjectItem(i, annotation=label_path(i)) for i in self._images(base, entry, manifest)]
         if not self.items.get("train"):
             raise DataError(f"{manifest}: the 'train' entry lists no images")
         if set(self.items) == {"train"}:  # one set of images, as for any format without splits: seeded
@@ -109,7 +124,7 @@ class YOLOSource(ObjectSource):
             if path.is_dir():
                 images += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
             elif path.suffix == ".txt" and path.is_file():
-                images += [(base / line.strip()).resolve() for line in path.read_text().splitlines() if line.strip()]
+                images += [(base / line.strip()).resolve() for line in read_text(path).splitlines() if line.strip()]
             else:
                 raise DataError(f"{manifest}: {part!r} is neither an image folder nor a list file under {base}")
         return images
@@ -119,7 +134,7 @@ class YOLOSource(ObjectSource):
             return []
         scale = np.array([size[1], size[0]], np.float64)
         return [AnnotatedObject(cls + 1, [(vertices * scale).reshape(-1).tolist()])
-                for cls, vertices in read_yolo_objects(item.annotation, self.yolo_classes)]
+                for cls, vertices in read_yolo_objects(item.annotation, self.yolo_classes, self.manifest.name)]
 
 
 def mask_polygons(mask: np.ndarray) -> list[np.ndarray]:

@@ -32,6 +32,9 @@ OFFICIAL_SHA256 = {
     "sam_vit_h_4b8939.pth": "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
     "mobile_sam.pt": "6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
 }
+#: the architecture of each official file, so a checkpoint with its official name needs no ``arch``
+OFFICIAL_ARCHITECTURE = {"sam_vit_b_01ec64.pth": "sam_vit_b", "sam_vit_l_0b3195.pth": "sam_vit_l",
+                         "sam_vit_h_4b8939.pth": "sam_vit_h", "mobile_sam.pt": "mobile_sam"}
 
 #: the official encoders: (embed_dim, depth, num_heads, global_attn_indexes)
 VIT_SIZES = {

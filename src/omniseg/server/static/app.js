@@ -33,6 +33,7 @@ async function loadModels() {
 function updatePanels() {
   const promptable = state.model && state.model.task === "promptable";
   $("prompt-box").hidden = !promptable;
+  $("detect-box").hidden = !state.model || !["instance", "panoptic"].includes(state.model.task);
   $("download-coco").hidden = !promptable;
   $("save-labels").hidden = !promptable;
   legend();
@@ -70,6 +71,7 @@ async function run() {
   const form = new FormData();
   form.append("file", state.file);
   form.append("model", state.model.name);
+  if (state.model.task !== "semantic" && state.model.task !== "promptable") form.append("score_threshold", $("min-score").value);
   try {
     if (state.model.task === "promptable") {
       setStatus("encoding the image...");
@@ -79,9 +81,11 @@ async function run() {
     } else {
       setStatus("predicting...");
       const answer = await api("/api/predict", { method: "POST", body: form });
-      if (answer.mask_png) state.mask = { kind: "classes", data: pixels(await pngImage(answer.mask_png)) };
-      else if (answer.panoptic_png) state.mask = { kind: "rgb", data: pixels(await pngImage(answer.panoptic_png)) };
-      else state.mask = { kind: "instances", instances: answer.instances, data: pixels(await pngImage(answer.instances_png)) };
+      const png = answer.mask_png || answer.panoptic_png || answer.instances_png;  // downloaded as it came
+      const data = pixels(await pngImage(png));
+      if (answer.mask_png) state.mask = { kind: "classes", data, png };
+      else if (answer.panoptic_png) state.mask = { kind: "rgb", data, png };
+      else state.mask = { kind: "instances", instances: answer.instances, data, png };
       setStatus(`${state.model.name}: ${answer.seconds.toFixed(2)} s`);
       draw();
     }
@@ -115,7 +119,8 @@ function draw() {
   const mask = state.mask;
   if (mask && mask.kind === "binary") for (let i = 0; i < out.length; i += 4) { if (mask.data[i] > 0) put(i, [30, 144, 255]); }
   if (mask && mask.kind === "classes") {
-    for (let i = 0; i < out.length; i += 4) { const c = mask.data[i]; if (c > 0) put(i, [mask.data[i], mask.data[i + 1], mask.data[i + 2]]); }
+    // the palette's colours; black (the usual background and unlabelled colour) stays clear
+    for (let i = 0; i < out.length; i += 4) { const c = [mask.data[i], mask.data[i + 1], mask.data[i + 2]]; if (c[0] + c[1] + c[2] > 0) put(i, c); }
   }
   if (mask && mask.kind === "instances") for (let i = 0; i < out.length; i += 4) { if (mask.data[i] > 0) put(i, colour(mask.data[i])); }
   if (mask && mask.kind === "rgb") for (let i = 0; i < out.length; i += 4) { if (mask.data[i] + mask.data[i + 1] + mask.data[i + 2] > 0) put(i, colour(mask.data[i] + 256 * mask.data[i + 1])); }
@@ -186,6 +191,7 @@ function wire() {
   $("model").addEventListener("change", () => { state.model = state.models.find((m) => m.name === $("model").value); clearPrompt(); updatePanels(); run(); });
   $("file").addEventListener("change", (e) => e.target.files[0] && openFile(e.target.files[0]));
   $("opacity").addEventListener("input", draw);
+  $("min-score").addEventListener("change", run);
   const stage = $("stage");
   stage.addEventListener("dragover", (e) => { e.preventDefault(); stage.classList.add("dragging"); });
   stage.addEventListener("dragleave", () => stage.classList.remove("dragging"));
@@ -213,7 +219,12 @@ function wire() {
     state.objects.push({ name, data: state.mask.data, png: state.mask.png, area });
     clearPrompt(); renderObjects(); draw(); setStatus(`kept ${name}`);
   });
-  $("download-mask").addEventListener("click", async () => state.image && download("mask.png", await objectsMaskPng()));
+  $("download-mask").addEventListener("click", async () => {
+    if (!state.image) return;
+    if (state.mask && state.mask.kind !== "binary" && !state.objects.length) {  // the model's answer: class ids, instance ids or panoptic RGB
+      download("mask.png", await (await fetch(`data:image/png;base64,${state.mask.png}`)).blob());
+    } else download("mask.png", await objectsMaskPng());
+  });
   $("download-coco").addEventListener("click", () => {
     const names = [...new Set(state.objects.map((o) => o.name))];
     const coco = { images: [{ id: 1, file_name: state.file?.name, width: state.image?.width, height: state.image?.height }],

@@ -1,0 +1,133 @@
+"""Instances of images larger than one forward pass: the detector runs tile by tile and the tiles' detections
+are merged into one list in image coordinates.
+
+Tiles overlap (see :func:`~omniseg.inference.sliding_window.tile_starts`), so an object near a seam is seen
+by two or more tiles: whole by some, cut by a tile border in others. Two detections of different tiles are the
+same object when their masks agree where both tiles see the image (mask IoU inside the two tiles' common
+window). An object is kept from the tile that holds it best: detections that touch no inner tile border come
+first, by score, and the cut copies of a kept whole object are dropped. An object cut in every tile (larger
+than the overlap) is stitched: its cut pieces are joined into one mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from omniseg.inference.sliding_window import tile_starts
+
+#: ``detect(image [C, h, w] uint8) -> {"masks": float [N, 1, h, w] probabilities, "labels", "scores", "boxes"}``
+Detect = Callable[[torch.Tensor], dict]
+
+
+@dataclass
+class TileDetection:
+    """One detection of one tile, in image coordinates: its mask is cut to the mask's own box ``(y0, x0)``."""
+
+    label: int
+    score: float
+    box: np.ndarray  # the detector's box, XYXY
+    mask: np.ndarray  # bool, the mask's bounding rows and columns only
+    offset: tuple[int, int]
+    window: tuple[int, int, int, int]  # the tile: y0, x0, y1, x1
+    cut: bool  # touches a tile border inside the image
+
+    @property
+    def extent(self) -> tuple[int, int, int, int]:
+        y0, x0 = self.offset
+        return y0, x0, y0 + self.mask.shape[0], x0 + self.mask.shape[1]
+
+
+def shared_window_iou(a: TileDetection, b: TileDetection) -> float:
+    """Mask IoU of two detections counted only where both of their tiles see the image."""
+    top, left = max(a.window[0], b.window[0]), max(a.window[1], b.window[1])
+    bottom, right = min(a.window[2], b.window[2]), min(a.window[3], b.window[3])
+    # only the part of the common window either mask reaches matters
+    (ay0, ax0, ay1, ax1), (by0, bx0, by1, bx1) = a.extent, b.extent
+    top, left = max(top, min(ay0, by0)), max(left, min(ax0, bx0))
+    bottom, right = min(bottom, max(ay1, by1)), min(right, max(ax1, bx1))
+    if bottom <= top or right <= left:
+        return 0.0
+    first, second = _paste(a, top, left, bottom, right), _paste(b, top, left, bottom, right)
+    union = np.count_nonzero(first | second)
+    return np.count_nonzero(first & second) / union if union else 0.0
+
+
+def _paste(detection: TileDetection, top: int, left: int, bottom: int, right: int) -> np.ndarray:
+    """The detection's mask on the rows ``top:bottom`` and columns ``left:right`` of the image."""
+    canvas = np.zeros((bottom - top, right - left), bool)
+    y0, x0, y1, x1 = detection.extent
+    sy0, sx0, sy1, sx1 = max(y0, top), max(x0, left), min(y1, bottom), min(x1, right)
+    if sy1 > sy0 and sx1 > sx0:
+        canvas[sy0 - top:sy1 - top, sx0 - left:sx1 - left] = detection.mask[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
+    return canvas
+
+
+def tile_detections(output: dict, window: tuple[int, int, int, int], image_size: tuple[int, int], *,
+                    score_threshold: float, mask_threshold: float) -> list[TileDetection]:
+    """The detections of one tile (``output`` as from :data:`Detect`) that pass the thresholds, in image
+    coordinates, each marked ``cut`` when its mask touches a border of the tile that is not the image's."""
+    top, left, bottom, right = window
+    height, width = image_size
+    detections = []
+    for mask, label, score, box in zip(output["masks"], output["labels"], output["scores"], output["boxes"]):
+        if score < score_threshold:
+            continue
+        binary = np.asarray(mask).reshape(mask.shape[-2:]) >= mask_threshold
+        rows, columns = np.flatnonzero(binary.any(1)), np.flatnonzero(binary.any(0))
+        if not len(rows):
+            continue
+        y0, y1, x0, x1 = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
+        cut = bool((y0 == 0 and top > 0) or (x0 == 0 and left > 0) or (y1 == bottom - top and bottom < height)
+                   or (x1 == right - left and right < width))
+        detections.append(TileDetection(int(label), float(score), np.asarray(box, np.float32) + [left, top, left, top],
+                                        binary[y0:y1, x0:x1], (top + int(y0), left + int(x0)), window, cut))
+    return detections
+
+
+def merge_tile_detections(detections: list[TileDetection], image_size: tuple[int, int], *, match_iou: float = 0.5) -> dict:
+    """One list of instances from the detections of overlapping tiles (see the module's description):
+    ``masks`` bool [N, H, W], ``labels`` int64, ``scores`` float32, ``boxes`` float32 XYXY, best first."""
+    groups: list[list[TileDetection]] = []
+    for candidate in sorted(detections, key=lambda d: (d.cut, -d.score)):
+        matches = [g for g in groups if g[0].label == candidate.label and any(
+            member.window != candidate.window and shared_window_iou(member, candidate) > match_iou for member in g)]
+        if not matches:
+            groups.append([candidate])
+        elif all(g[0].cut for g in matches):  # no tile holds this object whole: stitch its pieces, joining the
+            matches[0] += [candidate] + [m for g in matches[1:] for m in g]  # pieces found apart so far
+            groups = [g for g in groups if not any(g is other for other in matches[1:])]
+    height, width = image_size
+    masks = np.zeros((len(groups), height, width), bool)
+    boxes = np.zeros((len(groups), 4), np.float32)
+    for index, group in enumerate(groups):
+        for member in group:
+            y0, x0, y1, x1 = member.extent
+            masks[index, y0:y1, x0:x1] |= member.mask
+        if len(group) == 1:
+            boxes[index] = group[0].box
+        else:
+            stacked = np.stack([member.box for member in group])
+            boxes[index] = [*stacked[:, :2].min(0), *stacked[:, 2:].max(0)]
+    scores = np.array([group[0].score for group in groups], np.float32)
+    order = np.argsort(-scores, kind="stable")
+    return {"masks": masks[order], "labels": np.array([g[0].label for g in groups], np.int64)[order], "scores": scores[order],
+            "boxes": boxes[order]}
+
+
+def tiled_instances(detect: Detect, image: torch.Tensor, *, tile: int, overlap: float = 0.5, score_threshold: float = 0.5,
+                    mask_threshold: float = 0.5, match_iou: float = 0.5) -> dict:
+    """Instances of an image ``[C, H, W]`` detected tile by tile (``tile`` pixels, ``overlap`` of a tile) and
+    merged: see :func:`merge_tile_detections`."""
+    height, width = image.shape[-2:]
+    detections = []
+    for top in tile_starts(height, tile, overlap):
+        for left in tile_starts(width, tile, overlap):
+            window = (top, left, min(top + tile, height), min(left + tile, width))
+            output = detect(image[:, window[0]:window[2], window[1]:window[3]])
+            detections += tile_detections(output, window, (height, width), score_threshold=score_threshold,
+                                          mask_threshold=mask_threshold)
+    return merge_tile_detections(detections, (height, width), match_iou=match_iou)

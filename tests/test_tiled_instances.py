@@ -1,0 +1,88 @@
+"""Instances across tiles: seams merged, cut objects kept whole, large objects stitched; instance TTA."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from omniseg.inference.tiled_instances import tiled_instances
+from omniseg.inference.tta import invert_boxes, parse_tta, with_instance_tta
+
+# (top, left, height, width): objects on the seams of 128-pixel tiles at 0.5 overlap (tiles start every 64 or so
+# pixels), one in a corner, one inside a single tile, and a long bar no tile holds whole
+OBJECTS = [(50, 40, 30, 40), (100, 110, 40, 36), (180, 180, 20, 60), (0, 0, 25, 25), (200, 30, 44, 30), (260, 250, 50, 50),
+           (140, 20, 24, 300)]
+
+
+def seam_scene(height: int = 320, width: int = 400) -> tuple[torch.Tensor, list[np.ndarray]]:
+    image = np.zeros((height, width, 3), np.uint8)
+    truth = []
+    for index, (top, left, h, w) in enumerate(OBJECTS):
+        image[top:top + h, left:left + w] = (40 + 30 * index, 250 - 25 * index, 100 + index)
+        mask = np.zeros((height, width), bool)
+        mask[top:top + h, left:left + w] = True
+        truth.append(mask)
+    return torch.from_numpy(image).permute(2, 0, 1).contiguous(), truth
+
+
+def colour_detector(image: torch.Tensor) -> dict:
+    """A perfect detector: each connected region of one colour other than black is an object (class 1)."""
+    pixels = image.permute(1, 2, 0).numpy().astype(np.int64)
+    code = (pixels[..., 0] << 16) | (pixels[..., 1] << 8) | pixels[..., 2]
+    masks = []
+    for colour in np.unique(code[code > 0]):
+        regions, count = ndimage.label(code == colour)
+        masks += [regions == k for k in range(1, count + 1)]
+    masks_array = np.stack(masks) if masks else np.zeros((0, *code.shape), bool)
+    boxes = [[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] for ys, xs in (np.nonzero(m) for m in masks_array)]
+    return {"masks": torch.from_numpy(masks_array[:, None]).float(), "labels": torch.ones(len(masks), dtype=torch.int64),
+            "scores": torch.linspace(0.9, 0.8, len(masks)), "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)}
+
+
+def _best_iou(mask: np.ndarray, masks: np.ndarray) -> float:
+    return max(((mask & m).sum() / (mask | m).sum() for m in masks), default=0.0)
+
+
+@pytest.mark.parametrize("overlap", [0.5, 0.25])
+def test_tiled_detection_finds_each_object_once_and_whole(overlap):
+    image, truth = seam_scene()
+    found = tiled_instances(colour_detector, image, tile=128, overlap=overlap)
+    assert len(found["masks"]) == len(truth)
+    for mask in truth:  # each object whole (the long bar stitched from its pieces), none twice
+        assert _best_iou(mask, found["masks"]) == 1.0
+    bar = next(i for i, m in enumerate(found["masks"]) if m[150, 100])
+    np.testing.assert_allclose(found["boxes"][bar], [20, 140, 320, 164])
+
+
+def test_one_tile_is_the_whole_image_detection():
+    image, truth = seam_scene(120, 100)
+    found, whole = tiled_instances(colour_detector, image, tile=512), colour_detector(image)
+    assert len(found["masks"]) == len(whole["masks"]) == sum(m.any() for m in truth) == 2
+    for mask in whole["masks"][:, 0].numpy() > 0.5:
+        assert _best_iou(mask, found["masks"]) == 1.0
+
+
+@pytest.mark.parametrize("spec", ["flip", "rot90", "flips,scale=0.5,1", "rot90,scale=0.75"])
+def test_boxes_found_on_augmented_views_map_back(spec):
+    height, width = 40, 60
+    boxes = torch.tensor([[5.0, 8, 25, 30], [30, 2, 58, 12]])
+    canvas = torch.zeros(2, 1, height, width)
+    for k, (x0, y0, x1, y1) in enumerate(boxes.int().tolist()):
+        canvas[k, 0, y0:y1, x0:x1] = 1
+    for augmentation in parse_tta(spec, spatial_dims=2):
+        view = augmentation.apply(canvas)[:, 0] > 0.5
+        seen = torch.tensor([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] for ys, xs in (torch.nonzero(m, as_tuple=True) for m in view)],
+                            dtype=torch.float32)
+        torch.testing.assert_close(invert_boxes(seen, augmentation, (height, width)), boxes, atol=1.5, rtol=0, msg=augmentation.name)
+
+
+def test_instance_tta_merges_the_views_into_one_detection_each():
+    image, truth = seam_scene(120, 160)
+    detect = with_instance_tta(colour_detector, parse_tta("flip,rot90", spatial_dims=2))
+    merged = detect(image)
+    visible = [m[:120, :160] for m in truth if m[:120, :160].any()]
+    assert len(merged["masks"]) == len(visible)
+    for mask in visible:
+        assert _best_iou(mask, merged["masks"][:, 0].numpy() >= 0.5) == 1.0
+    # every view found every object: the merged score is the mean of the eight views' scores
+    assert torch.all(merged["scores"] <= 0.9) and torch.all(merged["scores"] >= 0.8)
