@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from omniseg.inference.sliding_window import sliding_window
 from omniseg.inference.tiled_instances import tiled_instances
 from omniseg.inference.tta import parse_tta, with_instance_tta, with_tta
 from omniseg.models.hub import ModelCard, load_model
+from omniseg.models.instance.mask_rcnn import at_native_resolution
 from omniseg.models.panoptic.merge import merge_prediction
 from omniseg.models.semantic.base import is_volumetric
 
@@ -30,13 +32,15 @@ def to_image_tensor(image: ImageLike) -> torch.Tensor:
     if isinstance(image, (str, Path)):
         return read_image(image)
     if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
+        image = np.array(image.convert("RGB"))
     if isinstance(image, np.ndarray):
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=2)
         if image.ndim != 3 or image.shape[2] not in (3, 4):
             raise OmnisegError(f"expected an [H, W, 3] image array, got shape {image.shape}")
-        image = torch.from_numpy(np.ascontiguousarray(image[..., :3])).permute(2, 0, 1)
+        rgb = image[..., :3]
+        rgb = rgb if rgb.flags.writeable and rgb.flags.c_contiguous else np.array(rgb)  # torch needs a writeable array
+        image = torch.from_numpy(rgb).permute(2, 0, 1)
     if not isinstance(image, torch.Tensor) or image.ndim != 3:
         raise OmnisegError(f"expected an image path, PIL image, [H, W, 3] array or [3, H, W] tensor, got {type(image)}")
     return image
@@ -86,6 +90,7 @@ class Predictor:
                 model = model.to(memory_format=torch.channels_last)
         self.model = model
         self._onnx = None
+        self._native_detector = None
         if backend not in ("torch", "onnxruntime"):
             raise OmnisegError(f"backend {backend!r} is unknown; use torch or onnxruntime")
         if backend == "onnxruntime":
@@ -163,10 +168,14 @@ class Predictor:
                                   overlap=overlap, device=self.device, labels=True).numpy()
 
     @torch.inference_mode()
-    def _detect(self, image: ImageLike) -> dict:
+    def _detect(self, image: ImageLike, *, native: bool = False) -> dict:
+        """The detector's raw output for one image, resized as in training (to the model's ``min_size``), or
+        seen at its own resolution with ``native`` (tiles of a large image)."""
         x = to_image_tensor(image) if not isinstance(image, torch.Tensor) else image
         x = x.to(self.device, torch.float32) / 255 if x.dtype == torch.uint8 else x.to(self.device, torch.float32)
-        return {k: v.cpu() for k, v in self.model([x])[0].items()}
+        if native and self._native_detector is None:
+            self._native_detector = at_native_resolution(self.model)
+        return {k: v.cpu() for k, v in (self._native_detector if native else self.model)([x])[0].items()}
 
     @torch.inference_mode()
     def predict_instances(self, image: ImageLike, *, score_threshold: float = 0.5, mask_threshold: float = 0.5,
@@ -175,8 +184,8 @@ class Predictor:
         """Instances of one image of any size, best first: ``masks`` bool [N, H, W], ``labels`` int64 [N],
         ``scores`` float32 [N], ``boxes`` float32 [N, 4] (XYXY pixels); those scoring under
         ``score_threshold`` are left out, mask probabilities are cut at ``mask_threshold``. With ``tile``
-        (``0``: the training size) the detector runs tile by tile and the tiles' detections are merged (see
-        :mod:`~omniseg.inference.tiled_instances`); ``tta`` merges the detections of each augmented view
+        (``0``: the training size) the detector runs tile by tile, each tile at its own resolution (not resized),
+        and the tiles' detections are merged (see :mod:`~omniseg.inference.tiled_instances`); ``tta`` merges the detections of each augmented view
         (see :func:`~omniseg.inference.tta.with_instance_tta`).
 
         A semantic model answers too: the connected regions of its thing classes (all classes but 0 when the
@@ -186,10 +195,12 @@ class Predictor:
             output = self._instances_from_classes(image, split_touching, tile=tile, overlap=overlap, tta=tta)
             masks = output["masks"]
         else:
-            detect = with_instance_tta(self._detect, parse_tta(tta, spatial_dims=2))
+            augmentations = parse_tta(tta, spatial_dims=2)
             if tile is not None:
+                detect = with_instance_tta(functools.partial(self._detect, native=True), augmentations)
                 return tiled_instances(detect, to_image_tensor(image), tile=tile or self.tile_size, overlap=overlap,
                                        score_threshold=score_threshold, mask_threshold=mask_threshold)
+            detect = with_instance_tta(self._detect, augmentations)
             output = {k: np.asarray(v) for k, v in detect(to_image_tensor(image)).items()}
             masks = output["masks"][:, 0] >= mask_threshold
         keep = output["scores"] >= score_threshold

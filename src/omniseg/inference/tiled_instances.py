@@ -3,8 +3,9 @@ are merged into one list in image coordinates.
 
 Tiles overlap (see :func:`~omniseg.inference.sliding_window.tile_starts`), so an object near a seam is seen
 by two or more tiles: whole by some, cut by a tile border in others. Two detections of different tiles are the
-same object when their masks agree where both tiles see the image (mask IoU inside the two tiles' common
-window). An object is kept from the tile that holds it best: detections that touch no inner tile border come
+same object when their masks agree where both tiles see the image (inside the two tiles' common window, most
+of the smaller mask lies in the other), or when a piece cut by its tile's border lies in a whole object's box.
+An object is kept from the tile that holds it best: detections that touch no inner tile border come
 first, by score, and the cut copies of a kept whole object are dropped. An object cut in every tile (larger
 than the overlap) is stitched: its cut pieces are joined into one mask.
 """
@@ -41,8 +42,9 @@ class TileDetection:
         return y0, x0, y0 + self.mask.shape[0], x0 + self.mask.shape[1]
 
 
-def shared_window_iou(a: TileDetection, b: TileDetection) -> float:
-    """Mask IoU of two detections counted only where both of their tiles see the image."""
+def shared_window_overlap(a: TileDetection, b: TileDetection) -> float:
+    """How much two detections agree where both of their tiles see the image: the pixels both masks cover
+    there over the smaller mask's pixels there (a sliver a tile cut from an object is all inside it)."""
     top, left = max(a.window[0], b.window[0]), max(a.window[1], b.window[1])
     bottom, right = min(a.window[2], b.window[2]), min(a.window[3], b.window[3])
     # only the part of the common window either mask reaches matters
@@ -52,8 +54,8 @@ def shared_window_iou(a: TileDetection, b: TileDetection) -> float:
     if bottom <= top or right <= left:
         return 0.0
     first, second = _paste(a, top, left, bottom, right), _paste(b, top, left, bottom, right)
-    union = np.count_nonzero(first | second)
-    return np.count_nonzero(first & second) / union if union else 0.0
+    smaller = min(np.count_nonzero(first), np.count_nonzero(second))
+    return np.count_nonzero(first & second) / smaller if smaller else 0.0
 
 
 def _paste(detection: TileDetection, top: int, left: int, bottom: int, right: int) -> np.ndarray:
@@ -66,12 +68,36 @@ def _paste(detection: TileDetection, top: int, left: int, bottom: int, right: in
     return canvas
 
 
+def edge_margin(window: tuple[int, int, int, int]) -> int:
+    """How near a tile's border a mask counts as cut by it: 4% of the tile, at least 3 pixels (a detector's
+    masks fade and shift by a few pixels where an object leaves its view)."""
+    return max(3, round(0.04 * max(window[2] - window[0], window[3] - window[1])))
+
+
+def same_object(kept: TileDetection, candidate: TileDetection, match_overlap: float) -> bool:
+    """Whether ``candidate`` (of another tile) shows the object of ``kept``: their masks agree where both tiles
+    see the image, or, for a piece cut by its tile's border, it lies in the box of a whole ``kept`` (the
+    detector's mask of a thin sliver is a few pixels off)."""
+    if kept.window == candidate.window:
+        return False
+    if shared_window_overlap(kept, candidate) > match_overlap:
+        return True
+    if not candidate.cut or kept.cut:
+        return False
+    grow = edge_margin(kept.window)
+    y0, x0, y1, x1 = kept.extent
+    inside = _paste(candidate, y0 - grow, x0 - grow, y1 + grow, x1 + grow)
+    return np.count_nonzero(inside) > match_overlap * np.count_nonzero(candidate.mask)
+
+
 def tile_detections(output: dict, window: tuple[int, int, int, int], image_size: tuple[int, int], *,
                     score_threshold: float, mask_threshold: float) -> list[TileDetection]:
     """The detections of one tile (``output`` as from :data:`Detect`) that pass the thresholds, in image
-    coordinates, each marked ``cut`` when its mask touches a border of the tile that is not the image's."""
+    coordinates, each marked ``cut`` when its mask comes :func:`edge_margin` pixels or nearer to a border of the
+    tile that is not the image's."""
     top, left, bottom, right = window
     height, width = image_size
+    margin = edge_margin(window)
     detections = []
     for mask, label, score, box in zip(output["masks"], output["labels"], output["scores"], output["boxes"]):
         if score < score_threshold:
@@ -81,20 +107,19 @@ def tile_detections(output: dict, window: tuple[int, int, int, int], image_size:
         if not len(rows):
             continue
         y0, y1, x0, x1 = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
-        cut = bool((y0 == 0 and top > 0) or (x0 == 0 and left > 0) or (y1 == bottom - top and bottom < height)
-                   or (x1 == right - left and right < width))
+        cut = bool((y0 <= margin and top > 0) or (x0 <= margin and left > 0) or (bottom - top - y1 <= margin and bottom < height)
+                   or (right - left - x1 <= margin and right < width))
         detections.append(TileDetection(int(label), float(score), np.asarray(box, np.float32) + [left, top, left, top],
                                         binary[y0:y1, x0:x1], (top + int(y0), left + int(x0)), window, cut))
     return detections
 
 
-def merge_tile_detections(detections: list[TileDetection], image_size: tuple[int, int], *, match_iou: float = 0.5) -> dict:
+def merge_tile_detections(detections: list[TileDetection], image_size: tuple[int, int], *, match_overlap: float = 0.5) -> dict:
     """One list of instances from the detections of overlapping tiles (see the module's description):
     ``masks`` bool [N, H, W], ``labels`` int64, ``scores`` float32, ``boxes`` float32 XYXY, best first."""
     groups: list[list[TileDetection]] = []
     for candidate in sorted(detections, key=lambda d: (d.cut, -d.score)):
-        matches = [g for g in groups if g[0].label == candidate.label and any(
-            member.window != candidate.window and shared_window_iou(member, candidate) > match_iou for member in g)]
+        matches = [g for g in groups if g[0].label == candidate.label and any(same_object(m, candidate, match_overlap) for m in g)]
         if not matches:
             groups.append([candidate])
         elif all(g[0].cut for g in matches):  # no tile holds this object whole: stitch its pieces, joining the
@@ -119,7 +144,7 @@ def merge_tile_detections(detections: list[TileDetection], image_size: tuple[int
 
 
 def tiled_instances(detect: Detect, image: torch.Tensor, *, tile: int, overlap: float = 0.5, score_threshold: float = 0.5,
-                    mask_threshold: float = 0.5, match_iou: float = 0.5) -> dict:
+                    mask_threshold: float = 0.5, match_overlap: float = 0.5) -> dict:
     """Instances of an image ``[C, H, W]`` detected tile by tile (``tile`` pixels, ``overlap`` of a tile) and
     merged: see :func:`merge_tile_detections`."""
     height, width = image.shape[-2:]
@@ -130,4 +155,4 @@ def tiled_instances(detect: Detect, image: torch.Tensor, *, tile: int, overlap: 
             output = detect(image[:, window[0]:window[2], window[1]:window[3]])
             detections += tile_detections(output, window, (height, width), score_threshold=score_threshold,
                                           mask_threshold=mask_threshold)
-    return merge_tile_detections(detections, (height, width), match_iou=match_iou)
+    return merge_tile_detections(detections, (height, width), match_overlap=match_overlap)

@@ -8,6 +8,7 @@ returns the loss dict; in eval ``model(images)`` returns one dict per image with
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -186,3 +187,14 @@ def _replace_predictors(model: MaskRCNN, num_classes: int) -> None:
     model.roi_heads.box_predictor = FastRCNNPredictor(box.cls_score.in_features, num_classes)
     mask = model.roi_heads.mask_predictor
     model.roi_heads.mask_predictor = MaskRCNNPredictor(mask.conv5_mask.in_channels, mask.conv5_mask.out_channels, num_classes)
+
+
+def at_native_resolution(detector: nn.Module) -> nn.Module:
+    """A view of a torchvision detector (same weights) that sees each image at its own resolution instead of
+    resizing it to ``min_size``: for tiles cut from a large image at the scale the model was trained at."""
+    view = copy.copy(detector)
+    view._modules = dict(detector._modules)  # the view's own module table: the detector keeps its transform
+    transform = copy.copy(detector.transform)
+    transform.resize = lambda image, target=None: (image, target)
+    view.transform = transform
+    return view
