@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from omniseg.data.formats import load_dataset
+from omniseg.data.formats.nifti import NiftiSlabs, read_nifti
 from omniseg.data.synthetic_volumes import SyntheticVolumes, write_synthetic_volumes
 from omniseg.data.transforms import PadCollate, VolumeTransform
 from omniseg.errors import DataError
@@ -140,6 +141,15 @@ def test_train_a_3d_model_from_the_cli_and_evaluate_it(run_cli, tmp_path):
 
     expected = Predictor(out).predict_volume(np.asarray(source.dataobj).transpose(2, 1, 0))
     assert np.array_equal(np.asarray(predicted.dataobj).transpose(2, 1, 0), expected)
+    # tiled, the file is read slab by slab, normalised with the whole volume's statistics as in training
+    slabs = NiftiSlabs(data / "imagesTr" / "volume_000.nii.gz", slab_depth=5)
+    whole = VolumeTransform()({"image": torch.from_numpy(read_nifti(data / "imagesTr" / "volume_000.nii.gz")[0])})["image"]
+    torch.testing.assert_close(slabs(3, 11), whole[:, 3:11], atol=1e-5, rtol=0)
+    code, _, err = run_cli("predict", out, data / "imagesTr" / "volume_000.nii.gz", "--out", tmp_path / "tiled", "--tile", "8", "--tta", "flip")
+    assert code == 0, err
+    tiled = np.asarray(nib.load(tmp_path / "tiled" / "volume_000.nii.gz").dataobj).transpose(2, 1, 0)
+    in_memory = Predictor(out).predict_volume(np.asarray(source.dataobj).transpose(2, 1, 0), tile=8, tta="flip")
+    assert (tiled == in_memory).mean() >= 0.999
     code, _, err = run_cli("export", out, "--size", "16x24x16", "--out", tmp_path / "m.onnx", "--json")
     assert code == 0, err
     assert json.loads((tmp_path / "m.json").read_text())["max_abs_difference"] < 1e-4

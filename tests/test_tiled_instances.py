@@ -1,6 +1,10 @@
 """Instances across tiles: seams merged, cut objects kept whole, large objects stitched; instance TTA."""
 
+import json
+from pathlib import Path
+
 import numpy as np
+from PIL import Image
 import pytest
 import torch
 from scipy import ndimage
@@ -114,7 +118,7 @@ LIGHT_MASK_RCNN = {"num_classes": 2, "encoder": "resnet18", "fpn_channels": 32, 
 
 
 @pytest.fixture(scope="module")
-def rectangle_detector(tmp_path_factory) -> Predictor:
+def rectangle_detector_run(tmp_path_factory) -> Path:
     """A light Mask R-CNN trained for 500 steps (about 25 s) on 64-pixel scenes of separate rectangles."""
     torch.manual_seed(0)
     model = create_model("maskrcnn", **LIGHT_MASK_RCNN).train()
@@ -140,7 +144,12 @@ def rectangle_detector(tmp_path_factory) -> Predictor:
     run = tmp_path_factory.mktemp("rectangles_maskrcnn")
     save_model(model.eval(), run, ModelCard("maskrcnn", LIGHT_MASK_RCNN, DatasetInfo(["background", "rectangle"], ignore_index=255, things=[1]),
                                             preprocessing={"img_size": 64}, task="instance"))
-    return Predictor(run, device="cpu")
+    return run
+
+
+@pytest.fixture(scope="module")
+def rectangle_detector(rectangle_detector_run) -> Predictor:
+    return Predictor(rectangle_detector_run, device="cpu")
 
 
 def test_tiled_mask_rcnn_finds_each_object_once_with_the_whole_image_mask_ap(rectangle_detector):
@@ -160,3 +169,25 @@ def test_tiled_mask_rcnn_finds_each_object_once_with_the_whole_image_mask_ap(rec
     ground_truth = coco_ground_truth(truth, ["background", "rectangle"])
     tiled_ap, whole_ap = coco_evaluate(ground_truth, tiled)["AP"], coco_evaluate(ground_truth, whole)["AP"]
     assert whole_ap > 0.75 and abs(tiled_ap - whole_ap) <= 0.01
+
+
+def test_predict_tiles_an_instance_run_and_takes_up_where_it_stopped(rectangle_detector_run, rectangle_detector, tmp_path, run_cli):
+    rng = np.random.default_rng(9)
+    (tmp_path / "in").mkdir()
+    counts = {}
+    for name in ("a", "b"):
+        image, _ = separate_rectangles(160, 12, rng)
+        Image.fromarray(image).save(tmp_path / "in" / f"{name}.png")
+        counts[name] = len(rectangle_detector.predict_instances(image, tile=0, score_threshold=0.8)["masks"])
+    args = ("predict", rectangle_detector_run, tmp_path / "in", "--out", tmp_path / "out", "--tile", "0", "--score-threshold", "0.8")
+    assert run_cli(*args)[0] == 0
+    results = json.loads((tmp_path / "out" / "coco_results.json").read_text())
+    assert [sum(r["image_id"] == k for r in results) for k in (1, 2)] == [counts["a"], counts["b"]]
+    ids = np.asarray(Image.open(tmp_path / "out" / "a_instances.png"))
+    assert ids.shape == (160, 160) and ids.max() == counts["a"]
+    # a run stopped after "a": "b" is predicted again, "a" is taken as it is
+    (tmp_path / "out" / "b_results.json").unlink()
+    before = (tmp_path / "out" / "a_instances.png").stat().st_mtime_ns
+    assert run_cli(*args)[0] == 0
+    assert (tmp_path / "out" / "a_instances.png").stat().st_mtime_ns == before
+    assert json.loads((tmp_path / "out" / "coco_results.json").read_text()) == results

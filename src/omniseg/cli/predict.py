@@ -27,7 +27,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--split-touching", action="store_true", help="with --instances: split touching objects by a watershed")
     p.add_argument("--semantic", metavar="RUN", help="with an instance run: merge its instances with this semantic run's masks "
                    "(same classes) into panoptic output, as a panoptic model's are merged")
-    p.add_argument("--tile", default="auto", type=_tile, help="semantic runs: sliding-window tile side in pixels (0: the "
+    p.add_argument("--tile", default="auto", type=_tile, help="sliding-window tile side in pixels (0: the "
                    "training size; 'auto' (default): the training size for images over four tiles, else whole; 'none': whole)")
     p.add_argument("--overlap", type=float, default=0.5, help="overlap of neighbouring tiles, 0..1 (default 0.5)")
     p.add_argument("--tta", help="test-time augmentation, e.g. flip, flips, rot90, scale=0.75,1,1.25 (groups multiply)")

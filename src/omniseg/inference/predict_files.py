@@ -5,6 +5,7 @@ each with overlays."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -64,8 +65,10 @@ def predict_images(
     side of a tile (``0``: the training size; ``"auto"``: the training size for images over four tiles' area,
     else the whole image at once; ``None``: always the whole image), ``overlap`` the tiles' overlap, ``tta`` the
     test-time augmentations (e.g. ``"flip,scale=0.75,1,1.25"``); TIFF inputs are read band by band and the PNGs
-    written row by row. ``probabilities`` adds ``<stem>_probabilities/<k>_<class>.png`` (uint8, 255 = 1).
-    Files whose outputs exist are skipped unless ``overwrite`` (every file is written whole or not at all, so an
+    written row by row. Instance runs take the same ``tile`` (each tile at its own resolution, detections merged
+    at the seams: :mod:`~omniseg.inference.tiled_instances`) and ``tta`` (merged detections); volumetric runs
+    tile by the training patch and take flips. ``probabilities`` adds ``<stem>_probabilities/<k>_<class>.png`` (uint8, 255 = 1).
+    Files (of semantic, instance and volumetric runs) whose outputs exist are skipped unless ``overwrite`` (every file is written whole or not at all, so an
     interrupted run continues where it stopped); ``tile_progress(done, total)`` follows the tiles of a file;
     ``backend="onnxruntime"`` runs the tiles through ONNX Runtime (see :class:`Predictor`). ``devices`` > 1
     shares the files of a semantic run among that many processes (one GPU each where there are GPUs; the CPU's
@@ -92,16 +95,18 @@ def predict_images(
                           f"{'volumetric' if predictor.volumetric else predictor.task} run")
     out = Path(out)
     report = progress or (lambda done, total: None)
+    tiling = {"tile": tile, "overlap": overlap, "tta": tta}
     if predictor.volumetric:
-        return _predict_volumes(predictor, inputs, out, report)
+        return _predict_volumes(predictor, inputs, out, report, overwrite=overwrite, **tiling)
     if predictor.task in ("instance", "panoptic") or instances:
         merge = {"score_threshold": score_threshold}
         merge |= {"overlap_threshold": overlap_threshold} if overlap_threshold is not None else {}
         merge |= {"stuff_min_area": stuff_min_area} if stuff_min_area is not None else {}
         partner = _semantic_partner(predictor, semantic, device) if semantic is not None else None
         if predictor.task == "panoptic" or partner is not None:
-            return _predict_panoptic(predictor, partner, inputs, out, merge, mask_threshold, report)
-        return _predict_instances(predictor, inputs, out, score_threshold, mask_threshold, split_touching, report)
+            return _predict_panoptic(predictor, partner, inputs, out, merge, mask_threshold, report, **tiling)
+        return _predict_instances(predictor, inputs, out, score_threshold, mask_threshold, split_touching, report,
+                                  overwrite=overwrite, **tiling)
     images = collect_images(inputs)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)  # what an interrupted run was writing: never a finished file
@@ -166,10 +171,8 @@ def predict_large_image(predictor: Predictor, path: Path, out: Path, *, tile: in
     info = predictor.info
     with ImageBands(path) as bands:
         shape = (bands.height, bands.width)
-        side = int(predictor.tile_size)
-        if tile == "auto":
-            tile = side if shape[0] * shape[1] > 4 * side * side else None
-        size = shape if tile is None else (tile or side)
+        tile = tile_for(predictor, shape, tile)
+        size = shape if tile is None else tile
         plan = WindowPlan.of(shape, size, overlap)
         tiles_done = 0
 
@@ -209,32 +212,54 @@ def predict_large_image(predictor: Predictor, path: Path, out: Path, *, tile: in
     return [out / name for name in names]
 
 
-def _image_entry(image_id: int, path: Path, pixels: np.ndarray) -> dict:
-    return {"id": image_id, "file_name": path.name, "height": pixels.shape[0], "width": pixels.shape[1]}
+def tile_for(predictor: Predictor, shape: tuple[int, ...], tile: int | Sequence[int] | str | None) -> int | list[int] | None:
+    """The tile of an input of ``shape`` (see :func:`predict_images`): ``"auto"`` tiles inputs over four tiles'
+    area (volume), ``0`` is the training size, ``None`` the whole input."""
+    side = predictor.tile_size
+    if tile == "auto":
+        sides = [side] * len(shape) if isinstance(side, int) else side
+        return side if math.prod(shape) > 4 * math.prod(sides) else None
+    return side if tile == 0 else tile
+
+
+def _image_entry(image_id: int, path: Path, size: tuple[int, int]) -> dict:
+    return {"id": image_id, "file_name": path.name, "height": size[0], "width": size[1]}
 
 
 def _predict_instances(predictor: Predictor, inputs, out: Path, score_threshold: float, mask_threshold: float,
-                       split_touching: bool, report: Progress) -> PredictionSummary:
+                       split_touching: bool, report: Progress, *, tile, overlap: float, tta: str | None,
+                       overwrite: bool) -> PredictionSummary:
+    """Each image's instances (``<stem>_instances.png``, its overlay and ``<stem>_results.json``, written last so
+    that a run stopped halfway takes up the images it had not finished), then ``coco_results.json`` of them all."""
     images = collect_images(inputs)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
     entries, results = [], []
     for image_id, path in enumerate(images, 1):
-        image = to_image_tensor(path)
-        pixels = image.permute(1, 2, 0).numpy()
-        found = predictor.predict_instances(image, score_threshold=score_threshold, mask_threshold=mask_threshold,
-                                            split_touching=split_touching)
-        write_instances(out, path.stem, pixels, found, predictor.info)
-        results += coco_results(image_id, found)
-        entries.append(_image_entry(image_id, path, pixels))
+        done = out / f"{path.stem}_results.json"
+        if overwrite or not done.is_file() or not (out / f"{path.stem}_instances.png").is_file():
+            image = to_image_tensor(path)
+            size = tuple(image.shape[-2:])
+            found = predictor.predict_instances(image, score_threshold=score_threshold, mask_threshold=mask_threshold,
+                                                split_touching=split_touching, tile=tile_for(predictor, size, tile), overlap=overlap, tta=tta)
+            write_instances(out, path.stem, image.permute(1, 2, 0).numpy(), found, predictor.info)
+            write_text(done, json.dumps({"size": size, "results": coco_results(0, found)}))
+        record = json.loads(done.read_text())
+        results += [result | {"image_id": image_id} for result in record["results"]]
+        entries.append(_image_entry(image_id, path, record["size"]))
         report(image_id, len(images))
-    out.mkdir(parents=True, exist_ok=True)
     write_text(out / "coco_results.json", json.dumps(results))
     write_text(out / "images.json", json.dumps(entries, indent=1))
     return PredictionSummary(out, "instances", len(images), instances=len(results), index=out / "coco_results.json")
 
 
 def _predict_panoptic(predictor: Predictor, partner: Predictor | None, inputs, out: Path, merge: dict, mask_threshold: float,
-                      report: Progress) -> PredictionSummary:
-    """A panoptic model's own merge, or an instance model's instances merged with a semantic ``partner``'s masks."""
+                      report: Progress, *, tile, overlap: float, tta: str | None) -> PredictionSummary:
+    """A panoptic model's own merge, or an instance model's instances merged with a semantic ``partner``'s masks
+    (both tiled and augmented as asked)."""
+    if partner is None and (isinstance(tile, int) or tta):
+        raise ConfigError(f"{predictor.card.architecture} predicts whole images; for tiles or --tta, pair an instance run "
+                          "with a semantic run (--semantic)")
     images = collect_images(inputs)
     annotations = []
     for image_id, path in enumerate(images, 1):
@@ -243,11 +268,14 @@ def _predict_panoptic(predictor: Predictor, partner: Predictor | None, inputs, o
         if partner is None:
             ids, segments = predictor.predict_panoptic(image, mask_threshold=mask_threshold, **merge)
         else:
-            found = predictor.predict_instances(image, score_threshold=0.0, mask_threshold=mask_threshold)
-            ids, segments = panoptic_merge(partner.predict(image), found["masks"], found["labels"].tolist(),
-                                           found["scores"].tolist(), things=predictor.info.things, **merge)
+            found = predictor.predict_instances(image, score_threshold=0.0, mask_threshold=mask_threshold, overlap=overlap, tta=tta,
+                                                tile=tile_for(predictor, pixels.shape[:2], tile))
+            classes = partner.predict(image, overlap=overlap, tta=tta, tile=tile_for(partner, pixels.shape[:2], tile))
+            ids, segments = panoptic_merge(classes, found["masks"], found["labels"].tolist(), found["scores"].tolist(),
+                                           things=predictor.info.things, **merge)
         write_panoptic(out, path.stem, pixels, ids, segments, predictor.info)
-        annotations.append({"image_id": image_id, "file_name": f"{path.stem}_panoptic.png", "image": _image_entry(image_id, path, pixels),
+        annotations.append({"image_id": image_id, "file_name": f"{path.stem}_panoptic.png",
+                            "image": _image_entry(image_id, path, pixels.shape[:2]),
                             "segments_info": [{k: s[k] for k in ("id", "category_id", "area", "score")} | {"iscrowd": 0}
                                               for s in segments]})
         report(image_id, len(images))
@@ -267,19 +295,44 @@ def _semantic_partner(predictor: Predictor, semantic: str | Path | Predictor, de
     return partner
 
 
-def _predict_volumes(predictor: Predictor, inputs, out: Path, report: Progress) -> PredictionSummary:
-    """NIfTI in, NIfTI labels out (on the input's grid), plus a PNG overlay of the middle slice."""
-    from omniseg.data.formats.nifti import NIFTI_SUFFIXES, case_id, read_nifti, write_nifti_labels
-    from omniseg.viz.overlay import grey_to_rgb
+def _predict_volumes(predictor: Predictor, inputs, out: Path, report: Progress, *, tile, overlap: float, tta: str | None,
+                     overwrite: bool) -> PredictionSummary:
+    """NIfTI in, NIfTI labels out (on the input's grid), plus a PNG overlay of the middle slice; volumes whose
+    outputs exist are skipped unless ``overwrite``."""
+    from omniseg.data.formats.nifti import NIFTI_SUFFIXES, case_id
 
     volumes = collect_volumes(inputs, NIFTI_SUFFIXES)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
     for done, path in enumerate(volumes, 1):
-        volume, affine = read_nifti(path)
-        labels = predictor.predict_volume(volume)
         case = case_id(path)
-        write_with(out / f"{case}.nii.gz", lambda path: write_nifti_labels(path, labels, affine))
-        middle = volume.shape[1] // 2
-        write_prediction(out, f"{case}_middle_slice", grey_to_rgb(volume[0, middle]), labels[middle], predictor.info)
+        if overwrite or not (out / f"{case}.nii.gz").is_file() or not (out / f"{case}_middle_slice.png").is_file():
+            predict_large_volume(predictor, path, out, tile=tile, overlap=overlap, tta=tta)
         report(done, len(volumes))
     return PredictionSummary(out, "volumes", len(volumes))
+
+
+def predict_large_volume(predictor: Predictor, path: Path, out: Path, *, tile: int | Sequence[int] | str | None = "auto",
+                         overlap: float = 0.5, tta: str | None = None, batch_size: int = 2) -> list[Path]:
+    """``<case>.nii.gz`` (class ids on the input's grid) and ``<case>_middle_slice.png`` (+ overlay) of one NIfTI
+    volume. Tiled (see :func:`tile_for`), the volume is read slab by slab along its z axis (normalised with the
+    whole volume's statistics, from a first pass) and only the class ids (one byte a voxel) are held whole."""
+    from omniseg.data.formats.nifti import NiftiSlabs, case_id, read_nifti, write_nifti_labels
+    from omniseg.viz.overlay import grey_to_rgb
+
+    slabs = NiftiSlabs(path)
+    tile = tile_for(predictor, slabs.shape, tile)
+    if tile is None:
+        volume, _ = read_nifti(path)
+        labels = predictor.predict_volume(volume, overlap=overlap, tta=tta)
+    else:
+        labels = np.empty(slabs.shape, np.uint8 if predictor.info.num_classes <= 256 else np.int64)
+        with torch.inference_mode():
+            for start, band in finished_bands(predictor.forward_of(tta), slabs, slabs.shape, predictor.info.num_classes, tile=tile,
+                                              overlap=overlap, batch_size=batch_size, device=predictor.device):
+                labels[start:start + band.shape[1]] = band.argmax(0).cpu().numpy()
+    case = case_id(path)
+    write_with(out / f"{case}.nii.gz", lambda temporary: write_nifti_labels(temporary, labels, slabs.affine))
+    middle = slabs.shape[0] // 2
+    return [out / f"{case}.nii.gz", *write_prediction(out, f"{case}_middle_slice", grey_to_rgb(slabs.raw(middle, middle + 1)[0, 0]),
+                                                      labels[middle], predictor.info)]

@@ -67,6 +67,51 @@ def read_nifti(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(data.transpose(3, 2, 1, 0)), image.affine
 
 
+class NiftiSlabs:
+    """A NIfTI volume read slab by slab: ``slabs(start, stop)`` -> ``[C, stop - start, H, W]`` (float32, D/H/W
+    = the file's z/y/x, as :func:`read_nifti`), z-scored per channel with the whole volume's mean and standard
+    deviation (as :class:`~omniseg.data.transforms.VolumeTransform`), which a first pass over slabs of
+    ``slab_depth`` computes. Only the asked slices are read from an uncompressed file (a ``.nii.gz`` is
+    decompressed as far as they lie)."""
+
+    def __init__(self, path: str | Path, *, slab_depth: int = 16) -> None:
+        self.path = Path(path)
+        try:
+            image = _nibabel().load(self.path)
+            self.affine, shape = image.affine, tuple(image.shape)
+        except DataError:
+            raise
+        except Exception as exc:
+            raise DataError(f"cannot read NIfTI volume {self.path} ({exc}); check the file") from None
+        if len(shape) not in (3, 4):
+            raise DataError(f"{self.path} has {len(shape)} axes; expected a 3D volume, or 4D with channels last")
+        self._proxy = image.dataobj
+        self.channels = shape[3] if len(shape) == 4 else 1
+        self.shape = (shape[2], shape[1], shape[0])  # D, H, W
+        count, total, squares = 0, np.zeros(self.channels), np.zeros(self.channels)
+        for start in range(0, self.shape[0], slab_depth):
+            raw = self.raw(start, start + slab_depth).astype(np.float64)
+            count += raw[0].size
+            total += raw.sum(axis=(1, 2, 3))
+            squares += (raw ** 2).sum(axis=(1, 2, 3))
+        self.mean = total / count
+        variance = (squares - count * self.mean ** 2) / max(count - 1, 1)  # unbiased, as torch.std
+        self.std = np.maximum(np.sqrt(np.maximum(variance, 0)), 1e-6)
+
+    def raw(self, start: int, stop: int) -> np.ndarray:
+        """The file's slices ``start:stop`` along z as ``[C, stop - start, H, W]`` float32, unnormalised."""
+        try:
+            data = np.asarray(self._proxy[:, :, start:stop], dtype=np.float32)
+        except Exception as exc:
+            raise DataError(f"cannot read slices {start}:{stop} of {self.path} ({exc}); the file may be truncated") from None
+        data = data[..., None] if data.ndim == 3 else data
+        return np.ascontiguousarray(data.transpose(3, 2, 1, 0))
+
+    def __call__(self, start: int, stop: int) -> torch.Tensor:
+        raw = self.raw(start, stop)
+        return torch.from_numpy((raw - self.mean[:, None, None, None]) / self.std[:, None, None, None]).float()
+
+
 def voxel_spacing(affine: np.ndarray) -> tuple[float, float, float]:
     """The voxel size ``(D, H, W)`` (the file's z, y, x) of a volume with ``affine``: its columns' lengths."""
     x, y, z = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
