@@ -122,6 +122,25 @@ def test_png_rows_written_as_they_come_read_back_whole(tmp_path):
     assert not list(tmp_path.glob("*broken*")) and not list(tmp_path.glob(".*"))  # neither the file nor its temporary
 
 
+def test_tiled_tiff_rows_written_as_they_come_read_back_whole(tmp_path):
+    import tifffile
+
+    from omniseg.inference.large_images import TiffTileWriter
+
+    labels = np.random.default_rng(0).integers(0, 3, (300, 270), dtype=np.uint8)
+    with TiffTileWriter(tmp_path / "mask.tif", 270, 300, palette=[(0, 0, 0), (200, 0, 0), (0, 0, 200)], tile=128) as tiff:
+        for start in range(0, 300, 37):  # bands that do not line up with the tiles
+            tiff.write(labels[start:start + 37])
+    with tifffile.TiffFile(tmp_path / "mask.tif") as written:
+        page = written.pages[0]
+        assert page.is_tiled and page.tilelength == 128 and page.photometric == tifffile.PHOTOMETRIC.PALETTE
+        assert np.array_equal(page.asarray(), labels) and page.colormap[0, 1] == 200 * 257
+    with pytest.raises(RuntimeError), TiffTileWriter(tmp_path / "broken.tif", 270, 300) as tiff:
+        tiff.write(labels[:200])
+        raise RuntimeError("interrupted")
+    assert not list(tmp_path.glob("*broken*")) and not list(tmp_path.glob(".*"))
+
+
 def test_predict_tiles_a_large_tiff_resumes_and_never_leaves_half_a_file(trained_rectangles_run, tmp_path, run_cli, monkeypatch):
     import tifffile
     from PIL import Image
@@ -156,6 +175,9 @@ def test_predict_tiles_a_large_tiff_resumes_and_never_leaves_half_a_file(trained
     probability = np.asarray(Image.open(tmp_path / "preds" / "a_probabilities" / "1_yellow.png"))
     assert ((probability > 127) == (mask == 1)).mean() > 0.99
     assert not list((tmp_path / "preds").rglob(".*"))
+    code, _, err = run_cli("predict", run, inputs / "a.tif", "--out", tmp_path / "tiff", "--tile", "64", "--mask-format", "tiff")
+    assert code == 0, err
+    assert np.array_equal(tifffile.imread(tmp_path / "tiff" / "a.tif"), mask)
 
 
 def test_flip_tta_raises_the_miou_of_a_trained_run_at_twice_the_forwards(trained_rectangles_run, monkeypatch):

@@ -31,6 +31,8 @@ def add_parser(sub, name: str) -> None:
                    "training size; 'auto' (default): the training size for images over four tiles, else whole; 'none': whole)")
     p.add_argument("--overlap", type=float, default=0.5, help="overlap of neighbouring tiles, 0..1 (default 0.5)")
     p.add_argument("--tta", help="test-time augmentation, e.g. flip, flips, rot90, scale=0.75,1,1.25 (groups multiply)")
+    p.add_argument("--mask-format", choices=["png", "tiff"], default="png", help="semantic runs: class ids as a palette PNG, or a "
+                   "tiled TIFF (256-pixel tiles, zlib, BigTIFF when large), both written as rows finish")
     p.add_argument("--probabilities", action="store_true", help="also write each class's probability as a grey PNG")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
     p.add_argument("--overwrite", action="store_true", help="predict files whose outputs exist too (default: skip them)")
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                                  split_touching=args.split_touching, semantic=args.semantic, progress=progress,
                                  tile=args.tile, overlap=args.overlap, tta=args.tta, probabilities=args.probabilities,
                                  overwrite=args.overwrite, batch_size=args.batch_size, tile_progress=tile_progress,
-                                 backend=args.backend, devices=args.devices)
+                                 mask_format=args.mask_format, backend=args.backend, devices=args.devices)
     what = {
         "semantic": f"{summary.files} masks and overlays",
         "instances": f"{summary.instances} instances in {summary.files} images (instance PNGs, overlays, coco_results.json, images.json)",

@@ -6,18 +6,22 @@ tiles the band covers (with the last band's segments kept, as sliding windows re
 formats are decoded whole: PNG and JPEG decoders have no random access.
 
 :class:`PngRowWriter` writes an 8-bit PNG (class ids with a palette, grey, or RGB) as rows arrive, compressing
-them as it goes, under a temporary name renamed when it is complete.
+them as it goes, and :class:`TiffTileWriter` a tiled TIFF the same way; both under a temporary name renamed when
+it is complete.
 """
 
 from __future__ import annotations
 
 import math
+import queue
 import struct
+import threading
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import tifffile
 import torch
 
 from omniseg.core.atomic import commit, temporary_name
@@ -43,8 +47,6 @@ class ImageBands:
             self.height, self.width = int(self._whole.shape[1]), int(self._whole.shape[2])
 
     def _open_tiff(self) -> None:
-        import tifffile
-
         try:
             tif = tifffile.TiffFile(self.path)
             page = tif.pages.first
@@ -190,6 +192,108 @@ class PngRowWriter:
         self._temporary.unlink(missing_ok=True)
 
     def __enter__(self) -> PngRowWriter:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class TiffTileWriter:
+    """A tiled TIFF (``tile``-pixel square tiles, zlib; BigTIFF past 4 GB) written as its rows arrive: class ids
+    with a ``palette``, or grey. Rows gather until a row of tiles is complete, which a writer thread hands to
+    ``tifffile`` (it pulls tiles in order); the file is written under a temporary name, renamed when complete.
+    Same use as :class:`PngRowWriter` (``write``, ``close``, ``abort``)."""
+
+    _END, _ABORT = object(), object()
+
+    def __init__(self, path: str | Path, width: int, height: int, *, palette: Sequence[Sequence[int]] | None = None,
+                 tile: int = 256) -> None:
+        self.path, self.width, self.height, self.tile = Path(path), int(width), int(height), int(tile)
+        self.rows = 0
+        self._pending: list[np.ndarray] = []
+        self._temporary = temporary_name(self.path)
+        self._queue: queue.Queue = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        options: dict = {"photometric": "minisblack"}
+        if palette is not None:
+            colours = np.zeros((3, 256), np.uint16)
+            for index, colour in enumerate(list(palette)[:256]):
+                colours[:, index] = np.asarray(colour, np.uint16) * 257
+            options = {"photometric": "palette", "colormap": colours}
+        self._thread = threading.Thread(target=self._run, args=(options,), daemon=True)
+        self._thread.start()
+
+    def _tiles(self):
+        while (strip := self._queue.get()) is not self._END:
+            if strip is self._ABORT:
+                raise InterruptedError("aborted")
+            for left in range(0, self.width, self.tile):
+                piece = np.zeros((self.tile, self.tile), np.uint8)
+                part = strip[:, left:left + self.tile]
+                piece[:part.shape[0], :part.shape[1]] = part
+                yield piece
+
+    def _run(self, options: dict) -> None:
+        try:
+            tifffile.imwrite(self._temporary, self._tiles(), shape=(self.height, self.width), dtype=np.uint8, tile=(self.tile, self.tile),
+                             compression="zlib", bigtiff=self.width * self.height > 2**32 - 2**25, **options)
+        except BaseException as exc:  # reported by close()
+            self._error = exc
+
+    def _hand_on(self, item) -> None:
+        while True:
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if not self._thread.is_alive():
+                    raise OSError(f"cannot write {self.path}: {self._error}") from self._error
+
+    def write(self, rows: np.ndarray) -> None:
+        """The next rows ``[n, W]`` (uint8)."""
+        rows = np.ascontiguousarray(rows, dtype=np.uint8)
+        if rows.ndim != 2 or rows.shape[1] != self.width:
+            raise ValueError(f"rows of shape {rows.shape} for a {self.width}-pixel-wide TIFF")
+        if self.rows + len(rows) > self.height:
+            raise ValueError(f"{self.rows + len(rows)} rows for a TIFF {self.height} rows high")
+        self._pending.append(rows)
+        self.rows += len(rows)
+        gathered = sum(len(r) for r in self._pending)
+        while gathered >= self.tile or (self.rows == self.height and gathered):
+            strip = np.concatenate(self._pending)
+            self._hand_on(strip[:self.tile])
+            self._pending = [strip[self.tile:]] if len(strip) > self.tile else []
+            gathered = max(len(strip) - self.tile, 0)
+
+    def close(self) -> None:
+        """Finish the file and rename it into place (all its rows must have been written)."""
+        if not self._thread.is_alive() and self._error is None and not self._temporary.exists():
+            return
+        try:
+            if self.rows != self.height:
+                raise ValueError(f"{self.path}: {self.rows} of {self.height} rows were written")
+            self._hand_on(self._END)
+            self._thread.join()
+            if self._error is not None:
+                raise OSError(f"cannot write {self.path}: {self._error}") from self._error
+            commit(self._temporary, self.path)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop a file not finished: nothing is left under either name."""
+        if self._thread.is_alive():
+            try:
+                self._hand_on(self._ABORT)
+            except OSError:
+                pass
+            self._thread.join()
+        self._temporary.unlink(missing_ok=True)
+
+    def __enter__(self) -> TiffTileWriter:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:

@@ -17,7 +17,7 @@ import torch
 from omniseg.core.atomic import remove_stale_temporaries, write_text, write_with
 from omniseg.errors import ConfigError
 from omniseg.inference.inputs import collect_images, collect_volumes
-from omniseg.inference.large_images import ImageBands, PngRowWriter
+from omniseg.inference.large_images import ImageBands, PngRowWriter, TiffTileWriter
 from omniseg.inference.sliding_window import WindowPlan, finished_bands
 from omniseg.inference.predictor import Predictor, to_image_tensor
 from omniseg.inference.writers import panoptic_json, write_instances, write_panoptic, write_prediction
@@ -26,6 +26,7 @@ from omniseg.models.panoptic import panoptic_merge
 from omniseg.viz.overlay import overlay
 
 Progress = Callable[[int, int], None]  # (files done, files in all)
+_MASK_SUFFIXES = {"png": ".png", "tiff": ".tif"}
 
 
 @dataclass
@@ -46,6 +47,7 @@ def predict_images(
     semantic: str | Path | Predictor | None = None, progress: Progress | None = None, tile: int | str | None = "auto",
     overlap: float = 0.5, tta: str | None = None, probabilities: bool = False, overwrite: bool = False,
     batch_size: int = 4, tile_progress: Progress | None = None, backend: str = "torch", devices: int = 1,
+    mask_format: str = "png",
 ) -> PredictionSummary:
     """Predict every image (or volume) of ``inputs`` (files and folders) with the model of ``run`` and write
     the results into ``out``.
@@ -65,10 +67,12 @@ def predict_images(
     side of a tile (``0``: the training size; ``"auto"``: the training size for images over four tiles' area,
     else the whole image at once; ``None``: always the whole image), ``overlap`` the tiles' overlap, ``tta`` the
     test-time augmentations (e.g. ``"flip,scale=0.75,1,1.25"``); TIFF inputs are read band by band and the PNGs
-    written row by row. Instance runs take the same ``tile`` (each tile at its own resolution, detections merged
+    written row by row; ``mask_format="tiff"`` writes the class ids (and probabilities) as tiled TIFFs (256-pixel
+    tiles, zlib, BigTIFF when large) instead. Instance runs take the same ``tile`` (each tile at its own resolution, detections merged
     at the seams: :mod:`~omniseg.inference.tiled_instances`) and ``tta`` (merged detections); volumetric runs
-    tile by the training patch and take flips. ``probabilities`` adds ``<stem>_probabilities/<k>_<class>.png`` (uint8, 255 = 1).
-    Files (of semantic, instance and volumetric runs) whose outputs exist are skipped unless ``overwrite`` (every file is written whole or not at all, so an
+    tile by the training patch, read slab by slab, and take flips. ``probabilities`` adds
+    ``<stem>_probabilities/<k>_<class>.png`` (uint8, 255 = 1). Files (of semantic, instance and volumetric runs)
+    whose outputs exist are skipped unless ``overwrite`` (every file is written whole or not at all, so an
     interrupted run continues where it stopped); ``tile_progress(done, total)`` follows the tiles of a file;
     ``backend="onnxruntime"`` runs the tiles through ONNX Runtime (see :class:`Predictor`). ``devices`` > 1
     shares the files of a semantic run among that many processes (one GPU each where there are GPUs; the CPU's
@@ -82,7 +86,7 @@ def predict_images(
     if devices > 1:
         return _predict_on_processes(run, inputs, out, devices, {
             "device": device, "tile": tile, "overlap": overlap, "tta": tta, "probabilities": probabilities,
-            "overwrite": overwrite, "batch_size": batch_size, "backend": backend})
+            "overwrite": overwrite, "batch_size": batch_size, "backend": backend, "mask_format": mask_format})
     rank, world = _shard()
     predictor = run if isinstance(run, Predictor) else Predictor(run, device=device, backend=backend)
     if world > 1 and (predictor.task != "semantic" or predictor.volumetric or instances):
@@ -110,10 +114,13 @@ def predict_images(
     images = collect_images(inputs)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)  # what an interrupted run was writing: never a finished file
+    suffix = _MASK_SUFFIXES.get(mask_format)
+    if suffix is None:
+        raise ConfigError(f"mask format {mask_format!r} is unknown; use png or tiff")
     for done, path in enumerate(images[rank::world], 1):
-        if overwrite or not (out / f"{path.stem}.png").is_file() or not (out / f"{path.stem}_overlay.png").is_file():
+        if overwrite or not (out / f"{path.stem}{suffix}").is_file() or not (out / f"{path.stem}_overlay.png").is_file():
             predict_large_image(predictor, path, out, tile=tile, overlap=overlap, tta=tta, probabilities=probabilities,
-                                batch_size=batch_size, progress=tile_progress)
+                                batch_size=batch_size, progress=tile_progress, mask_format=mask_format)
         report(done, len(images[rank::world]))
     return PredictionSummary(out, "semantic", len(images[rank::world]))
 
@@ -165,9 +172,10 @@ def _shard_worker(rank: int, world: int, port: int, run: str, inputs: list[str],
 
 def predict_large_image(predictor: Predictor, path: Path, out: Path, *, tile: int | str | None = "auto", overlap: float = 0.5,
                         tta: str | None = None, probabilities: bool = False, batch_size: int = 4,
-                        progress: Progress | None = None) -> list[Path]:
-    """``<stem>.png`` (class ids, palette) and ``<stem>_overlay.png`` of one image of any size, read band by band
-    and written row by row (see :func:`predict_images`); returns the paths written."""
+                        progress: Progress | None = None, mask_format: str = "png") -> list[Path]:
+    """``<stem>.png`` (class ids, palette; ``<stem>.tif`` with ``mask_format="tiff"``) and ``<stem>_overlay.png``
+    of one image of any size, read band by band and written row by row (see :func:`predict_images`); returns the
+    paths written."""
     info = predictor.info
     with ImageBands(path) as bands:
         shape = (bands.height, bands.width)
@@ -182,14 +190,17 @@ def predict_large_image(predictor: Predictor, path: Path, out: Path, *, tile: in
             if progress is not None:
                 progress(tiles_done, plan.count)
 
-        names = [f"{path.stem}.png", f"{path.stem}_overlay.png"]
-        writers = [PngRowWriter(out / names[0], shape[1], shape[0], palette=info.palette),
+        suffix = _MASK_SUFFIXES[mask_format]
+        masks = TiffTileWriter if mask_format == "tiff" else PngRowWriter
+        names = [f"{path.stem}{suffix}", f"{path.stem}_overlay.png"]
+        writers = [masks(out / names[0], shape[1], shape[0], palette=info.palette),
                    PngRowWriter(out / names[1], shape[1], shape[0], mode="RGB", level=1)]
         if probabilities:
             folder = out / f"{path.stem}_probabilities"
             folder.mkdir(exist_ok=True)
-            names += [f"{folder.name}/{k}_{name}.png" for k, name in enumerate(info.class_names)]
-            writers += [PngRowWriter(out / name, shape[1], shape[0], mode="L") for name in names[2:]]
+            names += [f"{folder.name}/{k}_{name}{suffix}" for k, name in enumerate(info.class_names)]
+            grey = {} if mask_format == "tiff" else {"mode": "L"}
+            writers += [masks(out / name, shape[1], shape[0], **grey) for name in names[2:]]
         try:
             with torch.inference_mode():
                 for start, band in finished_bands(predictor.forward_of(tta), bands, shape, info.num_classes, tile=size,
@@ -241,7 +252,8 @@ def _predict_instances(predictor: Predictor, inputs, out: Path, score_threshold:
             image = to_image_tensor(path)
             size = tuple(image.shape[-2:])
             found = predictor.predict_instances(image, score_threshold=score_threshold, mask_threshold=mask_threshold,
-                                                split_touching=split_touching, tile=tile_for(predictor, size, tile), overlap=overlap, tta=tta)
+                                                split_touching=split_touching, tile=tile_for(predictor, size, tile),
+                                                overlap=overlap, tta=tta)
             write_instances(out, path.stem, image.permute(1, 2, 0).numpy(), found, predictor.info)
             write_text(done, json.dumps({"size": size, "results": coco_results(0, found)}))
         record = json.loads(done.read_text())
