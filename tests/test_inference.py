@@ -27,6 +27,12 @@ def test_fold_batchnorm_keeps_outputs(encoder):
     with torch.no_grad():
         torch.testing.assert_close(folded(x), model(x), atol=1e-4, rtol=1e-4)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the input is untouched
+    with torch.no_grad():
+        expected = folded(x)
+    assert fold_batchnorm(model, x, in_place=True) is model  # folded itself: one copy of the weights
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), expected)
 
 
 def test_save_load_round_trip_without_pickle(tmp_path):

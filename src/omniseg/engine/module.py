@@ -10,6 +10,7 @@ import torch.distributed as dist
 from torch import nn
 
 from omniseg.config import OptimConfig
+from omniseg.core.labels import class_ids
 from omniseg.errors import NonFiniteLoss
 from omniseg.metrics import ConfusionMatrix, metrics_from_confusion
 from omniseg.models.semantic.base import is_volumetric
@@ -156,7 +157,7 @@ class SemanticTask(OptimisedTask):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self.model(self._layout(batch["image"]))
         self._val_loss += torch.tensor([self.loss(logits, batch["mask"]).item(), 1.0], dtype=torch.float64)
-        self.confusion.update(logits.argmax(1), batch["mask"])
+        self.confusion.update(class_ids(logits, 1), batch["mask"])
 
     def on_validation_epoch_end(self) -> None:
         matrix = self._all_reduce(self.confusion.matrix)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from omniseg.config import RunConfig
+from omniseg.core.labels import class_ids
 from omniseg.data.transforms import InstanceTransform, TransformedDataset, eval_transforms_for, semantic_only
 from omniseg.inference.evaluate import evaluate_instances, evaluate_model, evaluate_panoptic
 from omniseg.metrics.panoptic import panoptic_ground_truth
@@ -40,7 +41,7 @@ def write_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, config: Ru
         for index in range(min(config.train.num_samples, len(val_set))):
             raw = val_set[index]
             normal = normalised.transform(semantic_only(raw))
-            pred = model(normal["image"].unsqueeze(0)).argmax(1)[0].numpy()
+            pred = class_ids(model(normal["image"].unsqueeze(0)), 1)[0].numpy()
             truth = raw["mask"].numpy() if "mask" in raw else None
             if volumetric:  # the middle slice along depth, the first channel as grey
                 middle = pred.shape[0] // 2

@@ -27,23 +27,27 @@ def _fold_children(module: nn.Module) -> int:
     return folded
 
 
-def fold_batchnorm(model: nn.Module, example: torch.Tensor, *, atol: float = 1e-3) -> nn.Module:
+def fold_batchnorm(model: nn.Module, example: torch.Tensor, *, atol: float = 1e-3, in_place: bool = False) -> nn.Module | None:
     """An eval-mode copy of ``model`` with BatchNorm layers folded into their convolutions.
 
     Folding relies on a conv being registered right before the BatchNorm that follows it in the
     forward pass, which holds for omniseg's blocks and for timm backbones. The copy is checked on
-    ``example``; if its output differs by more than ``atol`` the unfolded model is returned.
+    ``example``; if its output differs by more than ``atol`` the unfolded model is returned. ``in_place`` folds
+    ``model`` itself (no second copy of the weights in memory) and returns None when the check fails: the
+    caller then loads the model again.
     """
     original = model.eval()
-    candidate = copy.deepcopy(original)
+    with torch.inference_mode():
+        reference = original(example)
+    candidate = original if in_place else copy.deepcopy(original)
     count = _fold_children(candidate)
     if count == 0:
         return original
     with torch.inference_mode():
-        reference, out = original(example), candidate.eval()(example)
+        out = candidate.eval()(example)
     if not torch.allclose(reference, out, atol=atol, rtol=1e-3):
         log.warning("BatchNorm folding changed the output (max diff %.2e); using the unfolded model",
                     (reference - out).abs().max().item())
-        return original
+        return None if in_place else original
     log.debug("folded %d BatchNorm layers", count)
     return candidate

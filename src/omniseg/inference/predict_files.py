@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from omniseg.core.atomic import remove_stale_temporaries, write_text, write_with
+from omniseg.core.labels import class_ids
 from omniseg.errors import ConfigError
 from omniseg.inference.inputs import collect_images, collect_volumes
 from omniseg.inference.large_images import ImageBands, PngRowWriter, TiffTileWriter
@@ -205,7 +206,7 @@ def predict_large_image(predictor: Predictor, path: Path, out: Path, *, tile: in
             with torch.inference_mode():
                 for start, band in finished_bands(predictor.forward_of(tta), bands, shape, info.num_classes, tile=size,
                                                   overlap=overlap, batch_size=batch_size, device=predictor.device, on_tiles=count):
-                    labels = band.argmax(0).to(torch.uint8).cpu().numpy()
+                    labels = class_ids(band).to(torch.uint8).cpu().numpy()
                     writers[0].write(labels)
                     for row in range(0, len(labels), 64):  # the overlay's float blend, 64 rows at a time
                         image = bands(start + row, start + min(row + 64, len(labels)))
@@ -342,7 +343,7 @@ def predict_large_volume(predictor: Predictor, path: Path, out: Path, *, tile: i
         with torch.inference_mode():
             for start, band in finished_bands(predictor.forward_of(tta), slabs, slabs.shape, predictor.info.num_classes, tile=tile,
                                               overlap=overlap, batch_size=batch_size, device=predictor.device):
-                labels[start:start + band.shape[1]] = band.argmax(0).cpu().numpy()
+                labels[start:start + band.shape[1]] = class_ids(band).cpu().numpy()
     case = case_id(path)
     write_with(out / f"{case}.nii.gz", lambda temporary: write_nifti_labels(temporary, labels, slabs.affine))
     middle = slabs.shape[0] // 2

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from omniseg.core.labels import class_ids
 from omniseg.data.imageio import read_image
 from omniseg.data.transforms import VolumeTransform, match_channels
 from omniseg.errors import OmnisegError
@@ -84,7 +85,8 @@ class Predictor:
         self._memory_format = torch.contiguous_format
         if optimize and self.task == "semantic" and not self.volumetric:
             example = torch.randn(1, card.kwargs.get("in_channels", 3), 64, 64, device=self.device)
-            model = fold_batchnorm(model, example)
+            # a model loaded here is folded in place (one copy of the weights in memory), or loaded again unfolded
+            model = fold_batchnorm(model, example, in_place=run_dir is not None) or load_model(run_dir).to(self.device)
             if self.device.type == "cpu":
                 self._memory_format = torch.channels_last
                 model = model.to(memory_format=torch.channels_last)
@@ -152,7 +154,7 @@ class Predictor:
     @torch.inference_mode()
     def predict_batch(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, 3, H, W]`` -> class ids ``[N, H, W]`` (int64, on the CPU)."""
-        return self.model(self.preprocess(images)).argmax(1).cpu()
+        return class_ids(self.model(self.preprocess(images)), 1).cpu()
 
     def predict(self, image: ImageLike, *, tile: int | Sequence[int] | None = None, overlap: float = 0.5,
                 tta: str | None = None) -> np.ndarray:
@@ -161,7 +163,7 @@ class Predictor:
         if tile is None:
             if not tta:
                 return self.predict_batch(to_image_tensor(image).unsqueeze(0))[0].numpy()
-            return self.predict_proba(image, tta=tta).argmax(0).numpy()
+            return class_ids(self.predict_proba(image, tta=tta)).numpy()
         self._check_images()
         with torch.inference_mode():
             return sliding_window(self.forward_of(tta), to_image_tensor(image), self.info.num_classes, tile=tile or self.tile_size,
@@ -241,6 +243,6 @@ class Predictor:
         x = VolumeTransform()({"image": x})["image"]
         forward = self.forward_of(tta)
         if tile is None:
-            return forward(x.unsqueeze(0))[0].argmax(0).cpu().numpy()
+            return class_ids(forward(x.unsqueeze(0))[0]).cpu().numpy()
         return sliding_window(forward, x, self.info.num_classes, tile=tile or self.tile_size, overlap=overlap,
                               batch_size=batch_size, device=self.device, labels=True).numpy()

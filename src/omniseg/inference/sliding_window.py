@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from omniseg.core.labels import class_ids
+
 #: ``forward(tiles [B, C, *tile]) -> class probabilities [B, K, *tile]`` (softmax already applied)
 Forward = Callable[[torch.Tensor], torch.Tensor]
 #: ``read(start, stop) -> [C, stop - start, *rest]``: the input's band along its first spatial axis
@@ -134,7 +136,7 @@ def sliding_window(forward: Forward, image: torch.Tensor, num_classes: int, *, t
                                                batch_size=batch_size, sigma_scale=sigma_scale, device=device):
         rows = slice(start, start + probabilities.shape[1])
         if labels:
-            out[rows] = probabilities.argmax(0).cpu()
+            out[rows] = class_ids(probabilities).cpu()
         else:
             out[:, rows] = probabilities.cpu()
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from omniseg.core.labels import class_ids
 from omniseg.data.transforms import PadCollate
 from omniseg.errors import DataError
 from omniseg.metrics import ConfusionMatrix
@@ -31,6 +32,6 @@ def evaluate_model(
     for batch in loader:
         if "mask" not in batch:
             raise DataError("the split has images without masks; evaluation needs ground truth")
-        pred = model(batch["image"].to(device)).argmax(1).cpu()
+        pred = class_ids(model(batch["image"].to(device)), 1).cpu()
         matrix.update(pred, batch["mask"])
     return matrix
