@@ -5,7 +5,10 @@ For each size a synthetic image is written to disk as a tiled TIFF. Each method 
 peak RSS, VmHWM, is its own): omniseg reads the TIFF band by band and writes the class PNG and the overlay row by
 row (``predict_large_image``); MONAI reads the whole image and holds the whole probability map, as its API does.
 omniseg's process also times its own tile forwards, so its wall time is compared with the sum of the work it
-cannot avoid. A 3D row runs a 3D U-Net over a volume in 128^3 tiles the same way (in memory for both). Prints a
+cannot avoid. MONAI gets the model as trained (``load_model``, eval mode), as its users pass it; omniseg's
+Predictor folds BatchNorm into the convolutions and runs channels-last (same outputs), which is part of what is
+measured. Each process also reports its resident memory once its libraries are imported and the model is loaded
+(``ready``): peak minus ready is what the prediction itself holds, the part that could grow with the image. A 3D row runs a 3D U-Net over a volume in 128^3 tiles the same way (in memory for both). Prints a
 table and saves JSON; nothing is asserted.
 
     python benchmarks/tiled_inference.py [--sizes 4096,8192] [--volume 256x512x512] [--out benchmarks/results/tiled_inference.json]
@@ -30,11 +33,15 @@ TILE, OVERLAP = 512, 0.5
 BATCH = int(os.environ.get("OMNISEG_BENCH_BATCH", "1"))  # tiles a forward, both methods (MONAI's default: 1)
 
 
-def peak_rss_mb() -> float:
+def peak_rss_mb(field: str = "VmHWM") -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def current_rss_mb() -> float:
+    return peak_rss_mb("VmRSS")
 
 
 def write_inputs(root: Path, sizes: list[int], volume: tuple[int, int, int] | None) -> None:
@@ -59,16 +66,13 @@ def write_inputs(root: Path, sizes: list[int], volume: tuple[int, int, int] | No
         save_model(create_model("unet3d", **kwargs3d), root / "run3d",
                    ModelCard("unet3d", kwargs3d, DatasetInfo(["background", "organ"], ignore_index=255),
                              preprocessing={"normalise": "z-score per volume and channel", "patch_size": [128] * 3}))
-        np.save(root / "volume.npy", rng.normal(size=volume).astype(np.float32))
+        import nibabel
+
+        nibabel.save(nibabel.Nifti1Image(rng.normal(size=volume[::-1]).astype(np.float32), np.eye(4)), root / "volume.nii")
 
 
-def run_omniseg(root: Path, size: int) -> dict:
-    import torch
-
-    from omniseg.inference import Predictor
-    from omniseg.inference.predict_files import predict_large_image
-
-    predictor = Predictor(root / "run2d", device="cpu")
+def time_forwards(predictor) -> list[float]:
+    """Make ``predictor`` add the seconds of its tile forwards up in the returned one-element list."""
     forward_seconds, real = [0.0], predictor.probabilities_of
 
     def timed(tiles):
@@ -78,13 +82,25 @@ def run_omniseg(root: Path, size: int) -> dict:
         return out
 
     predictor.probabilities_of = timed
+    return forward_seconds
+
+
+def run_omniseg(root: Path, size: int) -> dict:
+    import torch
+
+    from omniseg.inference import Predictor
+    from omniseg.inference.predict_files import predict_large_image
+
+    predictor = Predictor(root / "run2d", device="cpu")
+    forward_seconds = time_forwards(predictor)
+    ready = current_rss_mb()
     out = root / f"omniseg_{size}"
     out.mkdir(exist_ok=True)
     start = time.perf_counter()
     predict_large_image(predictor, root / f"image_{size}.tif", out, tile=TILE, overlap=OVERLAP, batch_size=BATCH)
     wall = time.perf_counter() - start
     del torch
-    return {"wall_s": wall, "forwards_s": forward_seconds[0], "peak_rss_mb": peak_rss_mb()}
+    return {"wall_s": wall, "forwards_s": forward_seconds[0], "peak_rss_mb": peak_rss_mb(), "ready_rss_mb": ready}
 
 
 def run_monai(root: Path, size: int) -> dict:
@@ -92,39 +108,50 @@ def run_monai(root: Path, size: int) -> dict:
     import torch
     from monai.inferers import sliding_window_inference
 
-    from omniseg.inference import Predictor
+    from omniseg.models import load_model
 
-    predictor = Predictor(root / "run2d", device="cpu")
+    model = load_model(root / "run2d")  # as trained, in eval mode
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in model.card.normalisation())
+    ready = current_rss_mb()
     start = time.perf_counter()
     image = torch.from_numpy(tifffile.imread(root / f"image_{size}.tif")).permute(2, 0, 1)[None]
     with torch.inference_mode():
-        x = predictor.preprocess(image)
-        logits = sliding_window_inference(x, (TILE, TILE), BATCH, lambda t: predictor.model(t).softmax(1), overlap=OVERLAP,
-                                          mode="gaussian", sigma_scale=0.125)
-        labels = logits.argmax(1)[0].to(torch.uint8).numpy()
+        x = (image.float() / 255 - mean) / std
+        probabilities = sliding_window_inference(x, (TILE, TILE), BATCH, lambda t: model(t).softmax(1), overlap=OVERLAP,
+                                                 mode="gaussian", sigma_scale=0.125)
+        labels = probabilities.max(1).indices[0].to(torch.uint8).numpy()
     wall = time.perf_counter() - start
-    return {"wall_s": wall, "peak_rss_mb": peak_rss_mb(), "labels_sum": int(labels.sum())}
+    return {"wall_s": wall, "peak_rss_mb": peak_rss_mb(), "ready_rss_mb": ready, "labels_sum": int(labels.sum())}
 
 
 def run_volume(root: Path, method: str) -> dict:
     import torch
 
+    from omniseg.data.formats.nifti import read_nifti
     from omniseg.data.transforms import VolumeTransform
     from omniseg.inference import Predictor
+    from omniseg.inference.predict_files import predict_large_volume
+    from omniseg.models import load_model
 
-    predictor = Predictor(root / "run3d", device="cpu")
-    volume = np.load(root / "volume.npy")
+    if method == "omniseg":  # the NIfTI file read slab by slab, the labels written as NIfTI
+        predictor = Predictor(root / "run3d", device="cpu")
+        forward_seconds = time_forwards(predictor)
+        ready = current_rss_mb()
+        start = time.perf_counter()
+        predict_large_volume(predictor, root / "volume.nii", root / "omniseg_volume", tile=128, overlap=OVERLAP)
+        return {"wall_s": time.perf_counter() - start, "forwards_s": forward_seconds[0], "peak_rss_mb": peak_rss_mb(),
+                "ready_rss_mb": ready}
+    from monai.inferers import sliding_window_inference
+
+    model = load_model(root / "run3d")
+    ready = current_rss_mb()
     start = time.perf_counter()
-    if method == "omniseg":
-        predictor.predict_volume(volume, tile=128, overlap=OVERLAP, batch_size=2)
-    else:
-        from monai.inferers import sliding_window_inference
-
-        with torch.inference_mode():
-            x = VolumeTransform()({"image": torch.from_numpy(volume)[None]})["image"][None]
-            sliding_window_inference(x, (128, 128, 128), 2, lambda t: predictor.model(t).softmax(1), overlap=OVERLAP,
-                                     mode="gaussian", sigma_scale=0.125).argmax(1)
-    return {"wall_s": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
+    with torch.inference_mode():
+        volume, _ = read_nifti(root / "volume.nii")
+        x = VolumeTransform()({"image": torch.from_numpy(volume)})["image"][None]
+        sliding_window_inference(x, (128, 128, 128), 2, lambda t: model(t).softmax(1), overlap=OVERLAP,
+                                 mode="gaussian", sigma_scale=0.125).max(1).indices
+    return {"wall_s": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb(), "ready_rss_mb": ready}
 
 
 def worker(args) -> None:
@@ -149,6 +176,13 @@ def in_process(root: Path, worker_name: str, size: int = 0) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def row(name: str, ours: dict, theirs: dict) -> dict:
+    return {"input": name, "omniseg_s": ours["wall_s"], "omniseg_forwards_s": ours["forwards_s"],
+            "omniseg_over_forwards": ours["wall_s"] / ours["forwards_s"], "monai_s": theirs["wall_s"],
+            "speedup": theirs["wall_s"] / ours["wall_s"], "omniseg_rss_mb": ours["peak_rss_mb"],
+            "omniseg_ready_rss_mb": ours["ready_rss_mb"], "monai_rss_mb": theirs["peak_rss_mb"], "monai_ready_rss_mb": theirs["ready_rss_mb"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="4096,8192")
@@ -165,7 +199,7 @@ def main() -> None:
     os.environ["OMNISEG_BENCH_BATCH"] = str(args.batch)  # the workers read it
     sizes = [int(s) for s in args.sizes.split(",") if s]
     volume = None if args.volume == "none" else tuple(int(v) for v in args.volume.split("x"))
-    console = Console()
+    console = Console(width=170)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -174,24 +208,18 @@ def main() -> None:
             console.print(f"{size} x {size}: omniseg ...")
             ours = in_process(root, "omniseg", size)
             console.print(f"{size} x {size}: MONAI ...")
-            theirs = in_process(root, "monai", size)
-            rows.append({"input": f"{size} x {size} RGB (TIFF)", "omniseg_s": ours["wall_s"], "omniseg_forwards_s": ours["forwards_s"],
-                         "omniseg_over_forwards": ours["wall_s"] / ours["forwards_s"], "monai_s": theirs["wall_s"],
-                         "speedup": theirs["wall_s"] / ours["wall_s"], "omniseg_rss_mb": ours["peak_rss_mb"],
-                         "monai_rss_mb": theirs["peak_rss_mb"]})
+            rows.append(row(f"{size} x {size} RGB (TIFF)", ours, in_process(root, "monai", size)))
         if volume is not None:
             console.print(f"{'x'.join(map(str, volume))} volume ...")
-            ours, theirs = in_process(root, "volume-omniseg"), in_process(root, "volume-monai")
-            rows.append({"input": f"{'x'.join(map(str, volume))} volume, 3D U-Net, 128^3 tiles", "omniseg_s": ours["wall_s"],
-                         "omniseg_forwards_s": None, "omniseg_over_forwards": None, "monai_s": theirs["wall_s"],
-                         "speedup": theirs["wall_s"] / ours["wall_s"], "omniseg_rss_mb": ours["peak_rss_mb"],
-                         "monai_rss_mb": theirs["peak_rss_mb"]})
-    table = Table("input", "omniseg s", "its forwards s", "omniseg / forwards", "MONAI s", "MONAI / omniseg", "omniseg RSS MB", "MONAI RSS MB",
+            rows.append(row(f"{'x'.join(map(str, volume))} volume (NIfTI), 3D U-Net, 128^3 tiles", in_process(root, "volume-omniseg"),
+                            in_process(root, "volume-monai")))
+    table = Table("input", "omniseg s", "its forwards s", "omniseg / forwards", "MONAI s", "MONAI / omniseg",
+                  "omniseg RSS MB peak (ready)", "MONAI RSS MB peak (ready)",
                   title=f"sliding windows: tile {TILE}, overlap {OVERLAP}, Gaussian, batch {args.batch}, {os.cpu_count()} CPUs")
-    for row in rows:
-        table.add_row(row["input"], f"{row['omniseg_s']:.1f}", "" if row["omniseg_forwards_s"] is None else f"{row['omniseg_forwards_s']:.1f}",
-                      "" if row["omniseg_over_forwards"] is None else f"{row['omniseg_over_forwards']:.3f}", f"{row['monai_s']:.1f}",
-                      f"{row['speedup']:.2f}x", f"{row['omniseg_rss_mb']:.0f}", f"{row['monai_rss_mb']:.0f}")
+    for r in rows:
+        table.add_row(r["input"], f"{r['omniseg_s']:.1f}", f"{r['omniseg_forwards_s']:.1f}", f"{r['omniseg_over_forwards']:.3f}",
+                      f"{r['monai_s']:.1f}", f"{r['speedup']:.2f}x", f"{r['omniseg_rss_mb']:.0f} ({r['omniseg_ready_rss_mb']:.0f})",
+                      f"{r['monai_rss_mb']:.0f} ({r['monai_ready_rss_mb']:.0f})")
     console.print(table)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"tile": TILE, "overlap": OVERLAP, "batch": args.batch, "cpus": os.cpu_count(), "rows": rows}, indent=2))

@@ -334,6 +334,7 @@ def predict_large_volume(predictor: Predictor, path: Path, out: Path, *, tile: i
     from omniseg.viz.overlay import grey_to_rgb
 
     slabs = NiftiSlabs(path)
+    Path(out).mkdir(parents=True, exist_ok=True)
     tile = tile_for(predictor, slabs.shape, tile)
     if tile is None:
         volume, _ = read_nifti(path)
