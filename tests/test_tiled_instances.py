@@ -11,11 +11,13 @@ from scipy import ndimage
 
 from omniseg import create_model
 from omniseg.core.info import DatasetInfo
+from omniseg.core.instance_masks import InstanceMasks, mask_crops
 from omniseg.inference import Predictor
 from omniseg.inference.tiled_instances import tiled_instances
 from omniseg.inference.tta import invert_boxes, parse_tta, with_instance_tta
 from omniseg.metrics.coco_ap import coco_evaluate, coco_ground_truth, coco_results
 from omniseg.models.hub import ModelCard, save_model
+from omniseg.viz.overlay import instance_overlay
 
 # (top, left, height, width): objects on the seams of 128-pixel tiles at 0.5 overlap (tiles start every 64 or so
 # pixels), one in a corner, one inside a single tile, and a long bar no tile holds whole
@@ -61,6 +63,21 @@ def test_tiled_detection_finds_each_object_once_and_whole(overlap):
         assert _best_iou(mask, found["masks"]) == 1.0
     bar = next(i for i, m in enumerate(found["masks"]) if m[150, 100])
     np.testing.assert_allclose(found["boxes"][bar], [20, 140, 320, 164])
+
+
+def test_instance_masks_held_as_crops_read_and_draw_as_the_dense_masks():
+    image, truth = seam_scene(120, 160)
+    dense = np.stack([m for m in truth if m.any()])
+    crops = list(mask_crops(dense))
+    masks = InstanceMasks([c for c, _ in crops], [o for _, o in crops], dense.shape[1:])
+    assert masks.shape == dense.shape and np.array_equal(np.asarray(masks), dense) and np.array_equal(masks[-1], dense[-1])
+    assert np.array_equal(np.asarray(masks[np.array([2, 0])]), dense[[2, 0]])
+    assert crops[0][1] == (50, 40) and crops[0][0].shape == (30, 40)  # the first rectangle's box
+    pixels = image.permute(1, 2, 0).numpy()
+    labels = [1] * len(dense)
+    assert np.array_equal(instance_overlay(pixels, masks, labels, ["bg", "box"]), instance_overlay(pixels, dense, labels, ["bg", "box"]))
+    assert coco_results(1, {"masks": masks, "labels": labels, "scores": [0.9] * len(dense), "boxes": np.zeros((len(dense), 4))}) == \
+        coco_results(1, {"masks": dense, "labels": labels, "scores": [0.9] * len(dense), "boxes": np.zeros((len(dense), 4))})
 
 
 def test_one_tile_is_the_whole_image_detection():

@@ -69,9 +69,9 @@ def predict_images(
     else the whole image at once; ``None``: always the whole image), ``overlap`` the tiles' overlap, ``tta`` the
     test-time augmentations (e.g. ``"flip,scale=0.75,1,1.25"``); TIFF inputs are read band by band and the PNGs
     written row by row; ``mask_format="tiff"`` writes the class ids (and probabilities) as tiled TIFFs (256-pixel
-    tiles, zlib, BigTIFF when large) instead. Instance runs take the same ``tile`` (each tile at its own resolution, detections merged
-    at the seams: :mod:`~omniseg.inference.tiled_instances`) and ``tta`` (merged detections); volumetric runs
-    tile by the training patch, read slab by slab, and take flips. ``probabilities`` adds
+    tiles, zlib, BigTIFF when large) instead. Instance runs take the same ``tile`` (each tile at its own
+    resolution, detections merged at the seams: :mod:`~omniseg.inference.tiled_instances`) and ``tta`` (merged
+    detections); volumetric runs tile by the training patch, read slab by slab, and take flips. ``probabilities`` adds
     ``<stem>_probabilities/<k>_<class>.png`` (uint8, 255 = 1). Files (of semantic, instance and volumetric runs)
     whose outputs exist are skipped unless ``overwrite`` (every file is written whole or not at all, so an
     interrupted run continues where it stopped); ``tile_progress(done, total)`` follows the tiles of a file;

@@ -187,8 +187,9 @@ class Predictor:
         ``scores`` float32 [N], ``boxes`` float32 [N, 4] (XYXY pixels); those scoring under
         ``score_threshold`` are left out, mask probabilities are cut at ``mask_threshold``. With ``tile``
         (``0``: the training size) the detector runs tile by tile, each tile at its own resolution (not resized),
-        and the tiles' detections are merged (see :mod:`~omniseg.inference.tiled_instances`); ``tta`` merges the
-        detections of each augmented view (see :func:`~omniseg.inference.tta.with_instance_tta`).
+        and the tiles' detections are merged (see :mod:`~omniseg.inference.tiled_instances`; ``masks`` are then
+        an :class:`~omniseg.core.instance_masks.InstanceMasks`, held as crops, which reads as the array);
+        ``tta`` merges the detections of each augmented view (see :func:`~omniseg.inference.tta.with_instance_tta`).
 
         A semantic model answers too: the connected regions of its thing classes (all classes but 0 when the
         dataset names no things) are the instances, touching ones split by a watershed with

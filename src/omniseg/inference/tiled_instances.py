@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from omniseg.core.instance_masks import InstanceMasks
 from omniseg.inference.sliding_window import tile_starts
 
 #: ``detect(image [C, h, w] uint8) -> {"masks": float [N, 1, h, w] probabilities, "labels", "scores", "boxes"}``
@@ -116,31 +117,58 @@ def tile_detections(output: dict, window: tuple[int, int, int, int], image_size:
 
 def merge_tile_detections(detections: list[TileDetection], image_size: tuple[int, int], *, match_overlap: float = 0.5) -> dict:
     """One list of instances from the detections of overlapping tiles (see the module's description):
-    ``masks`` bool [N, H, W], ``labels`` int64, ``scores`` float32, ``boxes`` float32 XYXY, best first."""
-    groups: list[list[TileDetection]] = []
+    ``masks`` (:class:`~omniseg.core.instance_masks.InstanceMasks`: reads as bool [N, H, W], held as crops),
+    ``labels`` int64, ``scores`` float32, ``boxes`` float32 XYXY, best first.
+
+    A detection is compared only with the objects kept near it (a grid of cells records which objects reach
+    which cell), so the merge stays fast with thousands of objects."""
+    found: list[list[TileDetection] | None] = []  # the objects kept, each a list of its pieces (None: joined to another)
+    near: dict[tuple[int, int], set[int]] = {}
+    cell = max(max(d.window[2] - d.window[0], d.window[3] - d.window[1]) for d in detections) if detections else 1
+
+    def cells(detection: TileDetection) -> list[tuple[int, int]]:
+        grow = edge_margin(detection.window)
+        y0, x0, y1, x1 = detection.extent
+        return [(cy, cx) for cy in range((y0 - grow) // cell, (y1 + grow) // cell + 1)
+                for cx in range((x0 - grow) // cell, (x1 + grow) // cell + 1)]
+
+    def record(index: int, detection: TileDetection) -> None:
+        for key in cells(detection):
+            near.setdefault(key, set()).add(index)
+
     for candidate in sorted(detections, key=lambda d: (d.cut, -d.score)):
-        matches = [g for g in groups if g[0].label == candidate.label and any(same_object(m, candidate, match_overlap) for m in g)]
+        nearby = sorted({i for key in cells(candidate) for i in near.get(key, ()) if found[i] is not None})
+        matches = [i for i in nearby if found[i][0].label == candidate.label
+                   and any(same_object(member, candidate, match_overlap) for member in found[i])]
         if not matches:
-            groups.append([candidate])
-        elif all(g[0].cut for g in matches):  # no tile holds this object whole: stitch its pieces, joining the
-            matches[0] += [candidate] + [m for g in matches[1:] for m in g]  # pieces found apart so far
-            groups = [g for g in groups if not any(g is other for other in matches[1:])]
-    height, width = image_size
-    masks = np.zeros((len(groups), height, width), bool)
+            found.append([candidate])
+            record(len(found) - 1, candidate)
+        elif all(found[i][0].cut for i in matches):  # no tile holds this object whole: stitch its pieces, joining
+            first = matches[0]  # the pieces found apart so far
+            for other in matches[1:]:
+                for member in found[other]:
+                    record(first, member)
+                found[first] += found[other]
+                found[other] = None
+            found[first].append(candidate)
+            record(first, candidate)
+    groups = [group for group in found if group is not None]
+    crops, offsets = [], []
     boxes = np.zeros((len(groups), 4), np.float32)
     for index, group in enumerate(groups):
-        for member in group:
-            y0, x0, y1, x1 = member.extent
-            masks[index, y0:y1, x0:x1] |= member.mask
-        if len(group) == 1:
-            boxes[index] = group[0].box
-        else:
-            stacked = np.stack([member.box for member in group])
-            boxes[index] = [*stacked[:, :2].min(0), *stacked[:, 2:].max(0)]
+        extents = np.array([member.extent for member in group])
+        top, left, bottom, right = *extents[:, :2].min(0), *extents[:, 2:].max(0)
+        crop = np.zeros((bottom - top, right - left), bool)
+        for member, (y0, x0, y1, x1) in zip(group, extents):
+            crop[y0 - top:y1 - top, x0 - left:x1 - left] |= member.mask
+        crops.append(crop)
+        offsets.append((int(top), int(left)))
+        stacked = np.stack([member.box for member in group])
+        boxes[index] = [*stacked[:, :2].min(0), *stacked[:, 2:].max(0)]
     scores = np.array([group[0].score for group in groups], np.float32)
     order = np.argsort(-scores, kind="stable")
-    return {"masks": masks[order], "labels": np.array([g[0].label for g in groups], np.int64)[order], "scores": scores[order],
-            "boxes": boxes[order]}
+    return {"masks": InstanceMasks(crops, offsets, image_size)[order], "labels": np.array([g[0].label for g in groups], np.int64)[order],
+            "scores": scores[order], "boxes": boxes[order]}
 
 
 def tiled_instances(detect: Detect, image: torch.Tensor, *, tile: int, overlap: float = 0.5, score_threshold: float = 0.5,

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from omniseg.core.atomic import write_with
+from omniseg.core.instance_masks import InstanceMasks, mask_crops
 from omniseg.data.imageio import write_index_png
 from omniseg.data.sample import DatasetInfo
 from omniseg.models.panoptic.merge import ids_to_rgb, segment_masks
@@ -38,12 +39,15 @@ def write_instances(out_dir: str | Path, stem: str, image: np.ndarray, instances
     masks = instances["masks"]
     if len(masks) > 65535:
         raise ValueError(f"{len(masks)} instances do not fit a 16-bit PNG; raise the score threshold")
+    crops = list(mask_crops(masks))
     ids = np.zeros(image.shape[:2], np.uint16)
-    for k in range(len(masks) - 1, -1, -1):
-        ids[masks[k]] = k + 1
+    for k in range(len(crops) - 1, -1, -1):  # the better instance painted last wins
+        crop, (top, left) = crops[k]
+        ids[top:top + crop.shape[0], left:left + crop.shape[1]][crop] = k + 1
     ids_path, overlay_path = out_dir / f"{stem}_instances.png", out_dir / f"{stem}_overlay.png"
     save_image(ids_path, ids)
-    visible = np.stack([ids == k + 1 for k in range(len(masks))]) if len(masks) else masks
+    visible = InstanceMasks([crop & (ids[top:top + crop.shape[0], left:left + crop.shape[1]] == k + 1)
+                             for k, (crop, (top, left)) in enumerate(crops)], [offset for _, offset in crops], ids.shape)
     save_image(overlay_path, instance_overlay(image, visible, instances["labels"].tolist(), info.class_names,
                                               instances["scores"].tolist()))
     return [ids_path, overlay_path]

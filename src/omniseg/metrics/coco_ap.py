@@ -18,6 +18,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from omniseg.core.instance_masks import InstanceMasks
 from omniseg.core.rle import encode_rle
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
@@ -45,11 +46,12 @@ def coco_ground_truth(images: Sequence[dict], class_names: Sequence[str], *, fir
 
 def coco_results(image_id: int, prediction: dict, *, mask_threshold: float = 0.5) -> list[dict]:
     """COCO results of one image from a torchvision-style prediction: ``boxes`` [N, 4] XYXY, ``labels``
-    [N], ``scores`` [N], optional ``masks`` [N, 1, H, W] (probabilities, thresholded) or [N, H, W] bool."""
+    [N], ``scores`` [N], optional ``masks`` [N, 1, H, W] (probabilities, thresholded), [N, H, W] bool, or
+    :class:`~omniseg.core.instance_masks.InstanceMasks` (encoded one mask at a time)."""
     boxes = np.asarray(prediction["boxes"], np.float64).reshape(-1, 4)
     labels, scores = np.asarray(prediction["labels"]).reshape(-1), np.asarray(prediction["scores"], np.float64).reshape(-1)
     masks = prediction.get("masks")
-    if masks is not None:
+    if masks is not None and not isinstance(masks, InstanceMasks):
         masks = np.asarray(masks)
         masks = masks[:, 0] if masks.ndim == 4 else masks
         masks = masks >= mask_threshold if masks.dtype != bool else masks

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from omniseg.core.boundaries import label_boundaries
+from omniseg.core.instance_masks import mask_crops
 
 
 def colorize(mask: np.ndarray, palette: Sequence[Sequence[int]], *, ignore_index: int) -> np.ndarray:
@@ -34,30 +35,33 @@ def grey_to_rgb(values: np.ndarray) -> np.ndarray:
     return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=-1)
 
 
-def instance_overlay(image: np.ndarray, masks: np.ndarray, labels: Sequence[int], class_names: Sequence[str],
+def instance_overlay(image: np.ndarray, masks, labels: Sequence[int], class_names: Sequence[str],
                      scores: Sequence[float] | None = None, *, alpha: float = 0.45) -> np.ndarray:
-    """Instances (``masks`` [N, H, W] bool, painted in order) over ``image`` (uint8 [H, W, 3]): one colour
-    each, an outline, and the class name (with the score, where one is given) at the top left of each box."""
+    """Instances (``masks`` bool [N, H, W] or :class:`~omniseg.core.instance_masks.InstanceMasks`, painted in
+    order) over ``image`` (uint8 [H, W, 3]): one colour each, an outline, and the class name (with the score,
+    where one is given) at the top left of each box. Each object is drawn on its own box only."""
     import cv2
 
     from omniseg.core.info import default_palette
 
     canvas = image.astype(np.float32).copy()
-    colours = default_palette(len(masks) + 1)[1:]
-    for mask, colour in zip(masks, colours):
-        canvas[mask] = canvas[mask] * (1 - alpha) + np.asarray(colour, np.float32) * alpha
+    crops = list(mask_crops(masks))
+    colours = default_palette(len(crops) + 1)[1:]
+    for (crop, (top, left)), colour in zip(crops, colours):
+        region = canvas[top:top + crop.shape[0], left:left + crop.shape[1]]
+        region[crop] = region[crop] * (1 - alpha) + np.asarray(colour, np.float32) * alpha
     canvas = np.ascontiguousarray(canvas.round().clip(0, 255).astype(np.uint8))
     scale = max(min(image.shape[:2]) / 600, 0.3)
-    for k, (mask, label, colour) in enumerate(zip(masks, labels, colours)):
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(canvas, contours, -1, colour, max(1, round(scale * 2)))
-        ys, xs = np.nonzero(mask)
-        if not len(xs):
+    for k, ((crop, (top, left)), label, colour) in enumerate(zip(crops, labels, colours)):
+        if not crop.any():
             continue
+        contours, _ = cv2.findContours(crop.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE, offset=(left, top))
+        cv2.drawContours(canvas, contours, -1, colour, max(1, round(scale * 2)))
+        ys, xs = np.nonzero(crop)
         text = class_names[label] if 0 <= label < len(class_names) else str(label)
         text += f" {scores[k]:.2f}" if scores is not None and scores[k] is not None else ""
         (width, height), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        x, y = int(xs.min()), max(int(ys.min()), height + base)
+        x, y = left + int(xs.min()), max(top + int(ys.min()), height + base)
         cv2.rectangle(canvas, (x, y - height - base), (x + width, y), colour, -1)
         cv2.putText(canvas, text, (x, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return canvas
