@@ -9,8 +9,9 @@ cannot avoid. MONAI gets the model as trained (``load_model``, eval mode), as it
 Predictor folds BatchNorm into the convolutions and runs channels-last (same outputs), which is part of what is
 measured. Each process also reports its resident memory once its libraries are imported and the model is loaded
 (``ready``): peak minus ready is what the prediction itself holds, the part that could grow with the image; and
-its peak private memory (anonymous pages, sampled), which leaves out the library files torch maps. A 3D row runs a 3D U-Net over a volume in 128^3 tiles the same way (in memory for both). Prints a
-table and saves JSON; nothing is asserted.
+its peak private memory (anonymous pages, sampled), which leaves out the library files torch maps. A 3D row
+runs a 3D U-Net over a NIfTI volume in 128^3 tiles (2 a batch): omniseg reads it slab by slab
+(``predict_large_volume``), MONAI whole. Prints a table and saves JSON; nothing is asserted.
 
     python benchmarks/tiled_inference.py [--sizes 4096,8192] [--volume 256x512x512] [--out benchmarks/results/tiled_inference.json]
 """
