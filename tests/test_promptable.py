@@ -143,6 +143,16 @@ def test_the_automatic_generator_returns_the_official_masks(trained_pair, test_i
         assert np.allclose([r[name] for r in found], [r[name] for r in expected], atol=1e-5, equal_nan=True), name
 
 
+def test_the_automatic_generator_on_one_tile_is_the_generator(trained_pair, test_image):
+    generator = AutomaticMaskGenerator(PromptPredictor(trained_pair[1], device="cpu"), points_per_side=6, pred_iou_thresh=0,
+                                       stability_score_thresh=0)
+    whole = [r for r in generator.generate(test_image) if r["area"] > 0]
+    tiled = generator.generate_tiled(test_image, tile=max(test_image.shape))  # one tile: nothing to merge
+    assert len(whole) > 3
+    assert sorted((r["segmentation"]["counts"], round(r["predicted_iou"], 5)) for r in tiled) == \
+        sorted((r["segmentation"]["counts"], round(r["predicted_iou"], 5)) for r in whole)
+
+
 def test_crop_boxes_and_mask_boxes_on_hand_computed_cases():
     boxes, layers = crop_boxes((100, 200), 1, 0.5)
     # layer 1: 2 x 2 crops overlapping by int(0.5 * 100 * 2 / 2) = 50 px; width ceil((50 + 200) / 2) = 125, height 75
@@ -300,6 +310,11 @@ def test_autolabel_writes_coco_that_omniseg_reads(run_cli, tmp_path, tiny_run):
     samples = [dataset[i] for dataset in map(source.dataset, source.splits()) for i in range(len(dataset))]
     assert len(samples) == 2
     assert sum(len(s["instances"]["labels"]) for s in samples) == len(coco["annotations"])
+    code, _, err = run_cli("autolabel", tiny_run, images, "--out", tmp_path / "tiled", "--points-per-side", "4",
+                           "--pred-iou-thresh", "0", "--stability-thresh", "0", "--tile", "40")  # 2 x 3 tiles an image
+    assert code == 0, err
+    tiled = json.loads((tmp_path / "tiled" / "annotations" / "instances.json").read_text())
+    assert tiled["annotations"] and all(a["area"] > 0 and a["bbox"][0] + a["bbox"][2] <= 80 for a in tiled["annotations"])
 
 
 def test_detect_then_segment_prompts_sam_with_the_detector_boxes(tiny_run):

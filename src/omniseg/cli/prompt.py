@@ -31,6 +31,9 @@ def add_parser(sub, name: str) -> None:
         p.add_argument("--stability-thresh", type=float, default=0.95, help="automatic mode: stability filter")
         p.add_argument("--crop-layers", type=int, default=0, help="automatic mode: layers of crops run again")
         p.add_argument("--min-region-area", type=int, default=0, help="automatic mode: fill holes and drop islands under this area")
+        p.add_argument("--tile", type=int, help="automatic mode: run the generator on tiles of this side (large images), "
+                       "the tiles' masks merged at the seams")
+        p.add_argument("--overlap", type=float, default=0.5, help="with --tile: the tiles' overlap, 0..1 (default 0.5)")
         _model_arguments(p)
         return
     p = sub.add_parser(name, help="segment an object from clicks and boxes",
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                                        score_threshold=args.score_threshold, device=args.device, progress=progress,
                                        points_per_side=args.points_per_side, pred_iou_thresh=args.pred_iou_thresh,
                                        stability_score_thresh=args.stability_thresh, crop_n_layers=args.crop_layers,
-                                       min_mask_region_area=args.min_region_area)
+                                       min_mask_region_area=args.min_region_area, tile=args.tile, overlap=args.overlap)
         console.print(f"{summary['objects']} object(s) in {summary['images']} image(s); wrote {summary['out']}/annotations/instances.json")
         return 0
     if args.engine is None and args.model is None:

@@ -144,6 +144,33 @@ class AutomaticMaskGenerator:
                             "stability_score": float(data["stability_score"][i]), "crop_box": [cx0, cy0, cx1 - cx0, cy1 - cy0]})
         return records
 
+    def detections(self, image: torch.Tensor | np.ndarray) -> dict:
+        """:meth:`generate` as a detector's output (the :data:`~omniseg.inference.tiled_instances.Detect` form):
+        ``masks`` [N, 1, H, W], ``labels`` (all 1), ``scores`` (predicted IoU), ``boxes`` (XYXY)."""
+        array = image.permute(1, 2, 0).numpy() if isinstance(image, torch.Tensor) else image
+        records = self.generate(array)
+        height, width = array.shape[:2]
+        masks = np.stack([mask_utils.decode(_coco(r["segmentation"])) for r in records]) if records else np.zeros((0, height, width))
+        return {"masks": torch.from_numpy(masks.astype(np.float32))[:, None], "labels": torch.ones(len(records), dtype=torch.int64),
+                "scores": torch.tensor([r["predicted_iou"] for r in records]),
+                "boxes": torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (r["bbox"] for r in records)]).reshape(-1, 4)}
+
+    def generate_tiled(self, image: ImageLike, *, tile: int, overlap: float = 0.5) -> list[dict]:
+        """:meth:`generate` over the tiles of a large image (``tile`` pixels, ``overlap`` of a tile), the tiles'
+        masks merged at the seams as a detector's are (:func:`~omniseg.inference.tiled_instances.tiled_instances`):
+        records with ``segmentation`` (COCO RLE of the image), ``area``, ``bbox`` and ``predicted_iou``."""
+        from omniseg.inference.tiled_instances import tiled_instances
+
+        array = rgb_uint8(image)
+        merged = tiled_instances(self.detections, torch.from_numpy(array).permute(2, 0, 1), tile=tile, overlap=overlap,
+                                 score_threshold=0.0)
+        records = []
+        for k, (x0, y0, x1, y1) in enumerate(merged["boxes"].tolist()):
+            rle = encode_rle(merged["masks"][k])
+            records.append({"segmentation": rle, "area": int(mask_utils.area(_coco(rle))), "bbox": [x0, y0, x1 - x0, y1 - y0],
+                            "predicted_iou": float(merged["scores"][k])})
+        return records
+
     def _crop(self, image: np.ndarray, crop: list[int], layer: int) -> dict:
         x0, y0, x1, y1 = crop
         height, width = image.shape[:2]

@@ -71,7 +71,8 @@ def prompt_image(model, image: str | Path, out: str | Path, *, points: Sequence[
 
 
 def autolabel_images(model, inputs: Sequence[str | Path], out: str | Path, *, arch: str | None = None,
-                     boxes_from: str | Path | None = None, score_threshold: float = 0.5, device: str | None = None, progress: Callable[[int, int], None] | None = None,
+                     boxes_from: str | Path | None = None, score_threshold: float = 0.5, device: str | None = None,
+                     progress: Callable[[int, int], None] | None = None, tile: int | None = None, overlap: float = 0.5,
                      **generator_options) -> dict:
     """Label ``inputs`` (files, folders, globs) as COCO instances in ``out`` (``images/`` holds copies,
     ``annotations/instances.json`` the RLE masks), which ``omniseg train --task instance --data OUT`` reads.
@@ -79,7 +80,9 @@ def autolabel_images(model, inputs: Sequence[str | Path], out: str | Path, *, ar
     Without ``boxes_from``, Segment Anything's automatic generator finds every object (one class, "object";
     ``generator_options`` go to :class:`AutomaticMaskGenerator`). With ``boxes_from`` (an instance or panoptic
     run), its detections scoring at least ``score_threshold`` are the prompts ("detect, then segment"): each
-    box becomes SAM's mask, with the detector's class and score. Returns counts per image."""
+    box becomes SAM's mask, with the detector's class and score. With ``tile``, the automatic generator runs on
+    tiles of that side (``overlap`` of a tile) and their masks are merged at the seams
+    (:meth:`AutomaticMaskGenerator.generate_tiled`). Returns counts per image."""
     from omniseg.inference.automatic_masks import AutomaticMaskGenerator
     from omniseg.inference.predictor import Predictor
 
@@ -88,6 +91,9 @@ def autolabel_images(model, inputs: Sequence[str | Path], out: str | Path, *, ar
         raise ConfigError("autolabel needs a Segment Anything model (a run or a checkpoint with --arch)")
     paths = collect_images(inputs)
     detector = Predictor(boxes_from, device=device) if boxes_from is not None else None
+    if detector is not None and tile is not None:
+        raise ConfigError("--tile runs the automatic generator on tiles; with --boxes-from, SAM segments the detector's boxes "
+                          "on the whole image: leave out one of them")
     if detector is not None and detector.card.task not in ("instance", "panoptic"):
         raise ConfigError(f"--boxes-from {boxes_from} is a {detector.card.task} run; give an instance or panoptic run")
     names = detector.info.class_names if detector is not None else ["background", "object"]
@@ -101,7 +107,10 @@ def autolabel_images(model, inputs: Sequence[str | Path], out: str | Path, *, ar
         name = f"{image_id:06d}_{path.name}"
         shutil.copyfile(path, out / "images" / name)
         images.append({"id": image_id, "file_name": name, "height": int(array.shape[0]), "width": int(array.shape[1])})
-        found = generator.generate(array) if generator is not None else segment_detections(predictor, detector, array, score_threshold)
+        if generator is None:
+            found = segment_detections(predictor, detector, array, score_threshold)
+        else:
+            found = generator.generate(array) if tile is None else generator.generate_tiled(array, tile=tile, overlap=overlap)
         found = [record for record in found if record["area"] > 0]
         for record in found:
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": record.get("category_id", 1),
