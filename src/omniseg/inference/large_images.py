@@ -130,7 +130,30 @@ class ImageBands:
         return tensor
 
 
-class PngRowWriter:
+class RowWriter:
+    """A file written as its rows arrive (``write``), renamed into place by ``close`` once whole, dropped by
+    ``abort``; as a context manager, closed on success and aborted on an error."""
+
+    def write(self, rows: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class PngRowWriter(RowWriter):
     """An 8-bit PNG written as its rows arrive: ``mode`` "P" (class ids, with ``palette``), "L" (grey) or "RGB";
     ``level`` is zlib's compression level (1 is several times faster, for large photographic overlays).
 
@@ -191,17 +214,8 @@ class PngRowWriter:
             self._file.close()
         self._temporary.unlink(missing_ok=True)
 
-    def __enter__(self) -> PngRowWriter:
-        return self
 
-    def __exit__(self, kind, value, traceback) -> None:
-        if kind is None:
-            self.close()
-        else:
-            self.abort()
-
-
-class TiffTileWriter:
+class TiffTileWriter(RowWriter):
     """A tiled TIFF (``tile``-pixel square tiles, zlib; BigTIFF past 4 GB) written as its rows arrive: class ids
     with a ``palette``, or grey. Rows gather until a row of tiles is complete, which a writer thread hands to
     ``tifffile`` (it pulls tiles in order); the file is written under a temporary name, renamed when complete.
@@ -292,12 +306,3 @@ class TiffTileWriter:
                 pass
             self._thread.join()
         self._temporary.unlink(missing_ok=True)
-
-    def __enter__(self) -> TiffTileWriter:
-        return self
-
-    def __exit__(self, kind, value, traceback) -> None:
-        if kind is None:
-            self.close()
-        else:
-            self.abort()

@@ -119,6 +119,22 @@ def with_tta(forward: Forward, augmentations: list[Augmentation]) -> Forward:
     return averaged
 
 
+@dataclass
+class _View:
+    """One detection of one augmented view, mapped back: ``mask`` [1, H, W] probabilities, ``binary`` cut at 0.5."""
+
+    score: float
+    label: int
+    box: torch.Tensor
+    mask: torch.Tensor
+    binary: torch.Tensor
+
+
+def _mask_iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 0.0
+
+
 def invert_boxes(boxes: torch.Tensor, augmentation: Augmentation, spatial: tuple[int, int]) -> torch.Tensor:
     """XYXY ``boxes`` found on the augmented image mapped back onto the original ``spatial`` (H, W) grid."""
     height, width = spatial
@@ -152,31 +168,27 @@ def with_instance_tta(detect: Callable[[torch.Tensor], dict], augmentations: lis
 
     def merged(image: torch.Tensor) -> dict:
         spatial = tuple(image.shape[-2:])
-        found = []
+        found: list[_View] = []
         for augmentation in augmentations:
             output = detect(augmentation.apply(image[None])[0])
             masks = augmentation.invert(torch.as_tensor(output["masks"]).float(), spatial)
             boxes = invert_boxes(torch.as_tensor(output["boxes"]), augmentation, spatial)
-            found += [(float(s), int(lab), b, m) for s, lab, b, m in zip(output["scores"], output["labels"], boxes, masks)]
-        found.sort(key=lambda d: -d[0])
-        groups: list[list] = []
-        for detection in found:
-            binary = detection[3][0] >= 0.5
-            for group in groups:
-                if group[0][1] == detection[1]:
-                    union = (group[0][4] | binary).sum()
-                    if union and (group[0][4] & binary).sum() / union > match_iou:
-                        group.append((*detection, binary))
-                        break
+            found += [_View(float(s), int(label), box, mask, mask[0] >= 0.5)
+                      for s, label, box, mask in zip(output["scores"], output["labels"], boxes, masks)]
+        groups: list[list[_View]] = []  # each object's detections, its best first
+        for view in sorted(found, key=lambda v: -v.score):
+            group = next((g for g in groups if g[0].label == view.label and _mask_iou(g[0].binary, view.binary) > match_iou), None)
+            if group is None:
+                groups.append([view])
             else:
-                groups.append([(*detection, binary)])
+                group.append(view)
         if not groups:
             return {"masks": torch.zeros(0, 1, *spatial), "labels": torch.zeros(0, dtype=torch.int64),
                     "scores": torch.zeros(0), "boxes": torch.zeros(0, 4)}
-        scores = torch.tensor([sum(d[0] for d in g) / len(augmentations) for g in groups])
-        weights = [torch.tensor([d[0] for d in g]) for g in groups]
-        boxes = torch.stack([(torch.stack([d[2] for d in g]) * w[:, None]).sum(0) / w.sum() for g, w in zip(groups, weights)])
-        masks = torch.stack([torch.stack([d[3] for d in g]).mean(0) for g in groups])
-        return {"masks": masks, "labels": torch.tensor([g[0][1] for g in groups]), "scores": scores, "boxes": boxes}
+        weights = [torch.tensor([v.score for v in g]) for g in groups]
+        return {"masks": torch.stack([torch.stack([v.mask for v in g]).mean(0) for g in groups]),
+                "labels": torch.tensor([g[0].label for g in groups]),
+                "scores": torch.stack([w.sum() / len(augmentations) for w in weights]),
+                "boxes": torch.stack([(torch.stack([v.box for v in g]) * w[:, None]).sum(0) / w.sum() for g, w in zip(groups, weights)])}
 
     return merged
