@@ -329,3 +329,23 @@ def test_detect_then_segment_prompts_sam_with_the_detector_boxes(tiny_run):
     # the box leaving the image is clipped; the empty one is dropped; classes and scores are the detector's
     assert [(r["category_id"], r["score"]) for r in records] == [(1, 0.9), (2, 0.8)]
     assert all(r["segmentation"]["size"] == [60, 80] for r in records)
+
+
+def test_eval_of_a_promptable_run_prints_the_click_table(run_cli, tmp_path, tiny_run):
+    from omniseg.data.formats import load_dataset
+    from omniseg.inference.evaluate import evaluate_clicks
+    from omniseg.models import load_model
+
+    from .test_instance_training import _squares_coco
+
+    data = _squares_coco(tmp_path / "squares", count=6)  # two objects an image: a square and a bar
+    code, out, err = run_cli("eval", tiny_run, "--data", data, "--json", str(tmp_path / "clicks.json"))
+    assert code == 0, err
+    assert "NoC@85" in out and "mIoU@1" in out and "objects clicked" in out
+    report = json.loads((tmp_path / "clicks.json").read_text())
+    validation = load_dataset(data).dataset("val")
+    objects = sum(int(np.asarray(validation[i]["instances"]["masks"]).any((1, 2)).sum()) for i in range(len(validation)))
+    assert report["task"] == "promptable" and report["objects"] == objects > 0
+    assert 1 <= report["NoC@85"] <= report["NoC@90"] <= 20 and 0 <= report["mIoU@1"] <= 1
+    again = evaluate_clicks(PromptPredictor(load_model(tiny_run), device="cpu"), validation)  # the API gives the same table
+    assert report == pytest.approx(again | {"split": "val"})

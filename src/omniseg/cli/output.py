@@ -85,9 +85,19 @@ def print_unsupervised_report(console: Console, report: dict, *, title: str) -> 
                   f"boundary (pooled): P {_fmt(boundary['precision'])}   R {_fmt(boundary['recall'])}   F {_fmt(boundary['f'])}")
 
 
+def print_click_report(console: Console, report: dict, *, title: str) -> None:
+    """A promptable model's click table: mIoU after k clicks, NoC and objects never reached (NoF)."""
+    columns = [key for key in report if key.startswith(("mIoU@", "NoC@", "NoF@"))]
+    table = Table(title=f"{title}: {int(report['objects'])} objects clicked")
+    for column in columns:
+        table.add_column(column, justify="right")
+    table.add_row(*(f"{report[c]:.0f}" if c.startswith("NoF") else f"{report[c]:.{2 if c.startswith('NoC') else 4}f}" for c in columns))
+    console.print(table)
+
+
 def print_any_report(console: Console, report: dict, *, title: str) -> None:
-    """The report table of the task the report comes from (semantic, instance or panoptic)."""
-    printer = {"instance": print_instance_report, "panoptic": print_panoptic_report,
+    """The report table of the task the report comes from (semantic, instance, panoptic or promptable)."""
+    printer = {"instance": print_instance_report, "panoptic": print_panoptic_report, "promptable": print_click_report,
                "unsupervised": print_unsupervised_report}.get(report.get("task"), print_report)
     printer(console, report, title=title)
 

@@ -65,10 +65,12 @@ def mask_iou(prediction: np.ndarray, truth: np.ndarray, *, ignore: np.ndarray | 
 
 
 def simulate_clicks(predict: Callable[[list[Click]], np.ndarray], truth: np.ndarray, *, max_clicks: int = 20,
-                    ignore: np.ndarray | None = None, stop_at: float | None = None) -> tuple[list[float], list[Click]]:
+                    ignore: np.ndarray | None = None, stop_at: float | None = None, min_clicks: int = 0
+                    ) -> tuple[list[float], list[Click]]:
     """Click an object ``truth`` up to ``max_clicks`` times: each click is :func:`next_click` on the last
     prediction (none before the first), ``predict(clicks so far)`` gives the next mask. Returns the IoU after
-    each click and the clicks; with ``stop_at``, stops once the IoU reaches it (later IoUs are that one's)."""
+    each click and the clicks; with ``stop_at``, stops once the IoU reaches it after at least ``min_clicks``
+    clicks (:func:`click_metrics` takes the last IoU for the clicks not made)."""
     prediction = np.zeros(np.shape(truth), bool)
     clicks: list[Click] = []
     ious: list[float] = []
@@ -76,7 +78,7 @@ def simulate_clicks(predict: Callable[[list[Click]], np.ndarray], truth: np.ndar
         clicks.append(next_click(prediction, truth, ignore=ignore))
         prediction = np.asarray(predict(list(clicks)), bool)
         ious.append(mask_iou(prediction, truth, ignore=ignore))
-        if stop_at is not None and ious[-1] >= stop_at:
+        if stop_at is not None and ious[-1] >= stop_at and len(ious) >= min_clicks:
             break
     return ious, clicks
 

@@ -10,6 +10,7 @@ from omniseg.config import load_config
 from omniseg.data.formats import load_dataset
 from omniseg.data.transforms import TransformedDataset, eval_transforms_for
 from omniseg.errors import DataError
+from omniseg.inference.evaluate.clicks import evaluate_clicks
 from omniseg.inference.evaluate.objects import evaluate_instances, evaluate_panoptic
 from omniseg.inference.evaluate.semantic import evaluate_model
 from omniseg.models.hub import load_model
@@ -21,7 +22,8 @@ def evaluate_run(
     device: str | torch.device = "cpu", ignore_index: int | None = None,
 ) -> dict:
     """The metrics report of the model in ``run_dir`` on ``split`` of the dataset at ``data``: semantic
-    metrics, COCO mask and box AP for an instance run, PQ (and AP) for a panoptic run (the run's card says which).
+    metrics, COCO mask and box AP for an instance run, PQ (and AP) for a panoptic run, the click table (mIoU after
+    1/3/5 clicks, NoC@85/90) for a promptable run on any instance data (the run's card says which).
 
     The truth's void value is the dataset's own; when it differs from the one the run trained with, pass
     ``ignore_index`` to say which the evaluation uses (it then replaces the dataset's).
@@ -29,6 +31,10 @@ def evaluate_run(
     model = load_model(run_dir)
     info = model.card.info
     source = load_dataset(data, format=format, ignore_index=ignore_index, **_run_split(run_dir))
+    if model.card.task == "promptable":  # any instance data: the objects are clicked, whatever their classes
+        from omniseg.inference.prompt_predictor import PromptPredictor
+
+        return {"split": split, **evaluate_clicks(PromptPredictor(model, device=str(device)), source.dataset(split))}
     if source.info.num_classes != info.num_classes:
         raise DataError(
             f"{data} has {source.info.num_classes} classes but the model in {run_dir} predicts "
