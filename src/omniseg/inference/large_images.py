@@ -131,17 +131,8 @@ class ImageBands:
 
 
 class RowWriter:
-    """A file written as its rows arrive (``write``), renamed into place by ``close`` once whole, dropped by
-    ``abort``; as a context manager, closed on success and aborted on an error."""
-
-    def write(self, rows: np.ndarray) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        raise NotImplementedError
+    """The context protocol of a file written as its rows arrive: a subclass's ``close`` renames it into place
+    once whole, its ``abort`` drops it; in a ``with`` block, closed on success and aborted on an error."""
 
     def __enter__(self):
         return self
@@ -216,25 +207,28 @@ class PngRowWriter(RowWriter):
 
 
 class TiffTileWriter(RowWriter):
-    """A tiled TIFF (``tile``-pixel square tiles, zlib; BigTIFF past 4 GB) written as its rows arrive: class ids
-    with a ``palette``, or grey. Rows gather until a row of tiles is complete, which a writer thread hands to
-    ``tifffile`` (it pulls tiles in order); the file is written under a temporary name, renamed when complete.
-    Same use as :class:`PngRowWriter` (``write``, ``close``, ``abort``)."""
+    """A tiled TIFF (``tile``-pixel square tiles, zlib; BigTIFF past 4 GB) written as its rows arrive: ``mode``
+    "P" (class ids, with ``palette``) or "L" (grey). Rows gather until a row of tiles is complete, which a writer
+    thread hands to ``tifffile`` (it pulls tiles in order); the file is written under a temporary name, renamed
+    when complete. Same use as :class:`PngRowWriter` (``write``, ``close``, ``abort``)."""
 
     _END, _ABORT = object(), object()
 
-    def __init__(self, path: str | Path, width: int, height: int, *, palette: Sequence[Sequence[int]] | None = None,
-                 tile: int = 256) -> None:
+    def __init__(self, path: str | Path, width: int, height: int, *, mode: str = "P",
+                 palette: Sequence[Sequence[int]] | None = None, tile: int = 256) -> None:
+        if mode not in ("P", "L"):
+            raise ValueError(f"mode must be P or L, got {mode!r}")
         self.path, self.width, self.height, self.tile = Path(path), int(width), int(height), int(tile)
         self.rows = 0
+        self._finished = False
         self._pending: list[np.ndarray] = []
         self._temporary = temporary_name(self.path)
         self._queue: queue.Queue = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         options: dict = {"photometric": "minisblack"}
-        if palette is not None:
+        if mode == "P":
             colours = np.zeros((3, 256), np.uint16)
-            for index, colour in enumerate(list(palette)[:256]):
+            for index, colour in enumerate(list(palette or [])[:256]):
                 colours[:, index] = np.asarray(colour, np.uint16) * 257
             options = {"photometric": "palette", "colormap": colours}
         self._thread = threading.Thread(target=self._run, args=(options,), daemon=True)
@@ -284,7 +278,7 @@ class TiffTileWriter(RowWriter):
 
     def close(self) -> None:
         """Finish the file and rename it into place (all its rows must have been written)."""
-        if not self._thread.is_alive() and self._error is None and not self._temporary.exists():
+        if self._finished:
             return
         try:
             if self.rows != self.height:
@@ -299,6 +293,7 @@ class TiffTileWriter(RowWriter):
 
     def abort(self) -> None:
         """Drop a file not finished: nothing is left under either name."""
+        self._finished = True
         if self._thread.is_alive():
             try:
                 self._hand_on(self._ABORT)

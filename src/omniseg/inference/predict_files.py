@@ -200,8 +200,7 @@ def predict_large_image(predictor: Predictor, path: Path, out: Path, *, tile: in
             folder = out / f"{path.stem}_probabilities"
             folder.mkdir(exist_ok=True)
             names += [f"{folder.name}/{k}_{name}{suffix}" for k, name in enumerate(info.class_names)]
-            grey = {} if mask_format == "tiff" else {"mode": "L"}
-            writers += [masks(out / name, shape[1], shape[0], **grey) for name in names[2:]]
+            writers += [masks(out / name, shape[1], shape[0], mode="L") for name in names[2:]]
         try:
             with torch.inference_mode():
                 for start, band in finished_bands(predictor.forward_of(tta), bands, shape, info.num_classes, tile=size,
@@ -256,8 +255,10 @@ def _predict_instances(predictor: Predictor, inputs, out: Path, score_threshold:
                                                 split_touching=split_touching, tile=tile_for(predictor, size, tile),
                                                 overlap=overlap, tta=tta)
             write_instances(out, path.stem, image.permute(1, 2, 0).numpy(), found, predictor.info)
-            write_text(done, json.dumps({"size": size, "results": coco_results(0, found)}))
-        record = json.loads(done.read_text())
+            record = {"size": size, "results": coco_results(0, found)}
+            write_text(done, json.dumps(record))
+        else:  # finished by an earlier run
+            record = json.loads(done.read_text())
         results += [result | {"image_id": image_id} for result in record["results"]]
         entries.append(_image_entry(image_id, path, record["size"]))
         report(image_id, len(images))
@@ -330,15 +331,14 @@ def predict_large_volume(predictor: Predictor, path: Path, out: Path, *, tile: i
     """``<case>.nii.gz`` (class ids on the input's grid) and ``<case>_middle_slice.png`` (+ overlay) of one NIfTI
     volume. Tiled (see :func:`tile_for`), the volume is read slab by slab along its z axis (normalised with the
     whole volume's statistics, from a first pass) and only the class ids (one byte a voxel) are held whole."""
-    from omniseg.data.formats.nifti import NiftiSlabs, case_id, read_nifti, write_nifti_labels
+    from omniseg.data.formats.nifti import NiftiSlabs, case_id, write_nifti_labels
     from omniseg.viz.overlay import grey_to_rgb
 
     slabs = NiftiSlabs(path)
     Path(out).mkdir(parents=True, exist_ok=True)
     tile = tile_for(predictor, slabs.shape, tile)
     if tile is None:
-        volume, _ = read_nifti(path)
-        labels = predictor.predict_volume(volume, overlap=overlap, tta=tta)
+        labels = predictor.predict_volume(slabs.raw(), overlap=overlap, tta=tta)
     else:
         labels = np.empty(slabs.shape, np.uint8 if predictor.info.num_classes <= 256 else np.int64)
         with torch.inference_mode():

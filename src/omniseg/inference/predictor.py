@@ -237,7 +237,7 @@ class Predictor:
         ``tta`` (e.g. ``"flips"``) as in :meth:`predict_proba`."""
         if not self.volumetric:
             raise OmnisegError(f"{self.card.architecture} is a 2D model; use predict(image)")
-        x = torch.as_tensor(np.asarray(volume, dtype=np.float32))
+        x = torch.from_numpy(np.array(volume, dtype=np.float32))  # a copy: volumes often come read-only (memory maps)
         x = x[None] if x.ndim == 3 else x
         if x.ndim != 4:
             raise OmnisegError(f"expected a volume [C, D, H, W] or [D, H, W], got shape {tuple(x.shape)}")

@@ -13,11 +13,7 @@ import numpy as np
 from omniseg.core.atomic import write_text
 from omniseg.errors import ConfigError
 from omniseg.inference.inputs import collect_images
-from omniseg.inference.prompt_predictor import (
-    PromptPredictor,
-    load_prompt_model,
-    rgb_uint8,
-)
+from omniseg.inference.prompt_predictor import PromptPredictor, load_prompt_model, rgb_uint8
 from omniseg.inference.writers import save_image
 from omniseg.viz.overlay import prompt_overlay
 

@@ -103,9 +103,13 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _is_identity(augmentations: list[Augmentation]) -> bool:
+    return all(augmentation == Augmentation() for augmentation in augmentations)
+
+
 def with_tta(forward: Forward, augmentations: list[Augmentation]) -> Forward:
     """``forward`` averaged over ``augmentations`` (each mapped back before the mean)."""
-    if len(augmentations) <= 1 and (not augmentations or augmentations[0] == Augmentation()):
+    if _is_identity(augmentations):
         return forward
 
     def averaged(x: torch.Tensor) -> torch.Tensor:
@@ -163,7 +167,7 @@ def with_instance_tta(detect: Callable[[torch.Tensor], dict], augmentations: lis
     more than ``match_iou`` are one object, its mask probabilities and score-weighted box averaged over the
     detections, its score the sum of their scores over the number of augmentations (an object one view alone
     finds counts less)."""
-    if len(augmentations) <= 1 and (not augmentations or augmentations[0] == Augmentation()):
+    if _is_identity(augmentations):
         return detect
 
     def merged(image: torch.Tensor) -> dict:

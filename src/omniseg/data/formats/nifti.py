@@ -51,65 +51,73 @@ def _nifti_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.name.endswith(NIFTI_SUFFIXES) and not p.name.startswith("."))
 
 
-def read_nifti(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(volume float32 [C, D, H, W], affine [4, 4])`` of a NIfTI file (``D, H, W`` = its ``z, y, x``)."""
-    path = Path(path)
+def _load(path: Path):
+    """The nibabel image of a NIfTI file (its header read, its voxels not yet), checked to be 3D or 4D."""
     try:
         image = _nibabel().load(path)
-        data = np.asarray(image.dataobj, dtype=np.float32)
     except DataError:
         raise
     except Exception as exc:
         raise DataError(f"cannot read NIfTI volume {path} ({exc}); check the file") from None
-    if data.ndim not in (3, 4):
-        raise DataError(f"{path} has {data.ndim} axes; expected a 3D volume, or 4D with channels last")
+    if len(image.shape) not in (3, 4):
+        raise DataError(f"{path} has {len(image.shape)} axes; expected a 3D volume, or 4D with channels last")
+    return image
+
+
+def _read_voxels(image, path: Path, z: slice = slice(None)) -> np.ndarray:
+    """The file's slices ``z`` as ``[C, depth, H, W]`` float32 (``D, H, W`` = the file's ``z, y, x``)."""
+    try:
+        data = np.asarray(image.dataobj[:, :, z], dtype=np.float32)
+    except Exception as exc:
+        raise DataError(f"cannot read NIfTI volume {path} ({exc}); the file may be truncated: check it") from None
     data = data[..., None] if data.ndim == 3 else data
-    return np.ascontiguousarray(data.transpose(3, 2, 1, 0)), image.affine
+    return np.ascontiguousarray(data.transpose(3, 2, 1, 0))
+
+
+def read_nifti(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(volume float32 [C, D, H, W], affine [4, 4])`` of a NIfTI file (``D, H, W`` = its ``z, y, x``)."""
+    path = Path(path)
+    image = _load(path)
+    return _read_voxels(image, path), image.affine
 
 
 class NiftiSlabs:
     """A NIfTI volume read slab by slab: ``slabs(start, stop)`` -> ``[C, stop - start, H, W]`` (float32, D/H/W
     = the file's z/y/x, as :func:`read_nifti`), z-scored per channel with the whole volume's mean and standard
     deviation (as :class:`~omniseg.data.transforms.VolumeTransform`), which a first pass over slabs of
-    ``slab_depth`` computes. Only the asked slices are read from an uncompressed file (a ``.nii.gz`` is
-    decompressed as far as they lie)."""
+    ``slab_depth`` computes when the first slab is asked for. Only the asked slices are read from an uncompressed
+    file (a ``.nii.gz`` is decompressed as far as they lie)."""
 
     def __init__(self, path: str | Path, *, slab_depth: int = 16) -> None:
-        self.path = Path(path)
-        try:
-            image = _nibabel().load(self.path)
-            self.affine, shape = image.affine, tuple(image.shape)
-        except DataError:
-            raise
-        except Exception as exc:
-            raise DataError(f"cannot read NIfTI volume {self.path} ({exc}); check the file") from None
-        if len(shape) not in (3, 4):
-            raise DataError(f"{self.path} has {len(shape)} axes; expected a 3D volume, or 4D with channels last")
-        self._proxy = image.dataobj
+        self.path, self.slab_depth = Path(path), slab_depth
+        self._image = _load(self.path)
+        self.affine, shape = self._image.affine, tuple(self._image.shape)
         self.channels = shape[3] if len(shape) == 4 else 1
         self.shape = (shape[2], shape[1], shape[0])  # D, H, W
-        count, total, squares = 0, np.zeros(self.channels), np.zeros(self.channels)
-        for start in range(0, self.shape[0], slab_depth):
-            raw = self.raw(start, start + slab_depth).astype(np.float64)
-            count += raw[0].size
-            total += raw.sum(axis=(1, 2, 3))
-            squares += (raw ** 2).sum(axis=(1, 2, 3))
-        self.mean = total / count
-        variance = (squares - count * self.mean ** 2) / max(count - 1, 1)  # unbiased, as torch.std
-        self.std = np.maximum(np.sqrt(np.maximum(variance, 0)), 1e-6)
+        self._statistics: tuple[np.ndarray, np.ndarray] | None = None
 
-    def raw(self, start: int, stop: int) -> np.ndarray:
-        """The file's slices ``start:stop`` along z as ``[C, stop - start, H, W]`` float32, unnormalised."""
-        try:
-            data = np.asarray(self._proxy[:, :, start:stop], dtype=np.float32)
-        except Exception as exc:
-            raise DataError(f"cannot read slices {start}:{stop} of {self.path} ({exc}); the file may be truncated") from None
-        data = data[..., None] if data.ndim == 3 else data
-        return np.ascontiguousarray(data.transpose(3, 2, 1, 0))
+    def statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        """The per-channel mean and (unbiased, as ``torch.std``) standard deviation of the whole volume."""
+        if self._statistics is None:
+            count, total, squares = 0, np.zeros(self.channels), np.zeros(self.channels)
+            for start in range(0, self.shape[0], self.slab_depth):
+                raw = self.raw(start, start + self.slab_depth).astype(np.float64)
+                count += raw[0].size
+                total += raw.sum(axis=(1, 2, 3))
+                squares += (raw ** 2).sum(axis=(1, 2, 3))
+            mean = total / count
+            variance = (squares - count * mean ** 2) / max(count - 1, 1)
+            self._statistics = mean, np.maximum(np.sqrt(np.maximum(variance, 0)), 1e-6)
+        return self._statistics
+
+    def raw(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The file's slices ``start:stop`` along z (all of them by default) as ``[C, stop - start, H, W]``
+        float32, unnormalised."""
+        return _read_voxels(self._image, self.path, slice(start, stop))
 
     def __call__(self, start: int, stop: int) -> torch.Tensor:
-        raw = self.raw(start, stop)
-        return torch.from_numpy((raw - self.mean[:, None, None, None]) / self.std[:, None, None, None]).float()
+        mean, std = self.statistics()
+        return torch.from_numpy((self.raw(start, stop) - mean[:, None, None, None]) / std[:, None, None, None]).float()
 
 
 def voxel_spacing(affine: np.ndarray) -> tuple[float, float, float]:
