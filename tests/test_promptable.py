@@ -348,4 +348,18 @@ def test_eval_of_a_promptable_run_prints_the_click_table(run_cli, tmp_path, tiny
     assert report["task"] == "promptable" and report["objects"] == objects > 0
     assert 1 <= report["NoC@85"] <= report["NoC@90"] <= 20 and 0 <= report["mIoU@1"] <= 1
     again = evaluate_clicks(PromptPredictor(load_model(tiny_run), device="cpu"), validation)  # the API gives the same table
+    curve = report.pop("miou_by_clicks")
+    assert curve == pytest.approx(again.pop("miou_by_clicks")) and len(curve) == 20 and curve[0] == pytest.approx(report["mIoU@1"])
     assert report == pytest.approx(again | {"split": "val"})
+    # a checkpoint file (its architecture named) and a weight-free engine are measured the same way
+    torch.manual_seed(0)
+    torch.save(create_model("sam", **TINY).state_dict(), tmp_path / "tiny.pth")
+    for args in (["--arch", "sam"], ["--engine", "grabcut"]):
+        source = [] if "--engine" in args else [tmp_path / "tiny.pth"]
+        code, out, err = run_cli("eval", *source, *args, "--data", data, "--max-clicks", "3", "--json", str(tmp_path / "other.json"))
+        if args[0] == "--arch":  # the architecture's defaults are ViT-B's: the tiny file does not fit them
+            assert code == 2 and "does not fit the model" in err
+            continue
+        assert code == 0, err
+        other = json.loads((tmp_path / "other.json").read_text())
+        assert other["objects"] == objects and len(other["miou_by_clicks"]) == 3 and other["NoC@90"] <= 3

@@ -97,6 +97,26 @@ class TrainConfig:
 
 
 @dataclass
+class PromptConfig:
+    """Promptable training (``task: promptable``): the simulated person of Segment Anything's training, its loss,
+    what is fine-tuned, and the click evaluation."""
+
+    objects_per_image: int = 8  # objects prompted in each training image (all of them when it has fewer)
+    box_fraction: float = 0.5  # share of objects first prompted by a jittered box; the others by a point inside
+    box_noise: float = 0.1  # box jitter: std of each coordinate as a share of the box's side, at most 20 px (SAM's)
+    corrective_clicks: int = 4  # clicks in the last mask's error region after the first prompt (SAM: 8)
+    refine_iterations: int = 1  # more passes with the last mask's logits and no new click (SAM: 2)
+    focal_weight: float = 20.0  # the mask loss: focal and Dice at SAM's 20:1
+    focal_alpha: float | None = None  # the focal loss's weight of object pixels (1 - it for the background); None: equal
+    dice_weight: float = 1.0
+    iou_weight: float = 1.0  # MSE of the IoU head against each mask's real IoU
+    freeze: list[str] = field(default_factory=list)  # parts kept as they are: image_encoder, prompt_encoder, mask_decoder
+    lora_rank: int = 0  # > 0: low-rank adapters on the image encoder's attention, the rest of the encoder frozen
+    lora_alpha: float | None = None  # the adapters' scale is alpha / rank (default alpha = rank)
+    max_clicks: int = 20  # validation: clicks an object gets at most (NoC counts one never reached as this)
+
+
+@dataclass
 class RunConfig:
     task: str = "semantic"
     data: DataConfig = field(default_factory=DataConfig)
@@ -104,6 +124,7 @@ class RunConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -10,16 +10,16 @@ from rich.console import Console
 
 from omniseg.cli.output import emit_json, print_any_report, quiet_libraries
 
-TASKS = ("semantic", "instance", "panoptic")
+TASKS = ("semantic", "instance", "panoptic", "promptable")
 
 
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="train and evaluate on the embedded synthetic data",
                        description="Generate synthetic shape scenes, train a small model on them for a fixed number of "
-                                   "steps and evaluate it: a U-Net (semantic), a light Mask R-CNN (instance) or a light "
-                                   "Panoptic FPN (panoptic).")
+                                   "steps and evaluate it: a U-Net (semantic), a light Mask R-CNN (instance), a light "
+                                   "Panoptic FPN (panoptic) or a light Segment Anything measured in clicks (promptable).")
     p.add_argument("--task", choices=TASKS, default="semantic", help="what the demo learns (default semantic)")
-    p.add_argument("--out", help="run directory (default runs/demo, runs/demo-instance or runs/demo-panoptic)")
+    p.add_argument("--out", help="run directory (default runs/demo, or runs/demo-TASK for the other tasks)")
     p.add_argument("--data-dir", help="where to write the scenes: a new or empty folder (default: OUT_data beside the run)")
     p.add_argument("--train-size", type=int, help="training scenes (default 800)")
     p.add_argument("--val-size", type=int, help="validation scenes (default 100)")
@@ -43,7 +43,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         emit_json(console, result.metrics, "-")
         return 0
     print_any_report(console, result.metrics, title=f"Demo ({args.task}): synthetic shapes, validation split")
-    plots = "curves.png, confusion.png, samples/" if args.task == "semantic" else "curves.png, samples/"
+    plots = {"semantic": "curves.png, confusion.png, samples/", "promptable": "curves.png, clicks.png, samples/"}.get(
+        args.task, "curves.png, samples/")
     console.print(f"run directory: [bold]{result.run_dir}[/] (metrics.json, {plots})  {result.global_step} steps, "
                   f"total {time.monotonic() - start:.0f} s")
     emit_json(console, result.metrics, args.json)

@@ -17,7 +17,13 @@ def add_parser(sub, name: str) -> None:
         description="Evaluate RUN_DIR on --data, compare --pred PNG masks with --gt PNG masks (matched by name), or with "
                     "--unsupervised compare --pred segmentation PNGs with the human segmentations of a BSDS folder --gt.",
     )
-    p.add_argument("run_dir", nargs="?", help="run directory written by `omniseg train`")
+    p.add_argument("run_dir", nargs="?", help="run directory written by `omniseg train`, or a Segment Anything checkpoint "
+                   "file (measured in clicks)")
+    p.add_argument("--arch", help="the architecture of a checkpoint file (sam_vit_b, sam_vit_l, sam_vit_h, mobile_sam, sam, "
+                   "sam_timm); an official file's name gives it")
+    p.add_argument("--engine", choices=["grabcut", "random-walker"], help="measure a weight-free prompt engine in clicks")
+    p.add_argument("--max-clicks", type=int, default=20, help="promptable models: clicks an object gets at most (NoC "
+                   "counts an object never reached as this; default 20)")
     p.add_argument("--data", help="dataset to evaluate RUN_DIR on")
     p.add_argument("--format", default="auto", help="force a dataset format")
     p.add_argument("--split", default="val", help="split of --data (default val)")
@@ -47,13 +53,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
         report = evaluate_folders(args.pred, args.gt, num_classes=args.num_classes, ignore_index=ignore_index)
         title = f"{args.pred} vs {args.gt}"
     else:
-        if not (args.run_dir and args.data):
+        if not ((args.run_dir or args.engine) and args.data):
             raise ConfigError("pass RUN_DIR --data PATH, or --pred DIR --gt DIR")
         from omniseg.inference import evaluate_run
 
         report = evaluate_run(args.run_dir, args.data, split=args.split, format=args.format, batch_size=args.batch_size,
-                              ignore_index=args.ignore_index)
-        title = f"{args.run_dir} on {args.data} ({args.split})"
+                              ignore_index=args.ignore_index, arch=args.arch, engine=args.engine, max_clicks=args.max_clicks)
+        title = f"{args.run_dir or args.engine} on {args.data} ({args.split})"
     return _print(console, report, title, args.json)
 
 

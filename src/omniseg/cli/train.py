@@ -14,7 +14,9 @@ from omniseg.plan import Candidate, Plan, make_plan
 
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="train a model", description="Train a segmentation model and write a run directory.")
-    p.add_argument("--task", choices=["semantic", "instance", "panoptic"], help="what to learn (default semantic)")
+    p.add_argument("--task", choices=["semantic", "instance", "panoptic", "promptable"],
+                   help="what to learn (default semantic); promptable: Segment Anything from simulated clicks and boxes "
+                   "on any instance data")
     p.add_argument("--data", help="dataset folder (format detected)")
     p.add_argument("--format", help="force a dataset format (default: auto)")
     p.add_argument("--ignore-index", type=int, help="the mask value of unlabelled pixels, which no loss or metric counts "
@@ -22,6 +24,12 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--model", help="architecture name (see `omniseg models`)")
     p.add_argument("--encoder", help="timm encoder name, e.g. resnet34")
     p.add_argument("--encoder-weights", help="'imagenet' (timm, online) or a .safetensors/.pth weights file")
+    p.add_argument("--checkpoint", help="promptable: start from this Segment Anything checkpoint (official .pth, "
+                   "or an omniseg model.safetensors)")
+    p.add_argument("--freeze", help="promptable: parts kept as they are, comma-separated: image_encoder, prompt_encoder, "
+                   "mask_decoder (image_encoder,prompt_encoder trains the decoder alone)")
+    p.add_argument("--lora-rank", type=int, help="promptable: low-rank adapters of this rank on the image encoder's "
+                   "attention instead of training all of it (for small data)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--epochs", type=int, help="number of epochs")
     group.add_argument("--time-budget", type=float, metavar="SECONDS", help="train for this long, keep the best weights")
@@ -49,7 +57,10 @@ FLAG_KEYS = {
     "encoder_weights": "model.encoder_weights", "epochs": "train.epochs", "time_budget": "train.time_budget",
     "img_size": "data.img_size", "batch_size": "data.batch_size", "loss": "loss.name", "lr": "optim.lr",
     "devices": "train.devices", "seed": "train.seed", "workers": "data.num_workers", "out": "train.out",
+    "checkpoint": "model.kwargs.checkpoint", "lora_rank": "prompt.lora_rank",
 }
+#: the model a promptable run trains when none is named: SAM's decoder on a light timm encoder
+PROMPTABLE_MODEL = "sam_timm"
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, Plan | None]:
@@ -61,9 +72,18 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, Plan | None]:
     user.update({key: getattr(args, flag) for flag, key in FLAG_KEYS.items() if getattr(args, flag, None) is not None})
     if "train.time_budget" in user:
         user.setdefault("train.epochs", None)  # the budget decides when to stop
+    if getattr(args, "freeze", None):
+        user["prompt.freeze"] = [part.strip() for part in args.freeze.split(",") if part.strip()]
     user.update(parse_overrides(list(args.set)))
     plan, base = None, RunConfig()
     data = user.get("data.path")
+    if user.get("task") == "promptable":  # the planner plans semantic, instance and panoptic runs
+        if "model.name" not in user:  # an official checkpoint's file name tells its architecture
+            from omniseg.models.promptable.sam import OFFICIAL_ARCHITECTURE
+
+            checkpoint = Path(str(user.get("model.kwargs.checkpoint", ""))).name
+            user["model.name"] = OFFICIAL_ARCHITECTURE.get(checkpoint, PROMPTABLE_MODEL)
+        return apply_values(base, user, source="option"), None
     if data is not None and not args.no_plan:
         task = user.get("task", "semantic")
         out = user.get("train.out", RunConfig().train.out)

@@ -322,7 +322,8 @@ class InstanceTransform:
     """A Sample with instances -> ``(image float [3, H, W] in 0..1, target)`` for torchvision's detectors,
     ``target = {"boxes" [N, 4] XYXY, "labels" [N], "masks" [N, H, W] uint8}``.
 
-    Training (``img_size`` given) applies the semantic pipeline's geometry and colour steps to the image
+    Training (``img_size`` given) applies the semantic pipeline's geometry and colour steps (``fit``: the scale
+    jitter is relative to the image fitted to the crop, else to its own size) to the image
     and every instance mask together; instances cropped away are dropped, and boxes are recomputed from
     the masks (pixel-exact, never degenerate). Normalisation is left to the detector. With ``semantic``
     the target also holds the sample's class map as ``semantic`` [H, W] (int64; padding is ``ignore_index``),
@@ -331,13 +332,13 @@ class InstanceTransform:
 
     def __init__(self, img_size: int | None = None, *, scale_range: tuple[float, float] = (0.5, 2.0), hflip: bool = True,
                  vflip: bool = False, rot90: bool = False, color_jitter: float = 0.3, semantic: bool = False,
-                 ignore_index: int | None = None) -> None:
+                 ignore_index: int | None = None, fit: bool = True) -> None:
         if semantic and ignore_index is None:
             raise ValueError("the class map of panoptic targets needs the dataset's ignore_index")
         self.semantic, self.ignore_index = semantic, ignore_index
         steps: list[v2.Transform] = []
         if img_size is not None:
-            steps.append(ScaleJitterCrop(img_size, scale_range, fill={tv_tensors.Image: 0, tv_tensors.Mask: 0}))
+            steps.append(ScaleJitterCrop(img_size, scale_range, fill={tv_tensors.Image: 0, tv_tensors.Mask: 0}, fit=fit))
             if hflip or vflip or rot90:
                 steps.append(RandomFlipRotate(hflip=hflip, vflip=vflip, rot90=rot90))
         jitter = color_jitter if img_size is not None else 0.0

@@ -22,6 +22,8 @@ HISTORY_FIELDS = [
     "val_mean_accuracy", "val_mean_dice", "val_fwiou", "lr", "seconds",
 ]
 INSTANCE_HISTORY_FIELDS = ["epoch", "step", "train_loss", "val_map", "val_map50", "val_map75", "val_box_map", "lr", "seconds"]
+PROMPTABLE_HISTORY_FIELDS = ["epoch", "step", "train_loss", "val_miou_1", "val_miou_3", "val_miou_5", "val_noc85", "val_noc90",
+                             "val_nof90", "lr", "seconds"]
 PANOPTIC_HISTORY_FIELDS = ["epoch", "step", "train_loss", "val_pq", "val_pq_things", "val_pq_stuff", "val_sq", "val_rq", "val_map",
                            "val_map50", "lr", "seconds"]
 
@@ -63,7 +65,7 @@ class RunWriter(L.Callback):
                        lr=trainer.optimizers[0].param_groups[0]["lr"])
             self._write_history(row)
             if improved:
-                save_model(pl_module.model, self.run_dir, self.card)
+                save_model(pl_module.model_to_save(), self.run_dir, self.card)
         trainer.save_checkpoint(self.run_dir / "last.ckpt")
         self.saved_step = trainer.global_step
 
@@ -82,7 +84,7 @@ class RunWriter(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # a time budget can stop training before any validation: keep the weights we have
         if trainer.is_global_zero and not (self.run_dir / "model.safetensors").exists():
-            save_model(pl_module.model, self.run_dir, self.card)
+            save_model(pl_module.model_to_save(), self.run_dir, self.card)
 
 
 class RandomState(L.Callback):

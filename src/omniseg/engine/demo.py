@@ -1,6 +1,7 @@
 """The demos: synthetic shape scenes, a small model trained for a fixed number of optimiser steps, evaluated.
 
-``semantic`` trains a small U-Net, ``instance`` a light Mask R-CNN and ``panoptic`` a light Panoptic FPN. Each
+``semantic`` trains a small U-Net, ``instance`` a light Mask R-CNN, ``panoptic`` a light Panoptic FPN and
+``promptable`` a light Segment Anything (SAM's prompt encoder and mask decoder on a ResNet-18 stem). Each
 stops after a step count that reaches its target on any machine (quality never depends on the machine's
 speed); a time budget is only an optional cap.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from omniseg.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+from omniseg.config import DataConfig, ModelConfig, OptimConfig, PromptConfig, RunConfig, TrainConfig
 from omniseg.data.synthetic import write_synthetic
 from omniseg.engine.trainer import TrainResult, train
 from omniseg.errors import ConfigError
@@ -33,7 +34,17 @@ DEMOS = {
     "semantic": DemoSetup("runs/demo", steps=1700, validations=5),
     "instance": DemoSetup("runs/demo-instance", steps=900, validations=2),
     "panoptic": DemoSetup("runs/demo-panoptic", steps=800, validations=2),
+    "promptable": DemoSetup("runs/demo-promptable", steps=3600, validations=2),
 }
+
+# A light Segment Anything for 64-pixel scenes: ResNet-18's first three stages, the third dilated to stride 8
+# (2.96M parameters), under SAM's neck, so the 8 x 8 embedding gives masks at half the scene's resolution, with the
+# stride-2 and stride-4 stages added to the decoder's upscaling (SAM 2's high-resolution features: at 3,600 steps
+# one-click mIoU 0.859 against 0.851 without, NoC@90 6.2 against 11.6, for no measurable cost a step); SAM's
+# prompt encoder and two-way mask decoder at half SAM's width (128 channels, 4 heads, 512-wide MLPs: a step costs
+# about half the 256-channel decoder's).
+LIGHT_SAM = {"encoder": "resnet18", "embedding_stride": 8, "encoder_stage": 3, "high_res_features": True,
+             "prompt_embed_dim": 128, "decoder_mlp_dim": 512, "decoder_num_heads": 4, "iou_head_hidden_dim": 128}
 
 # A light Mask R-CNN for 64-pixel scenes with up to four shapes: ResNet-18 without its stride-32 stage under
 # a 64-channel FPN, anchors from 8 px, few proposals (in training and inference) and sampled RoIs, narrow
@@ -61,6 +72,10 @@ def demo_config(task: str, data: str | Path, out: str | Path, *, size: int, step
     mask head has 32 channels (a step about a fifth cheaper; mask AP50 0.81 against 0.82 at 1,000 steps);
     the panoptic demo keeps 64, since panoptic quality scores every pixel of a segment (PQ 0.60 against
     0.54), and adds a 32-channel semantic FPN head. The scenes already vary colour, so the demos skip colour jitter.
+    Promptable: the :data:`LIGHT_SAM` from scratch, SAM's prompt simulation with one corrective click and no
+    refinement pass (a step about 0.1 s here; without the high-resolution features, two clicks and a refinement
+    pass cost 60% more a step and reached 0.829 one-click mIoU at 2,400 steps, 0.843 at 3,000 with two clicks
+    alone), AdamW at 2e-3 (4e-3 learnt slower) with warm-up and poly decay, flips and quarter turns.
     """
     every = steps // validations if steps % validations == 0 else steps  # the last validation is at the last step
     train_config = TrainConfig(epochs=None, max_steps=steps, time_budget=time_budget, out=str(out), seed=0, val_every_steps=every)
@@ -70,6 +85,16 @@ def demo_config(task: str, data: str | Path, out: str | Path, *, size: int, step
                             color_jitter=0.0, vflip=True, rot90=True, cache=True),
             model=ModelConfig(name="unet", kwargs={"depth": 3, "base_channels": 16, "upsampling": "bilinear", "stem_stride": 2, "full_channels": 0}),
             optim=OptimConfig(lr=8e-3, weight_decay=1e-4, schedule="poly", warmup_steps=250),
+            train=train_config,
+        )
+    if task == "promptable":
+        return RunConfig(
+            task=task,
+            data=DataConfig(path=str(data), img_size=size, scale_range=(1.0, 1.0), batch_size=8, eval_batch_size=20,
+                            color_jitter=0.0, vflip=True, rot90=True, cache=True),
+            model=ModelConfig(name="sam_timm", kwargs=dict(LIGHT_SAM)),
+            optim=OptimConfig(lr=2e-3, weight_decay=1e-4, schedule="poly", warmup_steps=100),
+            prompt=PromptConfig(corrective_clicks=1, refine_iterations=0),
             train=train_config,
         )
     model = ModelConfig(name="maskrcnn", encoder="resnet18", kwargs={**LIGHT_DETECTOR, "mask_head_channels": 32})

@@ -32,7 +32,7 @@ class InstanceDataModule(L.LightningDataModule):
             train, val = CachedDataset(train), CachedDataset(val)
         self.train_set = TransformedDataset(train, InstanceTransform(
             config.img_size, scale_range=config.scale_range, hflip=config.hflip, vflip=config.vflip, rot90=config.rot90,
-            color_jitter=config.color_jitter, **classes), instances=True)
+            color_jitter=config.color_jitter, fit=config.fit_to_crop, **classes), instances=True)
         self.val_set = TransformedDataset(val, InstanceTransform(**classes), instances=True)
 
     def _world(self) -> tuple[int, int]:

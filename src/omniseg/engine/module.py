@@ -49,6 +49,10 @@ class OptimisedTask(L.LightningModule):
         self.clock = None
         self.last_validation: dict = {}
 
+    def model_to_save(self) -> nn.Module:
+        """The model the run saves as ``model.safetensors`` (tasks that train adapters fold them in here)."""
+        return self.model
+
     def check_loss(self, loss: torch.Tensor, batch_size: int, parts: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Stop on a NaN or infinite loss; otherwise count it, and show it (with its ``parts``) every
         :data:`LOG_EVERY` steps: a logged value costs Lightning about a millisecond."""

@@ -12,12 +12,14 @@ from omniseg.config import RunConfig
 from omniseg.core.labels import class_ids
 from omniseg.data.transforms import InstanceTransform, TransformedDataset, eval_transforms_for, semantic_only
 from omniseg.inference.evaluate import evaluate_instances, evaluate_model, evaluate_panoptic
+from omniseg.inference.evaluate.clicks import evaluate_clicks, interactive_session
+from omniseg.metrics.clicks import next_click
 from omniseg.metrics.panoptic import panoptic_ground_truth
 from omniseg.models.hub import load_model
 from omniseg.models.panoptic.merge import merge_prediction, segment_masks
 from omniseg.models.semantic.base import is_volumetric
 from omniseg.viz.overlay import grey_to_rgb
-from omniseg.viz.plots import plot_confusion, plot_curves, plot_instances, plot_sample
+from omniseg.viz.plots import plot_click_curves, plot_confusion, plot_curves, plot_instances, plot_sample
 
 
 def write_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, config: RunConfig, extra: dict) -> dict:
@@ -89,3 +91,31 @@ def write_instance_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, c
             plot_instances(raw["image"].permute(1, 2, 0).numpy().astype(np.uint8), masks, labels, scores_shown, info.class_names,
                            samples / f"{raw['meta']['id'] or index}.png", truth=(truth_masks, truth_labels))
     return {"task": model.card.task, "split": "val", **scores, **extra}
+
+
+def write_promptable_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, config: RunConfig, extra: dict) -> dict:
+    """Click every object of ``val_set`` with the saved promptable model (as ``omniseg eval`` does) and write
+    ``curves.png``, ``clicks.png`` (mIoU after k clicks) and ``samples/`` (each object's one-click mask beside
+    the truth)."""
+    from omniseg.inference.prompt_predictor import PromptPredictor
+
+    predictor = PromptPredictor(load_model(run_dir))
+    scores = evaluate_clicks(predictor, val_set, max_clicks=config.prompt.max_clicks)
+    if (run_dir / "history.csv").exists():
+        plot_curves(run_dir / "history.csv", run_dir / "curves.png", metrics=("val_miou_1", "val_miou_3", "val_miou_5"))
+    plot_click_curves({"val": scores["miou_by_clicks"]}, run_dir / "clicks.png")
+    samples = run_dir / "samples"
+    samples.mkdir(exist_ok=True)
+    for index in range(min(config.train.num_samples, len(val_set))):
+        raw = val_set[index]
+        truth = np.asarray(raw["instances"]["masks"], bool)
+        truth = truth[truth.reshape(len(truth), -1).any(1)]
+        predictor.set_image(raw["image"])
+        masks = []
+        for mask in truth:  # the simulated person's first click
+            masks.append(interactive_session(predictor)([next_click(np.zeros_like(mask), mask)]))
+        image = raw["image"].permute(1, 2, 0).numpy()
+        plot_instances(image.astype(np.uint8) if image.dtype == np.uint8 else (image * 255).round().astype(np.uint8),
+                       np.asarray(masks, bool).reshape(-1, *truth.shape[1:]), [1] * len(masks), None, ["background", "object"],
+                       samples / f"{raw['meta']['id'] or index}.png", truth=(truth, [1] * len(truth)))
+    return {"split": "val", **scores, **extra}

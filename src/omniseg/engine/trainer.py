@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import logging
 import warnings
@@ -16,24 +17,29 @@ from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
 
 from omniseg.config import RunConfig, TrainConfig, config_yaml, flatten, load_values, to_dict
 from omniseg.core.atomic import remove_stale_temporaries, write_text
+from omniseg.core.info import DatasetInfo
 from omniseg.data.formats import DataSource, load_dataset, require_instances
-from omniseg.engine.callbacks import INSTANCE_HISTORY_FIELDS, PANOPTIC_HISTORY_FIELDS, RandomState, RunWriter, TrainingClock
+from omniseg.engine.callbacks import (
+    INSTANCE_HISTORY_FIELDS, PANOPTIC_HISTORY_FIELDS, PROMPTABLE_HISTORY_FIELDS, RandomState, RunWriter, TrainingClock,
+)
 from omniseg.engine.checkpoints import PREVIOUS_CHECKPOINT, SafeCheckpointIO
 from omniseg.engine.datamodule import SemanticDataModule
 from omniseg.engine.instance import InstanceDataModule, InstanceTask
 from omniseg.engine.module import SemanticTask
 from omniseg.engine.panoptic import PanopticTask
-from omniseg.engine.report import write_instance_report, write_report
+from omniseg.engine.promptable import PromptableTask, prepare_for_finetuning
+from omniseg.engine.report import write_instance_report, write_promptable_report, write_report
 from omniseg.errors import ConfigError, DataError, NonFiniteLoss
 from omniseg.losses import build_loss, median_frequency_weights
 from omniseg.models import create_model, list_models
+from omniseg.models.builder import MODELS
 from omniseg.models.hub import ModelCard
 from omniseg.models.semantic.base import check_dimensions
 from omniseg.plan import Plan
 
 log = logging.getLogger(__name__)
 
-TASKS = ("semantic", "instance", "panoptic")
+TASKS = ("semantic", "instance", "panoptic", "promptable")
 RUN_FILES = ("config.yaml", "plan.json", "plan.md", "model.json", "model.safetensors", "last.ckpt", PREVIOUS_CHECKPOINT,
              "metrics.json", "history.csv", "curves.png", "confusion.png")
 #: what a resumed run may change: how long it trains, and how it loads and reports
@@ -164,8 +170,9 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
           plan: Plan | None = None) -> TrainResult | None:
     """Train a model as ``config`` says and write its run directory (``config.train.out``).
 
-    ``config.task`` is "semantic" (class masks, mIoU), "instance" (instance masks, COCO mask AP) or
-    "panoptic" (class masks and instances, panoptic quality).
+    ``config.task`` is "semantic" (class masks, mIoU), "instance" (instance masks, COCO mask AP),
+    "panoptic" (class masks and instances, panoptic quality) or "promptable" (Segment Anything from simulated
+    prompts on any instance data, measured in clicks; ``config.prompt``).
     ``plan``, when the config came from one (:func:`omniseg.plan.make_plan`), is saved beside it as
     ``plan.json`` and ``plan.md``. Returns the final validation report on the main process, ``None`` on the
     other DDP processes.
@@ -180,6 +187,8 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     source = load_dataset(config.data.path, format=config.data.format, ignore_index=config.data.ignore_index,
                           val_fraction=config.data.val_fraction, split_seed=config.data.split_seed)
+    if config.task == "promptable":
+        return _train_promptable(config, source, resume=resume, overwrite=overwrite, progress=progress, plan=plan)
     if config.task in ("instance", "panoptic"):
         return _train_objects(config, source, resume=resume, overwrite=overwrite, progress=progress, plan=plan)
     info = source.info
@@ -262,6 +271,40 @@ def _train_objects(config: RunConfig, source: DataSource, *, resume: bool, overw
     datamodule = InstanceDataModule(source, config.data, seed=config.train.seed, semantic=panoptic)
     return _fit_and_report(config, source, task, datamodule, writer, write_instance_report, resume=resume, overwrite=overwrite,
                            progress=progress, plan=plan)
+
+
+def _train_promptable(config: RunConfig, source: DataSource, *, resume: bool, overwrite: bool, progress: bool,
+                      plan: Plan | None) -> TrainResult | None:
+    """Promptable training: a Segment Anything model (from scratch, or from ``model.kwargs.checkpoint``) on a
+    dataset with instances, prompted as :mod:`omniseg.engine.promptable` simulates, scored in clicks."""
+    require_instances(source, config.data.path, "promptable")
+    promptable = list_models("promptable")
+    if config.model.name not in promptable:
+        raise ConfigError(f"--task promptable needs a promptable model ({', '.join(promptable)}), not {config.model.name!r}")
+    for split in ("train", "val"):
+        if split not in source.splits():
+            raise DataError(f"{config.data.path} has no {split!r} split")
+    kwargs = dict(config.model.kwargs)
+    if config.model.encoder is not None:
+        kwargs["encoder"] = config.model.encoder
+    if config.model.encoder_weights is not None:
+        kwargs["encoder_weights"] = config.model.encoder_weights
+    if "img_size" in inspect.signature(MODELS.get(config.model.name)).parameters:  # the model sees the training crops at their size
+        kwargs.setdefault("img_size", config.data.img_size)
+    model = create_model(config.model.name, **kwargs).train()
+    prepare_for_finetuning(model, config.prompt)
+    if config.data.img_size != model.img_size:  # a model of fixed size (the official ones: 1024) is trained on its frame
+        log.info("training crops of %d px: the input frame of %s", model.img_size, config.model.name)
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, img_size=model.img_size))
+    # the classes are those of the objects; a promptable model predicts "object" for whatever it is prompted with
+    info = DatasetInfo(["background", "object"], ignore_index=source.info.ignore_index)
+    card = ModelCard(architecture=config.model.name, kwargs=kwargs, info=info, task="promptable",
+                     preprocessing={"resize": f"longest side to {model.img_size} px, zero-padded to a square"})
+    task = PromptableTask(model, prompt=config.prompt, optim=config.optim)
+    writer = RunWriter(Path(config.train.out), card, monitor="val_miou_1", fields=PROMPTABLE_HISTORY_FIELDS)
+    datamodule = InstanceDataModule(source, config.data, seed=config.train.seed)
+    return _fit_and_report(config, source, task, datamodule, writer, write_promptable_report, resume=resume,
+                           overwrite=overwrite, progress=progress, plan=plan)
 
 
 def _fit_and_report(config: RunConfig, source: DataSource, task: L.LightningModule, datamodule: L.LightningDataModule,

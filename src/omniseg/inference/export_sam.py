@@ -87,6 +87,9 @@ def export_sam_onnx(model: Sam, out_dir: str | Path, *, single_mask: bool = Fals
         raise ConfigError("ONNX export needs the onnx extra: pip install 'omniseg[onnx]'") from None
     if not isinstance(model, Sam):
         raise ConfigError(f"export_sam_onnx takes a Segment Anything model, got {type(model).__name__}")
+    if getattr(model.image_encoder, "high_res", None) is not None:
+        raise ConfigError("this model's decoder takes high-resolution features besides the embedding, which SAM's ONNX "
+                          "contract has no input for; export a model without high_res_features")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = model.eval()

@@ -135,7 +135,7 @@ class PromptPredictor:
         self.model = model.eval().to(self.device)
         self.cache_size = cache_size
         self._cache: OrderedDict[str, tuple[torch.Tensor, tuple[int, int], tuple[int, int]]] = OrderedDict()
-        self.features: torch.Tensor | None = None
+        self.features: torch.Tensor | tuple[torch.Tensor, ...] | None = None  # with high-resolution features: a tuple
 
     def set_image(self, image: ImageLike) -> None:
         """Encode ``image`` (or take its embedding from the cache) for the following :meth:`predict` calls."""
@@ -164,7 +164,8 @@ class PromptPredictor:
         return features, (height, width), (new_h, new_w)
 
     def embedding(self) -> torch.Tensor:
-        """The current image's embedding ``[1, 256, 64, 64]``."""
+        """The current image's embedding ``[1, 256, 64, 64]`` (with the high-resolution features of an encoder that
+        gives them: a tuple, which the mask decoder takes as it is)."""
         if self.features is None:
             raise OmnisegError("no image is set: call set_image(image) before predict")
         return self.features

@@ -3,7 +3,7 @@
 from omniseg.core.class_balance import median_frequency_weights
 from omniseg.losses.builder import LOSSES, build_loss, parse_loss_spec
 from omniseg.losses.functional import (
-    cross_entropy, focal_loss, lovasz_softmax_loss, ohem_cross_entropy, soft_dice_loss, tversky_loss,
+    binary_dice_loss, binary_focal_loss, cross_entropy, focal_loss, lovasz_softmax_loss, ohem_cross_entropy, soft_dice_loss, tversky_loss,
 )
 from omniseg.losses.modules import (
     CrossEntropyLoss, DiceLoss, FocalLoss, LovaszSoftmaxLoss, OhemCrossEntropyLoss, TverskyLoss, WeightedSumLoss,
@@ -18,6 +18,8 @@ __all__ = [
     "OhemCrossEntropyLoss",
     "TverskyLoss",
     "WeightedSumLoss",
+    "binary_dice_loss",
+    "binary_focal_loss",
     "build_loss",
     "cross_entropy",
     "focal_loss",

@@ -218,3 +218,23 @@ def ohem_cross_entropy(
         pixel_weight = weight.to(pixel_loss.dtype)[safe_target[valid]][hard]
         return pixel_loss[hard].sum() / pixel_weight.sum().clamp_min(1e-12)
     return pixel_loss[hard].mean()
+
+
+def binary_focal_loss(logits: torch.Tensor, target: torch.Tensor, *, gamma: float = 2.0, alpha: float | None = 0.25) -> torch.Tensor:
+    """Sigmoid focal loss (Lin et al., 2017) of mask logits ``[..., H, W]`` against 0..1 targets of the same shape
+    (broadcast), the mean over each mask's pixels: ``[...]``, one value a mask."""
+    probability = logits.sigmoid()
+    bce = F.binary_cross_entropy_with_logits(logits, target.expand_as(logits), reduction="none")
+    p_t = probability * target + (1 - probability) * (1 - target)
+    loss = bce * (1 - p_t) ** gamma
+    if alpha is not None:
+        loss = loss * (alpha * target + (1 - alpha) * (1 - target))
+    return loss.flatten(-2).mean(-1)
+
+
+def binary_dice_loss(logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 1.0) -> torch.Tensor:
+    """Soft Dice loss of mask logits ``[..., H, W]`` against 0..1 targets (broadcast), one value a mask:
+    ``1 - (2 |P T| + smooth) / (|P| + |T| + smooth)`` with sigmoid probabilities ``P``."""
+    probability = logits.sigmoid().flatten(-2)
+    target = target.expand_as(logits).flatten(-2)
+    return 1 - (2 * (probability * target).sum(-1) + smooth) / (probability.sum(-1) + target.sum(-1) + smooth)

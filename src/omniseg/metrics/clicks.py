@@ -88,6 +88,16 @@ def clicks_to_reach(ious: Sequence[float], threshold: float, *, max_clicks: int 
     return next((k for k, iou in enumerate(ious[:max_clicks], 1) if iou >= threshold), max_clicks)
 
 
+def filled_curves(curves: Sequence[Sequence[float]], max_clicks: int = 20) -> list[list[float]]:
+    """Each IoU curve made ``max_clicks`` long: a curve stopped early keeps its last IoU (an empty one is 0)."""
+    return [list(c[:max_clicks]) + [c[-1]] * (max_clicks - len(c)) if len(c) else [0.0] * max_clicks for c in curves]
+
+
+def mean_curve(curves: Sequence[Sequence[float]], *, max_clicks: int = 20) -> list[float]:
+    """The mean IoU after 1, 2, ... ``max_clicks`` clicks over the objects' curves (:func:`filled_curves`)."""
+    return np.mean(filled_curves(curves, max_clicks), axis=0).tolist() if len(curves) else []
+
+
 def click_metrics(curves: Sequence[Sequence[float]], *, at: Sequence[int] = (1, 3, 5), thresholds: Sequence[float] = (0.85, 0.9),
                   max_clicks: int = 20) -> dict[str, float]:
     """The interactive-segmentation table of many objects' IoU curves (one list of IoUs after 1, 2, ... clicks
@@ -96,9 +106,9 @@ def click_metrics(curves: Sequence[Sequence[float]], *, at: Sequence[int] = (1, 
     ``NoF@85`` / ``NoF@90`` (objects never reached), plus ``objects``."""
     if not curves:
         raise ValueError("no objects were clicked: the metrics need at least one")
-    filled = [list(c) + [c[-1]] * (max_clicks - len(c)) if c else [0.0] * max_clicks for c in curves]
+    filled = filled_curves(curves, max_clicks)
     table: dict[str, float] = {"objects": float(len(curves))}
-    for k in at:
+    for k in (k for k in at if k <= max_clicks):  # a limit under k clicks has no mIoU@k
         table[f"mIoU@{k}"] = float(np.mean([c[k - 1] for c in filled]))
     for threshold in thresholds:
         name = f"{round(threshold * 100):d}"

@@ -84,7 +84,8 @@ def save_model(model: nn.Module, directory: str | Path, card: ModelCard) -> None
     """Write ``model.json`` and ``model.safetensors`` into ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    kwargs = {k: v for k, v in card.kwargs.items() if k not in ("encoder_weights", "weights")}  # trained weights replace them
+    # trained weights replace the weights a model was built from
+    kwargs = {k: v for k, v in card.kwargs.items() if k not in ("encoder_weights", "weights", "checkpoint")}
     values = {**card.to_dict(), "kwargs": kwargs}
     write_text(directory / CARD_FILE, json.dumps(values, indent=2))
     # contiguous copies: models trained channels-last hold weights in another memory layout

@@ -12,16 +12,18 @@ import torch
 
 @dataclass
 class Embedding:
-    """What a prompt needs of an encoded image: its features, its size and the resized input's size."""
+    """What a prompt needs of an encoded image: its features (the embedding, or the tuple with its high-resolution
+    features), its size and the resized input's size."""
 
     model: str
-    features: torch.Tensor
+    features: torch.Tensor | tuple[torch.Tensor, ...]
     original_size: tuple[int, int]
     input_size: tuple[int, int]
 
     @property
     def nbytes(self) -> int:
-        return self.features.numel() * self.features.element_size()
+        parts = self.features if isinstance(self.features, tuple) else (self.features,)
+        return sum(part.numel() * part.element_size() for part in parts)
 
 
 class EmbeddingCache:

@@ -42,6 +42,22 @@ def plot_curves(history_csv: str | Path, out: str | Path,
     plt.close(fig)
 
 
+def plot_click_curves(curves: dict[str, Sequence[float]], out: str | Path) -> None:
+    """Mean IoU against the number of clicks (one line per model or split, ``{name: [mIoU after 1, 2, ...
+    clicks]}``), with the 85% and 90% lines that NoC@85 and NoC@90 count to."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, values in curves.items():
+        ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, label=name)
+    for level in (0.85, 0.9):
+        ax.axhline(level, color="grey", lw=0.8, ls="--")
+    ax.set(xlabel="clicks", ylabel="mean IoU", title="Interactive segmentation: mIoU after k clicks", ylim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    write_with(out, lambda path: fig.savefig(path, dpi=100))
+    plt.close(fig)
+
+
 def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], out: str | Path) -> None:
     """Row-normalised confusion matrix (recall per true class), with counts' shares printed."""
     m = np.asarray(matrix, np.float64)

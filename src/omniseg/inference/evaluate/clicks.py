@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from omniseg.errors import DataError
-from omniseg.metrics.clicks import Click, click_metrics, simulate_clicks
+from omniseg.metrics.clicks import Click, click_metrics, mean_curve, simulate_clicks
 
 
 def interactive_session(predictor) -> Callable[[list[Click]], np.ndarray]:
@@ -30,23 +30,33 @@ def interactive_session(predictor) -> Callable[[list[Click]], np.ndarray]:
     return predict
 
 
+def object_curves(predictor, image, masks, *, max_clicks: int = 20, at: Sequence[int] = (1, 3, 5),
+                  thresholds: Sequence[float] = (0.85, 0.9)) -> list[list[float]]:
+    """The IoU after each click of every object ``masks`` ``[N, H, W]`` of ``image``: each clicked until its IoU
+    reaches the highest threshold (and at least ``max(at)`` times), at most ``max_clicks``."""
+    predictor.set_image(image)
+    curves = []
+    for mask in np.asarray(masks, bool):
+        if mask.any():
+            ious, _ = simulate_clicks(interactive_session(predictor), mask, max_clicks=max_clicks, stop_at=max(thresholds),
+                                      min_clicks=max(at))
+            curves.append(ious)
+    return curves
+
+
 def evaluate_clicks(predictor, dataset: torch.utils.data.Dataset, *, max_clicks: int = 20, at: Sequence[int] = (1, 3, 5),
                     thresholds: Sequence[float] = (0.85, 0.9), progress: Callable[[int, int], None] | None = None) -> dict:
     """The click table (:func:`~omniseg.metrics.clicks.click_metrics`) of ``predictor`` over every object of an
-    instance ``dataset`` (samples with ``instances``): each object clicked until its IoU reaches the highest
-    threshold (and at least ``max(at)`` clicks), at most ``max_clicks``."""
+    instance ``dataset`` (samples with ``instances``; :func:`object_curves`), with ``miou_by_clicks``, the mean IoU
+    after 1, 2, ... ``max_clicks`` clicks (the curve the literature plots)."""
     curves = []
     for index in range(len(dataset)):
         sample = dataset[index]
         instances = sample.get("instances")
         if instances is None:
             raise DataError(f"sample {sample['meta'].get('id')!r} has no instances; clicks are measured on instance data")
-        predictor.set_image(sample["image"].permute(1, 2, 0).numpy())
-        for mask in np.asarray(instances["masks"], bool):
-            if mask.any():
-                ious, _ = simulate_clicks(interactive_session(predictor), mask, max_clicks=max_clicks, stop_at=max(thresholds),
-                                          min_clicks=max(at))
-                curves.append(ious)
+        curves += object_curves(predictor, sample["image"], instances["masks"], max_clicks=max_clicks, at=at, thresholds=thresholds)
         if progress is not None:
             progress(index + 1, len(dataset))
-    return {"task": "promptable", **click_metrics(curves, at=at, thresholds=thresholds, max_clicks=max_clicks)}
+    return {"task": "promptable", **click_metrics(curves, at=at, thresholds=thresholds, max_clicks=max_clicks),
+            "miou_by_clicks": [round(v, 6) for v in mean_curve(curves, max_clicks=max_clicks)]}

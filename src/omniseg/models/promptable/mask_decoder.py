@@ -129,7 +129,10 @@ class MaskDecoder(nn.Module):
     def predict_masks(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor, sparse_prompt_embeddings: torch.Tensor,
                       dense_prompt_embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """All mask tokens' logits and IoU predictions. ``image_embeddings`` is ``[1, D, h, w]`` (shared by
-        every prompt) or ``[B, D, h, w]``."""
+        every prompt) or ``[B, D, h, w]``; or, from an encoder with high-resolution features, the tuple
+        ``(embedding, features at 2x, features at 4x)`` with ``D / 4`` and ``D / 8`` channels, added to the upscaling
+        path at those resolutions (SAM 2's high-resolution features) for sharper mask boundaries."""
+        image_embeddings, *high_res = image_embeddings if isinstance(image_embeddings, tuple) else (image_embeddings,)
         batch = sparse_prompt_embeddings.shape[0]
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat([output_tokens.unsqueeze(0).expand(batch, -1, -1), sparse_prompt_embeddings], dim=1)
@@ -141,7 +144,12 @@ class MaskDecoder(nn.Module):
         hs, keys = self.transformer(src, image_pe, tokens)
         mask_tokens_out = hs[:, 1: 1 + self.num_mask_tokens]
         # the tokens [B, hw, C] viewed as a channels-last map: no copy before the transposed convolutions
-        upscaled = self.output_upscaling(keys.view(batch, height, width, channels).permute(0, 3, 1, 2))
+        embedded = keys.view(batch, height, width, channels).permute(0, 3, 1, 2)
+        if high_res:
+            first, norm, act, second, act_out = self.output_upscaling
+            upscaled = act_out(second(act(norm(first(embedded) + high_res[0]))) + high_res[1])
+        else:
+            upscaled = self.output_upscaling(embedded)
         hyper_in = torch.stack([mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1)
         _, c, h, w = upscaled.shape
         masks = (hyper_in @ upscaled.reshape(batch, c, h * w)).view(batch, -1, h, w)

@@ -23,6 +23,7 @@ from omniseg.models.hub import check_state_dict
 from omniseg.models.promptable.image_encoder import ImageEncoderViT
 from omniseg.models.promptable.mask_decoder import MaskDecoder, TwoWayTransformer
 from omniseg.models.promptable.prompt_encoder import PromptEncoder
+from omniseg.models.promptable.timm_image_encoder import TimmImageEncoder
 from omniseg.models.promptable.tiny_vit import TinyViT
 
 #: sha256 of the official checkpoint files, by file name (published by their users; the releases give none)
@@ -109,9 +110,11 @@ def load_sam_checkpoint(model: Sam, checkpoint: str | Path, *, architecture: str
 
 def build_sam(image_encoder: nn.Module, *, img_size: int, prompt_embed_dim: int = 256, mask_in_chans: int = 16,
               decoder_depth: int = 2, decoder_mlp_dim: int = 2048, decoder_num_heads: int = 8,
-              iou_head_hidden_dim: int = 256, checkpoint: str | Path | None = None, architecture: str = "sam") -> Sam:
-    """A :class:`Sam` around ``image_encoder`` (any module giving ``[N, prompt_embed_dim, img/16, img/16]``)."""
-    grid = img_size // 16
+              iou_head_hidden_dim: int = 256, checkpoint: str | Path | None = None, architecture: str = "sam",
+              embedding_stride: int = 16) -> Sam:
+    """A :class:`Sam` around ``image_encoder`` (any module giving ``[N, prompt_embed_dim, img/s, img/s]`` for the
+    ``embedding_stride`` s; the masks come out at ``img/s * 4``)."""
+    grid = img_size // embedding_stride
     model = Sam(
         image_encoder,
         PromptEncoder(embed_dim=prompt_embed_dim, image_embedding_size=(grid, grid), input_image_size=(img_size, img_size),
@@ -164,3 +167,21 @@ def mobile_sam(*, img_size: int = 1024, embed_dims: Sequence[int] = (64, 128, 16
     encoder = TinyViT(img_size=img_size, embed_dims=embed_dims, depths=depths, num_heads=num_heads, window_sizes=window_sizes,
                       out_chans=prompt_embed_dim)
     return build_sam(encoder, img_size=img_size, prompt_embed_dim=prompt_embed_dim, checkpoint=checkpoint, architecture="mobile_sam")
+
+
+@MODELS.register("sam_timm", task="promptable",
+                 description="SAM's prompt encoder and mask decoder on any timm encoder (light, trainable on a CPU)")
+def sam_timm(*, encoder: str = "resnet18", encoder_weights: str | None = None, img_size: int = 256, embedding_stride: int = 16,
+             encoder_stage: int | None = None, high_res_features: bool = False, prompt_embed_dim: int = 256, mask_in_chans: int = 16, decoder_depth: int = 2, decoder_mlp_dim: int = 2048,
+             decoder_num_heads: int = 8, iou_head_hidden_dim: int = 256, checkpoint: str | None = None) -> Sam:
+    """Segment Anything with a timm image encoder (``encoder_weights``: "imagenet" or a weights file of it) whose
+    stage at ``embedding_stride`` (16, or 8 for small images: masks at half the input's resolution; a deeper
+    ``encoder_stage`` is dilated to that stride) feeds SAM's neck, prompt encoder and mask decoder;
+    ``high_res_features`` adds the encoder's stages at a half and a quarter of that stride to the decoder's
+    upscaling (as SAM 2 does), for sharp boundaries on small objects."""
+    image_encoder = TimmImageEncoder(encoder, img_size=img_size, out_chans=prompt_embed_dim, stride=embedding_stride,
+                                     stage=encoder_stage, weights=encoder_weights, high_res_features=high_res_features)
+    return build_sam(image_encoder, img_size=img_size, prompt_embed_dim=prompt_embed_dim, mask_in_chans=mask_in_chans,
+                     decoder_depth=decoder_depth, decoder_mlp_dim=decoder_mlp_dim, decoder_num_heads=decoder_num_heads,
+                     iou_head_hidden_dim=iou_head_hidden_dim, checkpoint=checkpoint, architecture="sam_timm",
+                     embedding_stride=embedding_stride)
