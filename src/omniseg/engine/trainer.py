@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 TASKS = ("semantic", "instance", "panoptic", "promptable")
 RUN_FILES = ("config.yaml", "plan.json", "plan.md", "model.json", "model.safetensors", "last.ckpt", PREVIOUS_CHECKPOINT,
-             "metrics.json", "history.csv", "curves.png", "confusion.png")
+             "metrics.json", "history.csv", "curves.png", "confusion.png", "clicks.png")
 #: what a resumed run may change: how long it trains, and how it loads and reports
 RESUMABLE_CHANGES = {"train.epochs", "train.max_steps", "train.time_budget", "train.early_stopping_patience",
                      "train.num_samples", "data.num_workers"}
@@ -109,8 +109,10 @@ def step_counts(config: TrainConfig, *, train_size: int, batch_size: int) -> tup
     return max_steps, val_every, samples_per_step / train_size
 
 
-def _model_kwargs(config: RunConfig, num_classes: int) -> dict:
-    kwargs = {"num_classes": num_classes, **config.model.kwargs}
+def _model_kwargs(config: RunConfig, num_classes: int | None) -> dict:
+    """The model builder's arguments: ``model.kwargs``, the encoder and its weights, and ``num_classes`` (None for
+    models without classes: promptable ones)."""
+    kwargs = {**({"num_classes": num_classes} if num_classes is not None else {}), **config.model.kwargs}
     if config.model.encoder is not None:
         kwargs["encoder"] = config.model.encoder
     if config.model.encoder_weights is not None:
@@ -284,11 +286,7 @@ def _train_promptable(config: RunConfig, source: DataSource, *, resume: bool, ov
     for split in ("train", "val"):
         if split not in source.splits():
             raise DataError(f"{config.data.path} has no {split!r} split")
-    kwargs = dict(config.model.kwargs)
-    if config.model.encoder is not None:
-        kwargs["encoder"] = config.model.encoder
-    if config.model.encoder_weights is not None:
-        kwargs["encoder_weights"] = config.model.encoder_weights
+    kwargs = _model_kwargs(config, None)
     if "img_size" in inspect.signature(MODELS.get(config.model.name)).parameters:  # the model sees the training crops at their size
         kwargs.setdefault("img_size", config.data.img_size)
     model = create_model(config.model.name, **kwargs).train()
