@@ -59,4 +59,4 @@ def evaluate_clicks(predictor, dataset: torch.utils.data.Dataset, *, max_clicks:
         if progress is not None:
             progress(index + 1, len(dataset))
     return {"task": "promptable", **click_metrics(curves, at=at, thresholds=thresholds, max_clicks=max_clicks),
-            "miou_by_clicks": [round(v, 6) for v in mean_curve(curves, max_clicks=max_clicks)]}
+            "miou_by_clicks": mean_curve(curves, max_clicks=max_clicks)}
