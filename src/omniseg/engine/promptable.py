@@ -19,6 +19,7 @@ from omniseg.engine.module import OptimisedTask
 from omniseg.engine.simulated_prompts import corrective_clicks, first_points, jittered_boxes
 from omniseg.errors import ConfigError
 from omniseg.inference.evaluate.clicks import object_curves
+from omniseg.inference.prompt_predictor import PromptPredictor
 from omniseg.losses import binary_dice_loss, binary_focal_loss
 from omniseg.metrics.clicks import click_metrics
 from omniseg.models.promptable import Sam
@@ -165,8 +166,6 @@ class PromptableTask(OptimisedTask):
         return (mask_loss.amin(1) + prompt.iou_weight * iou_loss).sum(), iou_predictions.argmax(1)
 
     def on_validation_epoch_start(self) -> None:
-        from omniseg.inference.prompt_predictor import PromptPredictor
-
         self._curves = []
         self._predictor = PromptPredictor(self.model, device=str(self.device), cache_size=1)
 

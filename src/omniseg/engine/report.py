@@ -13,6 +13,7 @@ from omniseg.core.labels import class_ids
 from omniseg.data.transforms import InstanceTransform, TransformedDataset, eval_transforms_for, semantic_only
 from omniseg.inference.evaluate import evaluate_instances, evaluate_model, evaluate_panoptic
 from omniseg.inference.evaluate.clicks import evaluate_clicks, interactive_session
+from omniseg.inference.prompt_predictor import PromptPredictor, rgb_uint8
 from omniseg.metrics.clicks import next_click
 from omniseg.metrics.panoptic import panoptic_ground_truth
 from omniseg.models.hub import load_model
@@ -97,8 +98,6 @@ def write_promptable_report(run_dir: Path, val_set: torch.utils.data.Dataset, *,
     """Click every object of ``val_set`` with the saved promptable model (as ``omniseg eval`` does) and write
     ``curves.png``, ``clicks.png`` (mIoU after k clicks) and ``samples/`` (each object's one-click mask beside
     the truth)."""
-    from omniseg.inference.prompt_predictor import PromptPredictor
-
     predictor = PromptPredictor(load_model(run_dir))
     scores = evaluate_clicks(predictor, val_set, max_clicks=config.prompt.max_clicks)
     if (run_dir / "history.csv").exists():
@@ -111,11 +110,8 @@ def write_promptable_report(run_dir: Path, val_set: torch.utils.data.Dataset, *,
         truth = np.asarray(raw["instances"]["masks"], bool)
         truth = truth[truth.reshape(len(truth), -1).any(1)]
         predictor.set_image(raw["image"])
-        masks = []
-        for mask in truth:  # the simulated person's first click
-            masks.append(interactive_session(predictor)([next_click(np.zeros_like(mask), mask)]))
-        image = raw["image"].permute(1, 2, 0).numpy()
-        plot_instances(image.astype(np.uint8) if image.dtype == np.uint8 else (image * 255).round().astype(np.uint8),
-                       np.asarray(masks, bool).reshape(-1, *truth.shape[1:]), [1] * len(masks), None, ["background", "object"],
-                       samples / f"{raw['meta']['id'] or index}.png", truth=(truth, [1] * len(truth)))
+        # each object after the simulated person's first click
+        masks = [interactive_session(predictor)([next_click(np.zeros_like(mask), mask)]) for mask in truth]
+        plot_instances(rgb_uint8(raw["image"]), np.asarray(masks, bool).reshape(-1, *truth.shape[1:]), [1] * len(masks), None,
+                       ["background", "object"], samples / f"{raw['meta']['id'] or index}.png", truth=(truth, [1] * len(truth)))
     return {"split": "val", **scores, **extra}

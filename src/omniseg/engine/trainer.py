@@ -241,6 +241,13 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
                            write_report, resume=resume, overwrite=overwrite, progress=progress, plan=plan)
 
 
+def _require_splits(source: DataSource, path) -> None:
+    """Object training (instance, panoptic, promptable) needs a train and a val split."""
+    for split in ("train", "val"):
+        if split not in source.splits():
+            raise DataError(f"{path} has no {split!r} split")
+
+
 def _train_objects(config: RunConfig, source: DataSource, *, resume: bool, overwrite: bool, progress: bool,
                    plan: Plan | None) -> TrainResult | None:
     """Instance or panoptic training: a torchvision-style detector (with a semantic head for panoptic) on a
@@ -250,9 +257,8 @@ def _train_objects(config: RunConfig, source: DataSource, *, resume: bool, overw
     if config.model.name not in list_models(task_name):
         article = "an" if task_name[0] in "aeiou" else "a"
         raise ConfigError(f"--task {task_name} needs {article} {task_name} model ({', '.join(list_models(task_name))}), not {config.model.name!r}")
+    _require_splits(source, config.data.path)
     for split in ("train", "val"):
-        if split not in source.splits():
-            raise DataError(f"{config.data.path} has no {split!r} split")
         if task_name == "panoptic" and not source.labelled(split):
             raise DataError(f"split {split!r} of {config.data.path} has images without class masks; panoptic training needs one per image")
     kwargs = _model_kwargs(config, info.num_classes)
@@ -283,9 +289,7 @@ def _train_promptable(config: RunConfig, source: DataSource, *, resume: bool, ov
     promptable = list_models("promptable")
     if config.model.name not in promptable:
         raise ConfigError(f"--task promptable needs a promptable model ({', '.join(promptable)}), not {config.model.name!r}")
-    for split in ("train", "val"):
-        if split not in source.splits():
-            raise DataError(f"{config.data.path} has no {split!r} split")
+    _require_splits(source, config.data.path)
     kwargs = _model_kwargs(config, None)
     if "img_size" in inspect.signature(MODELS.get(config.model.name)).parameters:  # the model sees the training crops at their size
         kwargs.setdefault("img_size", config.data.img_size)

@@ -14,13 +14,20 @@ from omniseg.models.encoders import TimmEncoder
 from omniseg.models.promptable.blocks import LayerNorm2d
 
 
-def choose_stage(name: str, stride: int, stage: int | None) -> tuple[int, int | None]:
-    """``(stage index, timm output_stride)`` of timm model ``name`` for an embedding at ``stride``: the deepest stage
-    at that stride, or the ``stage`` asked for, dilated down to ``stride`` when it is deeper (``output_stride``)."""
+def stage_strides(name: str) -> list[int]:
+    """The output stride of each feature stage of timm model ``name`` (empty for an unknown name)."""
     if name not in timm.list_models():
-        return -1, None  # TimmEncoder names the unknown model with close matches
+        return []  # TimmEncoder names the unknown model with close matches
     with torch.device("meta"):  # only the stage layout is read: nothing is allocated
-        strides = list(timm.create_model(name, features_only=True).feature_info.reduction())
+        return list(timm.create_model(name, features_only=True).feature_info.reduction())
+
+
+def choose_stage(name: str, strides: list[int], stride: int, stage: int | None) -> tuple[int, int | None]:
+    """``(stage index, timm output_stride)`` of timm model ``name`` (its stages' ``strides``) for an embedding at
+    ``stride``: the deepest stage at that stride, or the ``stage`` asked for, dilated down to ``stride`` when it is
+    deeper (``output_stride``)."""
+    if not strides:
+        return -1, None
     if stage is None:
         if stride not in strides:
             raise ConfigError(f"timm encoder {name!r} has no feature stage at stride {stride} (its strides: {strides}); "
@@ -46,10 +53,11 @@ class TimmImageEncoder(nn.Module):
         if img_size % stride:
             raise ConfigError(f"img_size {img_size} must be a multiple of the embedding stride {stride}")
         self.img_size = img_size
-        index, output_stride = choose_stage(name, stride, stage)
+        strides = stage_strides(name)
+        index, output_stride = choose_stage(name, strides, stride, stage)
         indices = (index,)
         if high_res_features:
-            indices = (choose_stage(name, stride // 4, None)[0], choose_stage(name, stride // 2, None)[0], index)
+            indices = (choose_stage(name, strides, stride // 4, None)[0], choose_stage(name, strides, stride // 2, None)[0], index)
         self.backbone = TimmEncoder(name, weights=weights, out_indices=indices, output_stride=output_stride)
         self.neck = nn.Sequential(
             nn.Conv2d(self.backbone.channels[-1], out_chans, kernel_size=1, bias=False), LayerNorm2d(out_chans),
