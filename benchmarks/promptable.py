@@ -56,8 +56,8 @@ def scene(height: int = 768, width: int = 1024) -> np.ndarray:
 def main() -> None:
     from segment_anything import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
 
-    from omniseg.inference.automatic_masks import AutomaticMaskGenerator
-    from omniseg.inference.prompt_predictor import PromptPredictor
+    from omniseg.inference.promptable.automatic_masks import AutomaticMaskGenerator
+    from omniseg.inference.promptable.prompt_predictor import PromptPredictor
     from omniseg.models import create_model
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

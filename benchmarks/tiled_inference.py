@@ -113,7 +113,7 @@ def run_omniseg(root: Path, size: int) -> dict:
     import torch
 
     from omniseg.inference import Predictor
-    from omniseg.inference.predict_files import predict_large_image
+    from omniseg.inference.prediction.predict_files import predict_large_image
 
     predictor = Predictor(root / "run2d", device="cpu")
     forward_seconds = time_forwards(predictor)
@@ -154,7 +154,7 @@ def run_volume(root: Path, method: str) -> dict:
     from omniseg.data.formats.nifti import read_nifti
     from omniseg.data.transforms import VolumeTransform
     from omniseg.inference import Predictor
-    from omniseg.inference.predict_files import predict_large_volume
+    from omniseg.inference.prediction.predict_files import predict_large_volume
     from omniseg.models import load_model
 
     if method == "omniseg":  # the NIfTI file read slab by slab, the labels written as NIfTI

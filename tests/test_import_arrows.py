@@ -85,7 +85,7 @@ def test_only_the_engine_imports_lightning():
     ("models/hub.py", "from omniseg.data.sample import DatasetInfo\n", "models/hub.py:1: models imports data"),
     ("metrics/coco_ap.py", "def f():\n    from omniseg.data.formats import load_dataset\n", "metrics/coco_ap.py:2: metrics imports data"),
     ("data/formats/bsds.py", "from ...metrics import boundary\n", "data/formats/bsds.py:1: data imports metrics"),
-    ("inference/predictor.py", "import omniseg.engine.trainer\n", "inference/predictor.py:1: inference imports engine"),
+    ("inference/prediction/predictor.py", "import omniseg.engine.trainer\n", "inference/prediction/predictor.py:1: inference imports engine"),
     ("viz/plots.py", "from omniseg.cli.output import emit_json\n", "viz/plots.py:1: viz imports cli"),
 ])
 def test_a_forbidden_import_is_reported(tmp_path, module, source, expected):

@@ -4,7 +4,7 @@ import torch
 
 from omniseg import DatasetInfo, Predictor, create_model, load_model
 from omniseg.errors import OmnisegError
-from omniseg.inference.optimize import fold_batchnorm
+from omniseg.inference.deploy.optimize import fold_batchnorm
 from omniseg.models.hub import ModelCard, save_model
 
 

@@ -6,7 +6,7 @@ import torch
 from omniseg.data.synthetic import SyntheticShapes
 from omniseg.data.synthetic_volumes import SyntheticVolumes
 from omniseg.data.transforms import PadCollate, TransformedDataset, VolumeTransform, eval_transforms
-from omniseg.inference.export import export_onnx, export_program, onnx_max_difference
+from omniseg.inference.deploy.export import export_onnx, export_program, onnx_max_difference
 from omniseg.losses import build_loss
 from omniseg.models import MODELS, create_model, list_models
 

@@ -99,7 +99,7 @@ def malicious(tmp_path) -> tuple[Path, Path]:
 def test_every_weights_entry_point_refuses_a_malicious_pickle(malicious, tmp_path, run_cli, shapes_dir):
     from omniseg import load_model
     from omniseg.errors import OmnisegError
-    from omniseg.inference.prompt_predictor import load_prompt_model
+    from omniseg.inference.promptable.prompt_predictor import load_prompt_model
     from omniseg.models import ModelCard, create_model, save_model
     from omniseg.core.info import DatasetInfo
 

@@ -210,7 +210,7 @@ def test_predict_merges_an_instance_run_with_a_semantic_run(panoptic_run, run_cl
         assert [s["category_id"] for s in annotation["segments_info"]] == [s["category_id"] for s in segments]
     code, _, err = run_cli("predict", tmp_path / "semantic", data / "images" / "val", "--semantic", tmp_path / "semantic",
                            "--out", tmp_path / "bad")
-    assert code == 2 and "pairs a semantic run with an instance run" in err
+    assert code == 2 and "cannot honour --semantic (it serves: instance with a semantic partner)" in err
 
     # a semantic run answers instance questions: its thing classes' connected regions, scored by mean probability
     code, _, err = run_cli("predict", tmp_path / "semantic", data / "images" / "val", "--instances", "--score-threshold", "0",
@@ -234,4 +234,4 @@ def test_predict_merges_an_instance_run_with_a_semantic_run(panoptic_run, run_cl
         label = int(np.bincount(classes[best]).argmax())
         assert max(r["score"] for r in found) == pytest.approx(float(probabilities[label][best].mean()), abs=1e-6)
     code, _, err = run_cli("predict", tmp_path / "instance", data / "images" / "val", "--instances", "--out", tmp_path / "bad2")
-    assert code == 2 and "2D semantic run" in err
+    assert code == 2 and "cannot honour --instances (it serves: semantic with instances)" in err

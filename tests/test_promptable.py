@@ -15,8 +15,8 @@ from PIL import Image
 
 from omniseg.core.info import DatasetInfo
 from omniseg.errors import ConfigError, OmnisegError
-from omniseg.inference.automatic_masks import AutomaticMaskGenerator, crop_boxes, masks_to_boxes
-from omniseg.inference.prompt_predictor import ClassicalPromptEngine, PromptPredictor, load_prompt_model
+from omniseg.inference.promptable.automatic_masks import AutomaticMaskGenerator, crop_boxes, masks_to_boxes
+from omniseg.inference.promptable.prompt_predictor import ClassicalPromptEngine, PromptPredictor, load_prompt_model
 from omniseg.models import ModelCard, create_model, save_model
 
 from .conftest import TINY_SAM as TINY, rectangle_scenes as scenes
@@ -243,7 +243,7 @@ def test_onnx_decoder_and_encoder_match_pytorch_for_any_points_and_image_size(tm
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
 
-    from omniseg.inference.export_sam import SamPromptDecoder, decoder_example, export_sam_onnx
+    from omniseg.inference.deploy.export_sam import SamPromptDecoder, decoder_example, export_sam_onnx
 
     torch.manual_seed(2)
     model = create_model("sam", **TINY)
@@ -318,7 +318,7 @@ def test_autolabel_writes_coco_that_omniseg_reads(run_cli, tmp_path, tiny_run):
 
 
 def test_detect_then_segment_prompts_sam_with_the_detector_boxes(tiny_run):
-    from omniseg.inference.prompt_files import segment_detections
+    from omniseg.inference.promptable.prompt_files import segment_detections
 
     class Detector:
         def predict_instances(self, image, score_threshold):

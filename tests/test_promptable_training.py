@@ -159,9 +159,9 @@ def test_fine_tuning_a_tiny_official_sam_on_nuclei_raises_its_one_click_miou(run
     from PIL import Image
 
     from omniseg.data.formats import load_dataset
-    from omniseg.inference.automatic_masks import AutomaticMaskGenerator
+    from omniseg.inference.promptable.automatic_masks import AutomaticMaskGenerator
     from omniseg.inference.evaluate import evaluate_clicks
-    from omniseg.inference.prompt_predictor import PromptPredictor, load_prompt_model
+    from omniseg.inference.promptable.prompt_predictor import PromptPredictor, load_prompt_model
     from omniseg.metrics.clicks import next_click
 
     checkpoint = tmp_path / "tiny_sam.pth"  # the official file layout: a plain state dict
@@ -238,8 +238,8 @@ def test_train_options_of_a_promptable_run():
 
 
 def test_high_resolution_features_enter_the_decoders_upscaling():
-    from omniseg.inference.export_sam import export_sam_onnx
-    from omniseg.inference.prompt_predictor import PromptPredictor
+    from omniseg.inference.deploy.export_sam import export_sam_onnx
+    from omniseg.inference.promptable.prompt_predictor import PromptPredictor
 
     torch.manual_seed(0)
     light = dict(img_size=64, embedding_stride=8, prompt_embed_dim=32, decoder_mlp_dim=32, decoder_num_heads=2,

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from omniseg.inference.instances import semantic_to_instances
+from omniseg.inference.prediction.instances import semantic_to_instances
 
 
 def _touching_discs():

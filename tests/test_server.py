@@ -73,7 +73,7 @@ def test_semantic_prediction_is_a_class_png_of_the_image_size(client, runs):
 
 
 def test_a_click_costs_one_decoder_call_on_the_cached_embedding(client):
-    model = client.app.state.models["sam"].predictor.model
+    model = client.app.state.omniseg.models["sam"].predictor.model
     encodes = []
     handle = model.image_encoder.register_forward_hook(lambda *a: encodes.append(1))
     embedded = client.post("/api/embed", files={"file": ("a.png", png(IMAGE))}).json()
@@ -94,6 +94,24 @@ def test_a_click_costs_one_decoder_call_on_the_cached_embedding(client):
     predictor.set_image(IMAGE)
     expected = predictor.predict(points=[[20, 10]]).masks
     assert all(((decoded(m) > 0) == e).all() for m, e in zip(first["masks"], expected))
+
+
+def test_the_prompt_engines_label_by_box_without_weights(client):
+    # a bright square on a dark noisy ground: GrabCut and the random walker find it from a box around it
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 40, (48, 48, 3), dtype=np.uint8)
+    image[14:34, 12:30] = rng.integers(200, 255, (20, 18, 3), dtype=np.uint8)
+    truth = np.zeros((48, 48), bool)
+    truth[14:34, 12:30] = True
+    models = {m["name"]: m for m in client.get("/api/models").json()}
+    assert models["grabcut"]["engine"] == "grabcut" and models["random-walker"]["task"] == "promptable"
+    assert models["sam"]["engine"] is None
+    for engine in ("grabcut", "random-walker"):
+        embedded = client.post("/api/embed", files={"file": ("s.png", png(image))}, data={"model": engine}).json()
+        answer = client.post("/api/prompt", json={"embedding_id": embedded["embedding_id"], "boxes": [[9, 11, 33, 37]]}).json()
+        mask = decoded(answer["masks"][0]) > 0
+        assert (mask & truth).sum() / (mask | truth).sum() > 0.9, engine
+        assert answer["scores"] == [None] and answer["logits_id"] is None  # no quality estimate, no mask prompt
 
 
 def test_classical_segmentation(client):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from omniseg.inference.sliding_window import finished_bands, gaussian_importance, sliding_window, tile_starts
-from omniseg.inference.tta import Augmentation, parse_tta, with_tta
+from omniseg.inference.tiling.sliding_window import finished_bands, gaussian_importance, sliding_window, tile_starts
+from omniseg.inference.tiling.tta import Augmentation, parse_tta, with_tta
 
 
 def test_tiles_start_evenly_and_the_last_ends_at_the_edge():
@@ -83,7 +83,7 @@ def test_test_time_augmentations_invert_exactly():
 def test_tiff_bands_read_only_what_a_band_covers(tmp_path, layout):
     import tifffile
 
-    from omniseg.inference.large_images import ImageBands
+    from omniseg.inference.tiling.large_images import ImageBands
 
     rng = np.random.default_rng(0)
     if layout == "grey16-zlib":
@@ -104,7 +104,7 @@ def test_tiff_bands_read_only_what_a_band_covers(tmp_path, layout):
 def test_png_rows_written_as_they_come_read_back_whole(tmp_path):
     from PIL import Image
 
-    from omniseg.inference.large_images import PngRowWriter
+    from omniseg.inference.tiling.large_images import PngRowWriter
 
     labels = np.random.default_rng(0).integers(0, 3, (50, 37), dtype=np.uint8)
     with PngRowWriter(tmp_path / "mask.png", 37, 50, palette=[(0, 0, 0), (200, 0, 0), (0, 0, 200)]) as png:
@@ -125,7 +125,7 @@ def test_png_rows_written_as_they_come_read_back_whole(tmp_path):
 def test_tiled_tiff_rows_written_as_they_come_read_back_whole(tmp_path):
     import tifffile
 
-    from omniseg.inference.large_images import TiffTileWriter
+    from omniseg.inference.tiling.large_images import TiffTileWriter
 
     labels = np.random.default_rng(0).integers(0, 3, (300, 270), dtype=np.uint8)
     with TiffTileWriter(tmp_path / "mask.tif", 270, 300, palette=[(0, 0, 0), (200, 0, 0), (0, 0, 200)], tile=128) as tiff:
@@ -145,7 +145,7 @@ def test_predict_tiles_a_large_tiff_resumes_and_never_leaves_half_a_file(trained
     import tifffile
     from PIL import Image
 
-    from omniseg.inference import predict_files
+    from omniseg.inference.prediction import predict_files
 
     run, predictor, image, truth = trained_rectangles_run
     inputs = tmp_path / "inputs"

@@ -13,8 +13,8 @@ from omniseg import create_model
 from omniseg.core.info import DatasetInfo
 from omniseg.core.instance_masks import InstanceMasks, mask_crops
 from omniseg.inference import Predictor
-from omniseg.inference.tiled_instances import tiled_instances
-from omniseg.inference.tta import invert_boxes, parse_tta, with_instance_tta
+from omniseg.inference.tiling.tiled_instances import tiled_instances
+from omniseg.inference.tiling.tta import invert_boxes, parse_tta, with_instance_tta
 from omniseg.metrics.coco_ap import coco_evaluate, coco_ground_truth, coco_results
 from omniseg.models.hub import ModelCard, save_model
 from omniseg.viz.overlay import instance_overlay

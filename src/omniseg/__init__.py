@@ -1,65 +1,66 @@
 """omniseg: image segmentation in all its forms, from one command and a small Python API.
 
+The public names load on first use, so ``import omniseg`` (and ``omniseg --help``) stays light: torch,
+OpenCV, timm, Lightning and the rest are imported by whatever needs them, when it runs.
+
 Example:
     >>> import omniseg
     >>> model = omniseg.create_model("unet", num_classes=5, depth=2, base_channels=8)
     >>> mask = omniseg.Predictor("runs/demo").predict("image.png")  # doctest: +SKIP
 """
 
-from omniseg._version import __version__
-from omniseg.config import RunConfig, load_config
-from omniseg.core import DatasetInfo
-from omniseg.data import load_dataset
-from omniseg.errors import ConfigError, DataError, OmnisegError, TrainingError
-from omniseg.inference import (AutomaticMaskGenerator, Predictor, PromptPredictor, autolabel_images, evaluate_folders,
-                               evaluate_run, evaluate_unsupervised, load_prompt_model, predict_images, prompt_image,
-                               segment_images)
-from omniseg.inference.export import export_run
-from omniseg.metrics import ConfusionMatrix
-from omniseg.models import create_model, list_models, load_model
-from omniseg.plan import Plan, make_plan
+from __future__ import annotations
 
-__all__ = [
-    "AutomaticMaskGenerator",
-    "ConfigError",
-    "ConfusionMatrix",
-    "DataError",
-    "DatasetInfo",
-    "OmnisegError",
-    "Plan",
-    "Predictor",
-    "PromptPredictor",
-    "RunConfig",
-    "TrainingError",
-    "__version__",
-    "autolabel_images",
-    "create_model",
-    "evaluate_folders",
-    "evaluate_run",
-    "evaluate_unsupervised",
-    "export_run",
-    "list_models",
-    "load_config",
-    "load_dataset",
-    "load_model",
-    "load_prompt_model",
-    "make_plan",
-    "predict_images",
-    "prompt_image",
-    "run_demo",
-    "segment_images",
-    "train",
-]
+import importlib
+
+from omniseg._version import __version__
+
+# public name -> the module that defines it
+_PUBLIC = {
+    "AutomaticMaskGenerator": "omniseg.inference.promptable.automatic_masks",
+    "ConfigError": "omniseg.errors",
+    "ConfusionMatrix": "omniseg.metrics.confusion",
+    "DataError": "omniseg.errors",
+    "DatasetInfo": "omniseg.core.info",
+    "OmnisegError": "omniseg.errors",
+    "Plan": "omniseg.plan.planner",
+    "Predictor": "omniseg.inference.prediction.predictor",
+    "PromptPredictor": "omniseg.inference.promptable.prompt_predictor",
+    "RunConfig": "omniseg.config",
+    "TrainingError": "omniseg.errors",
+    "autolabel_images": "omniseg.inference.promptable.prompt_files",
+    "create_model": "omniseg.models.builder",
+    "evaluate_folders": "omniseg.inference.evaluate",
+    "evaluate_run": "omniseg.inference.evaluate",
+    "evaluate_unsupervised": "omniseg.inference.evaluate",
+    "export_run": "omniseg.inference.deploy.export",
+    "list_models": "omniseg.models.builder",
+    "list_runs": "omniseg.inference.runs",
+    "load_config": "omniseg.config",
+    "load_dataset": "omniseg.data.formats",
+    "load_model": "omniseg.models.hub",
+    "load_prompt_model": "omniseg.inference.promptable.prompt_predictor",
+    "make_plan": "omniseg.plan.planner",
+    "predict_images": "omniseg.inference.prediction.predict_files",
+    "prompt_image": "omniseg.inference.promptable.prompt_files",
+    "run_demo": "omniseg.engine.demo",
+    "segment_images": "omniseg.inference.prediction.segment_files",
+    "train": "omniseg.engine.trainer",
+}
+
+__all__ = ["__version__", *sorted(_PUBLIC)]
 
 
 def __getattr__(name: str):
-    # training pulls in Lightning; import it only when asked for, so prediction stays light
-    if name == "train":
-        from omniseg.engine import train
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'omniseg' has no attribute {name!r}")
+    if module == "omniseg.models.builder":
+        importlib.import_module("omniseg.models")  # registers the architectures
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return train
-    if name == "run_demo":
-        from omniseg.engine.demo import run_demo
 
-        return run_demo
-    raise AttributeError(f"module 'omniseg' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

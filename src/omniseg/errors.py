@@ -23,3 +23,7 @@ class TrainingError(OmnisegError, RuntimeError):
 
 class NonFiniteLoss(TrainingError):
     """The training loss became NaN or infinite."""
+
+
+class WriteError(OmnisegError, OSError):
+    """A file could not be written (the disk is full, the folder is read-only); the old file is untouched."""

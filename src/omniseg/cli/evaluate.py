@@ -6,7 +6,7 @@ import argparse
 
 from rich.console import Console
 
-from omniseg.cli.output import emit_json, print_any_report, progress_bar
+from omniseg.cli.output import add_device_argument, emit_json, print_any_report, progress_bar
 from omniseg.errors import ConfigError
 
 
@@ -24,8 +24,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--engine", choices=["grabcut", "random-walker"], help="measure a weight-free prompt engine in clicks")
     p.add_argument("--max-clicks", type=int, default=20, help="promptable models: clicks an object gets at most (NoC "
                    "counts an object never reached as this; default 20)")
-    p.add_argument("--data", help="dataset to evaluate RUN_DIR on")
-    p.add_argument("--format", default="auto", help="force a dataset format")
+    p.add_argument("--data", help="dataset to evaluate RUN_DIR on (default: the run's own data, read as in training)")
+    p.add_argument("--format", help="force a dataset format (default: the run's own for its data, else detected)")
     p.add_argument("--split", default="val", help="split of --data (default val)")
     p.add_argument("--pred", help="folder of predicted class-index PNGs")
     p.add_argument("--gt", help="folder of ground-truth class-index PNGs")
@@ -37,6 +37,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--ignore-index", type=int, help="the mask value of unlabelled pixels, left out of the metrics: with RUN_DIR "
                    "it replaces the dataset's own; with --pred/--gt it defaults to 255")
     p.add_argument("--batch-size", type=int, default=4)
+    add_device_argument(p)
     p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print metrics as JSON (or write FILE)")
 
 
@@ -53,13 +54,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
         report = evaluate_folders(args.pred, args.gt, num_classes=args.num_classes, ignore_index=ignore_index)
         title = f"{args.pred} vs {args.gt}"
     else:
-        if not ((args.run_dir or args.engine) and args.data):
-            raise ConfigError("pass RUN_DIR --data PATH, or --pred DIR --gt DIR")
+        if not (args.run_dir or (args.engine and args.data)):
+            raise ConfigError("pass RUN_DIR (its own data, or --data PATH), --engine NAME --data PATH, or --pred DIR --gt DIR")
         from omniseg.inference import evaluate_run
 
         report = evaluate_run(args.run_dir, args.data, split=args.split, format=args.format, batch_size=args.batch_size,
-                              ignore_index=args.ignore_index, arch=args.arch, engine=args.engine, max_clicks=args.max_clicks)
-        title = f"{args.run_dir or args.engine} on {args.data} ({args.split})"
+                              ignore_index=args.ignore_index, arch=args.arch, engine=args.engine, max_clicks=args.max_clicks,
+                              device=args.device)
+        title = f"{args.run_dir or args.engine} on {args.data or 'its own data'} ({args.split})"
     return _print(console, report, title, args.json)
 
 

@@ -15,6 +15,11 @@ from rich.progress import Progress
 from rich.table import Table
 
 
+def add_device_argument(parser, what: str = "the compute device") -> None:
+    """``--device``, one meaning and one default in every command: the device models run on."""
+    parser.add_argument("--device", help=f"{what}: cpu, cuda, cuda:N (default: cuda when available, else cpu)")
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
 

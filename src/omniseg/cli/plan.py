@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
-from rich.markdown import Markdown
 
-from omniseg.cli.output import emit_json
-from omniseg.plan import make_plan
+from omniseg.cli.output import add_device_argument, emit_json
 
 
 def add_parser(sub, name: str) -> None:
@@ -21,7 +19,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--task", choices=["semantic", "instance", "panoptic"], default="semantic")
     p.add_argument("--time-budget", type=float, metavar="SECONDS", help="seconds of training to plan for "
                    "(default: 1800 on a CPU, 3600 on a GPU, and the run is counted in the steps that fit)")
-    p.add_argument("--device", choices=["cpu", "cuda"], help="the device to measure on (default: cuda when available)")
+    add_device_argument(p, "the device the plan measures steps on")
     p.add_argument("--format", default="auto", help="force a dataset format")
     p.add_argument("--ignore-index", type=int, help="the mask value of unlabelled pixels (default: the dataset's own)")
     p.add_argument("--no-measure", action="store_true", help="estimate step times from operation counts instead of measuring")
@@ -30,9 +28,12 @@ def add_parser(sub, name: str) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    import torch
+    from rich.markdown import Markdown
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    from omniseg.core.device import resolve_device
+    from omniseg.plan import make_plan
+
+    device = resolve_device(args.device).type
     plan = make_plan(args.data, task=args.task, time_budget=args.time_budget, device=device, format=args.format,
                      ignore_index=args.ignore_index, measure=not args.no_measure)
     if args.out:

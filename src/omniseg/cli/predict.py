@@ -7,7 +7,7 @@ import argparse
 
 from rich.console import Console
 
-from omniseg.cli.output import progress_bars
+from omniseg.cli.output import add_device_argument, progress_bars
 from omniseg.errors import ConfigError
 
 
@@ -16,7 +16,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("run_dir", help="run directory written by `omniseg train`")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    add_device_argument(p)
     p.add_argument("--score-threshold", type=float, default=0.5, help="instance and panoptic models: keep instances scoring at least this")
     p.add_argument("--mask-threshold", type=float, default=0.5, help="instance and panoptic models: mask probability cut")
     p.add_argument("--overlap-threshold", type=float, help="panoptic models: drop an instance whose mask is more than this "

@@ -6,13 +6,13 @@ import argparse
 
 from rich.console import Console
 
-from omniseg.cli.output import progress_bar
+from omniseg.cli.output import add_device_argument, progress_bar
 from omniseg.errors import ConfigError
 
 
 def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", help="the checkpoint's architecture: sam_vit_b, sam_vit_l, sam_vit_h, mobile_sam, sam")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    add_device_argument(p)
 
 
 def add_parser(sub, name: str) -> None:
@@ -72,7 +72,7 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from omniseg.inference.prompt_files import autolabel_images, prompt_image
+    from omniseg.inference.promptable.prompt_files import autolabel_images, prompt_image
 
     if args.command == "autolabel":
         with progress_bar(console, "autolabel") as progress:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from omniseg.cli.output import add_device_argument
+
 from omniseg.errors import ConfigError
 
 
@@ -25,7 +27,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--cache-mb", type=float, default=512.0, help="memory for cached image embeddings")
     p.add_argument("--workers", type=int, default=2, help="inference calls at once; more requests queue")
     p.add_argument("--label-dir", help="folder where labelled objects are saved (COCO)")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    add_device_argument(p)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from omniseg.cli.output import emit_json, print_any_report, quiet_libraries
-from omniseg.config import RunConfig, apply_values, flatten, load_values, parse_overrides
-from omniseg.plan import Candidate, Plan, make_plan
+from omniseg.cli.output import add_device_argument, emit_json, print_any_report, quiet_libraries
+
+if TYPE_CHECKING:
+    from omniseg.config import RunConfig
+    from omniseg.plan import Candidate, Plan
 
 
 def add_parser(sub, name: str) -> None:
@@ -45,7 +48,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. optim.lr=0.01")
     p.add_argument("--no-plan", action="store_true", help="omniseg's fixed defaults instead of a plan from the dataset's "
                    "fingerprint (see `omniseg plan`)")
-    p.add_argument("--device", choices=["cpu", "cuda"], help="the device the plan measures (default: cuda when available)")
+    add_device_argument(p, "the device that trains (and that the plan measures)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
     p.add_argument("--overwrite", action="store_true", help="replace the run files already in OUT")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -68,6 +71,10 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, Plan | None]:
     config and the plan it started from. The model the user names (any ``model.*`` key) is measured and planned
     around instead of the plan's own choice; ``--epochs`` replaces the plan's step count and validation cadence
     (a validation an epoch). ``--resume`` reuses the run's plan."""
+    from omniseg.config import RunConfig, apply_values, flatten, load_values, parse_overrides
+    from omniseg.core.device import resolve_device
+    from omniseg.plan import Plan, make_plan
+
     user = flatten(load_values(args.config)) if args.config else {}
     user.update({key: getattr(args, flag) for flag, key in FLAG_KEYS.items() if getattr(args, flag, None) is not None})
     if "train.time_budget" in user:
@@ -75,6 +82,9 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, Plan | None]:
     if getattr(args, "freeze", None):
         user["prompt.freeze"] = [part.strip() for part in args.freeze.split(",") if part.strip()]
     user.update(parse_overrides(list(args.set)))
+    device = resolve_device(getattr(args, "device", None)).type
+    if getattr(args, "device", None):
+        user.setdefault("train.accelerator", device)
     plan, base = None, RunConfig()
     data = user.get("data.path")
     if user.get("task") == "promptable":  # the planner plans semantic, instance and panoptic runs
@@ -90,7 +100,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, Plan | None]:
         if args.resume and (Path(out) / "plan.json").is_file():
             plan = Plan.load(Path(out))
         else:
-            plan = make_plan(data, task=task, time_budget=user.get("train.time_budget"), device=args.device or _device(),
+            plan = make_plan(data, task=task, time_budget=user.get("train.time_budget"), device=device,
                              format=user.get("data.format", "auto"), ignore_index=user.get("data.ignore_index"),
                              model=_users_model(user))
         by_epochs = ("train.max_steps", "train.val_every_steps") if user.get("train.epochs") else ()
@@ -101,6 +111,9 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, Plan | None]:
 
 def _users_model(user: dict) -> Candidate | None:
     """The model the user named (name, encoder, options), which the plan measures instead of choosing one."""
+    from omniseg.config import RunConfig
+    from omniseg.plan import Candidate
+
     if not any(key.startswith("model.") for key in user):
         return None
     kwargs = {key[len("model.kwargs."):]: value for key, value in user.items() if key.startswith("model.kwargs.")}
@@ -108,12 +121,6 @@ def _users_model(user: dict) -> Candidate | None:
     if user.get("model.encoder"):
         kwargs["encoder"] = user["model.encoder"]
     return Candidate(user.get("model.name", RunConfig().model.name), kwargs, "the model asked for")
-
-
-def _device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

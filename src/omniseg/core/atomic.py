@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from omniseg.errors import OmnisegError
+from omniseg.errors import WriteError
 
 
 def _umask() -> int:
@@ -22,10 +22,6 @@ def _umask() -> int:
 
 #: files get the permissions a plain ``open(..., "w")`` gives, whatever mode a library created the temporary with
 FILE_MODE = 0o666 & ~_umask()
-
-
-class WriteError(OmnisegError, OSError):
-    """A file could not be written (the disk is full, the folder is read-only); the old file is untouched."""
 
 
 def temporary_name(path: Path) -> Path:

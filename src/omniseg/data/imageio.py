@@ -138,3 +138,39 @@ def write_index_png(path: str | Path, mask: np.ndarray, palette: list[tuple[int,
         flat = [c for colour in palette for c in colour]
         image.putpalette(flat + [0] * (768 - len(flat)))
     image.save(path)
+
+
+# Conversions: the one place images change type or layout (paths, PIL, arrays, tensors -> tensors or RGB arrays).
+
+ImageLike = str | Path | np.ndarray | Image.Image | torch.Tensor
+
+
+def to_image_tensor(image: ImageLike) -> torch.Tensor:
+    """A path, PIL image, uint8 ``[H, W, 3]`` / ``[H, W]`` array or uint8 ``[3, H, W]`` tensor as uint8 ``[3, H, W]``."""
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if isinstance(image, Image.Image):
+        image = np.array(image.convert("RGB"))
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] not in (3, 4):
+            raise DataError(f"expected an [H, W, 3] image array, got shape {image.shape}")
+        rgb = image[..., :3]
+        rgb = rgb if rgb.flags.writeable and rgb.flags.c_contiguous else np.array(rgb)  # torch needs a writeable array
+        image = torch.from_numpy(rgb).permute(2, 0, 1)
+    if not isinstance(image, torch.Tensor) or image.ndim != 3:
+        raise DataError(f"expected an image path, PIL image, [H, W, 3] array or [3, H, W] tensor, got {type(image)}")
+    return image
+
+
+def uint8_image(image: torch.Tensor) -> torch.Tensor:
+    """An image tensor as uint8: uint8 passes through, floats in 0..1 (high bit depth, as read) are scaled to 0..255."""
+    if image.dtype == torch.uint8:
+        return image
+    return (image.float().clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def rgb_uint8(image: ImageLike) -> np.ndarray:
+    """Any image (path, PIL, grey or RGB array, ``[3, H, W]`` tensor; 8 or 16 bits, floats in 0..1) as uint8 ``[H, W, 3]``."""
+    return np.ascontiguousarray(uint8_image(to_image_tensor(image)).permute(1, 2, 0).numpy())

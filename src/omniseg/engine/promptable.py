@@ -19,7 +19,7 @@ from omniseg.engine.module import OptimisedTask
 from omniseg.engine.simulated_prompts import corrective_clicks, first_points, jittered_boxes
 from omniseg.errors import ConfigError
 from omniseg.inference.evaluate.clicks import object_curves
-from omniseg.inference.prompt_predictor import PromptPredictor
+from omniseg.inference.promptable.prompt_predictor import PromptPredictor
 from omniseg.losses import binary_dice_loss, binary_focal_loss
 from omniseg.metrics.clicks import click_metrics
 from omniseg.models.promptable import Sam

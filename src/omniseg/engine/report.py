@@ -13,7 +13,8 @@ from omniseg.core.labels import class_ids
 from omniseg.data.transforms import InstanceTransform, TransformedDataset, eval_transforms_for, semantic_only
 from omniseg.inference.evaluate import evaluate_instances, evaluate_model, evaluate_panoptic
 from omniseg.inference.evaluate.clicks import evaluate_clicks, interactive_session
-from omniseg.inference.prompt_predictor import PromptPredictor, rgb_uint8
+from omniseg.data.imageio import rgb_uint8
+from omniseg.inference.promptable.prompt_predictor import PromptPredictor
 from omniseg.metrics.clicks import next_click
 from omniseg.metrics.panoptic import panoptic_ground_truth
 from omniseg.models.hub import load_model
@@ -51,8 +52,7 @@ def write_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, config: Ru
                 pred, truth = pred[middle], truth[middle] if truth is not None else None
                 image = grey_to_rgb(raw["image"][0, middle].numpy())
             else:
-                image = raw["image"].permute(1, 2, 0).numpy()
-                image = image.astype(np.uint8) if image.dtype == np.uint8 else (image * 255).round().astype(np.uint8)
+                image = rgb_uint8(raw["image"])
             plot_sample(image, truth, pred, info.palette, info.class_names,
                         samples / f"{raw['meta']['id'] or index}.png", ignore_index=info.ignore_index)
     return {"split": "val", **confusion.report(info.class_names), **extra}
@@ -89,7 +89,7 @@ def write_instance_report(run_dir: Path, val_set: torch.utils.data.Dataset, *, c
             else:
                 keep = output["scores"] >= 0.5
                 masks, labels, scores_shown = (output["masks"][keep, 0] >= 0.5).numpy(), output["labels"][keep].tolist(), output["scores"][keep].tolist()
-            plot_instances(raw["image"].permute(1, 2, 0).numpy().astype(np.uint8), masks, labels, scores_shown, info.class_names,
+            plot_instances(rgb_uint8(raw["image"]), masks, labels, scores_shown, info.class_names,
                            samples / f"{raw['meta']['id'] or index}.png", truth=(truth_masks, truth_labels))
     return {"task": model.card.task, "split": "val", **scores, **extra}
 

@@ -6,14 +6,18 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from omniseg.core.atomic import write_with
+from omniseg.viz.overlay import colorize, overlay
 
-from omniseg.core.atomic import write_with  # noqa: E402
-from omniseg.viz.overlay import colorize, overlay  # noqa: E402
+
+def _figure(*grid, figsize: tuple[float, float], squeeze: bool = True):
+    """A figure drawn off screen (no pyplot, so the user's matplotlib backend is never touched) and its axes."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, squeeze=squeeze)
 
 
 def plot_curves(history_csv: str | Path, out: str | Path,
@@ -26,7 +30,7 @@ def plot_curves(history_csv: str | Path, out: str | Path,
         pts = [(float(r["step"]), float(r[key])) for r in rows if r.get(key) not in (None, "", "nan")]
         return [p[0] for p in pts], [p[1] for p in pts]
 
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_loss, ax_metric) = _figure(1, 2, figsize=(10, 4))
     for ax, keys in ((ax_loss, ("train_loss", "val_loss")), (ax_metric, metrics)):
         for key in keys:
             xs, ys = series(key)
@@ -39,13 +43,12 @@ def plot_curves(history_csv: str | Path, out: str | Path,
         ax.legend()
     fig.tight_layout()
     write_with(out, lambda path: fig.savefig(path, dpi=100))
-    plt.close(fig)
 
 
 def plot_click_curves(curves: dict[str, Sequence[float]], out: str | Path) -> None:
     """Mean IoU against the number of clicks (one line per model or split, ``{name: [mIoU after 1, 2, ...
     clicks]}``), with the 85% and 90% lines that NoC@85 and NoC@90 count to."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _figure(figsize=(6, 4))
     for name, values in curves.items():
         ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, label=name)
     for level in (0.85, 0.9):
@@ -55,7 +58,6 @@ def plot_click_curves(curves: dict[str, Sequence[float]], out: str | Path) -> No
     ax.legend()
     fig.tight_layout()
     write_with(out, lambda path: fig.savefig(path, dpi=100))
-    plt.close(fig)
 
 
 def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], out: str | Path) -> None:
@@ -65,7 +67,7 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], out: str | Pa
         norm = np.nan_to_num(m / m.sum(1, keepdims=True))
     k = len(class_names)
     size = max(4.0, 0.5 * k + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig, ax = _figure(figsize=(size + 1, size))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(k), class_names, rotation=45, ha="right")
     ax.set_yticks(range(k), class_names)
@@ -78,7 +80,6 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], out: str | Pa
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     write_with(out, lambda path: fig.savefig(path, dpi=100))
-    plt.close(fig)
 
 
 def plot_sample(image: np.ndarray, truth: np.ndarray | None, pred: np.ndarray, palette: Sequence[Sequence[int]],
@@ -89,18 +90,17 @@ def plot_sample(image: np.ndarray, truth: np.ndarray | None, pred: np.ndarray, p
         panels.append(("ground truth", colorize(truth, palette, ignore_index=ignore_index)))
     panels += [("prediction", colorize(pred, palette, ignore_index=ignore_index)),
                ("overlay", overlay(image, pred, palette, ignore_index=ignore_index))]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.9))
+    fig, axes = _figure(1, len(panels), figsize=(3.2 * len(panels), 3.9))
     for ax, (title, array) in zip(axes, panels):
         ax.imshow(array, interpolation="nearest")
         ax.set_title(title)
         ax.axis("off")
     shown = sorted(set(np.unique(pred).tolist()) | (set(np.unique(truth).tolist()) if truth is not None else set()))
-    handles = [plt.Rectangle((0, 0), 1, 1, color=np.asarray(palette[c]) / 255) for c in shown if c < len(class_names)]
+    handles = [Rectangle((0, 0), 1, 1, color=np.asarray(palette[c]) / 255) for c in shown if c < len(class_names)]
     labels = [class_names[c] for c in shown if c < len(class_names)]
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8) or 1, fontsize=8)
     fig.tight_layout(rect=(0, 0.08 if labels else 0, 1, 1))
     write_with(out, lambda path: fig.savefig(path, dpi=90))
-    plt.close(fig)
 
 
 def plot_samples_grid(samples: Sequence[tuple[str, np.ndarray, np.ndarray | None]], palette: Sequence[Sequence[int]],
@@ -110,7 +110,7 @@ def plot_samples_grid(samples: Sequence[tuple[str, np.ndarray, np.ndarray | None
     legend of the classes shown (ignored pixels left as they are)."""
     columns = max(1, min(columns, len(samples)))
     rows = max(1, -(-len(samples) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows + 0.6), squeeze=False)
+    fig, axes = _figure(rows, columns, figsize=(3.2 * columns, 3.0 * rows + 0.6), squeeze=False)
     shown: set[int] = set()
     for ax in axes.reshape(-1):
         ax.axis("off")
@@ -121,14 +121,13 @@ def plot_samples_grid(samples: Sequence[tuple[str, np.ndarray, np.ndarray | None
         ax.imshow(image, interpolation="nearest")
         ax.set_title(name[:28], fontsize=8)
     classes = [c for c in sorted(shown) if 0 <= c < len(class_names)]
-    handles = [plt.Rectangle((0, 0), 1, 1, color=np.asarray(palette[c]) / 255) for c in classes]
+    handles = [Rectangle((0, 0), 1, 1, color=np.asarray(palette[c]) / 255) for c in classes]
     fig.legend(handles, [class_names[c] for c in classes], loc="lower center", ncol=min(len(classes), 6) or 1, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     legend_rows = -(-len(classes) // 6)
     fig.tight_layout(rect=(0, min(0.05 * legend_rows / rows, 0.4), 1, 1))
     write_with(out, lambda path: fig.savefig(path, dpi=90))
-    plt.close(fig)
 
 
 def plot_instances(image: np.ndarray, masks: np.ndarray, labels: Sequence[int], scores: Sequence[float] | None,
@@ -155,13 +154,12 @@ def plot_instances(image: np.ndarray, masks: np.ndarray, labels: Sequence[int], 
         ax.axis("off")
 
     panels = 2 if truth is not None else 1
-    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.5), squeeze=False)
+    fig, axes = _figure(1, panels, figsize=(5 * panels, 4.5), squeeze=False)
     if truth is not None:
         draw(axes[0, 0], truth[0], list(truth[1]), None, "ground truth")
     draw(axes[0, -1], masks, list(labels), scores, f"prediction ({len(masks)} instances)")
     fig.tight_layout()
     write_with(out, lambda path: fig.savefig(path, dpi=90))
-    plt.close(fig)
 
 
 __all__ = ["plot_confusion", "plot_curves", "plot_instances", "plot_sample", "plot_samples_grid"]

@@ -16,7 +16,7 @@ from omniseg.metrics.clicks import Click, click_metrics, mean_curve, simulate_cl
 
 def interactive_session(predictor) -> Callable[[list[Click]], np.ndarray]:
     """``predict(clicks) -> mask`` for one object on the image set on ``predictor`` (a
-    :class:`~omniseg.inference.prompt_predictor.PromptPredictor`, or a weight-free engine)."""
+    :class:`~omniseg.inference.promptable.prompt_predictor.PromptPredictor`, or a weight-free engine)."""
     previous: list[np.ndarray | None] = [None]
 
     def predict(clicks: list[Click]) -> np.ndarray:

@@ -6,7 +6,7 @@ summed. Tiles run in batches. The accumulator holds only the band of rows (slabs
 to come write to: once the next row of tiles starts below a row, that row is finished, is normalised and
 arg-maxed (or kept as uint8 probabilities), and is handed on. Memory grows with the width (and height, for a
 volume's slab), never with the length along the first axis, and inputs are read band by band (see
-:mod:`omniseg.inference.large_images`).
+:mod:`omniseg.inference.tiling.large_images`).
 
     >>> starts = tile_starts(1000, 512, 0.5)  # tile rows at 0, 244 and 488: the last one ends at the edge
 """

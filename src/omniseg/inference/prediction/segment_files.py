@@ -13,9 +13,9 @@ import numpy as np
 
 from omniseg.classical.methods import resolve_parameters, segment
 from omniseg.core.atomic import write_text
-from omniseg.data.imageio import read_image, read_label_png
+from omniseg.data.imageio import read_label_png, rgb_uint8
 from omniseg.errors import ConfigError, DataError
-from omniseg.inference.inputs import collect_images
+from omniseg.inference.prediction.inputs import collect_images
 from omniseg.inference.writers import save_image
 from omniseg.viz.overlay import boundary_overlay
 
@@ -58,9 +58,7 @@ def segment_images(
     (out / "overlays").mkdir(parents=True, exist_ok=True)
     record = {"method": method, "parameters": chosen, "box": box, "seeds": None if seeds is None else str(seeds), "images": []}
     for done, path in enumerate(images, 1):
-        image = read_image(path).permute(1, 2, 0).numpy()
-        if image.dtype != np.uint8:  # high bit depth, read as 0..1: the classical methods take 8 bits
-            image = (image * 255).round().astype(np.uint8)
+        image = rgb_uint8(path)  # high bit depth, read as 0..1: the classical methods take 8 bits
         marks = read_seeds(seeds, path) if seeds is not None else None
         start = time.perf_counter()
         try:

@@ -11,41 +11,20 @@ import torch
 from PIL import Image
 from torch import nn
 
+from omniseg.core.device import resolve_device
 from omniseg.core.labels import class_ids
-from omniseg.data.imageio import read_image
+from omniseg.data.imageio import ImageLike, read_image, to_image_tensor
 from omniseg.data.transforms import VolumeTransform, match_channels
 from omniseg.errors import OmnisegError
-from omniseg.inference.instances import semantic_to_instances
-from omniseg.inference.optimize import fold_batchnorm
-from omniseg.inference.sliding_window import sliding_window
-from omniseg.inference.tiled_instances import tiled_instances
-from omniseg.inference.tta import parse_tta, with_instance_tta, with_tta
+from omniseg.inference.prediction.instances import semantic_to_instances
+from omniseg.inference.deploy.optimize import fold_batchnorm
+from omniseg.inference.tiling.sliding_window import sliding_window
+from omniseg.inference.tiling.tiled_instances import tiled_instances
+from omniseg.inference.tiling.tta import parse_tta, with_instance_tta, with_tta
 from omniseg.models.hub import ModelCard, load_model
 from omniseg.models.instance.mask_rcnn import at_native_resolution
 from omniseg.models.panoptic.merge import merge_prediction
 from omniseg.models.semantic.base import is_volumetric
-
-ImageLike = str | Path | np.ndarray | Image.Image | torch.Tensor
-
-
-def to_image_tensor(image: ImageLike) -> torch.Tensor:
-    """A path, PIL image, uint8 ``[H, W, 3]`` / ``[H, W]`` array or uint8 ``[3, H, W]`` tensor as uint8 ``[3, H, W]``."""
-    if isinstance(image, (str, Path)):
-        return read_image(image)
-    if isinstance(image, Image.Image):
-        image = np.array(image.convert("RGB"))
-    if isinstance(image, np.ndarray):
-        if image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=2)
-        if image.ndim != 3 or image.shape[2] not in (3, 4):
-            raise OmnisegError(f"expected an [H, W, 3] image array, got shape {image.shape}")
-        rgb = image[..., :3]
-        rgb = rgb if rgb.flags.writeable and rgb.flags.c_contiguous else np.array(rgb)  # torch needs a writeable array
-        image = torch.from_numpy(rgb).permute(2, 0, 1)
-    if not isinstance(image, torch.Tensor) or image.ndim != 3:
-        raise OmnisegError(f"expected an image path, PIL image, [H, W, 3] array or [3, H, W] tensor, got {type(image)}")
-    return image
-
 
 class Predictor:
     """Predict with a trained model: class masks (semantic models), instances (instance and panoptic
@@ -73,7 +52,7 @@ class Predictor:
         if card is None:
             raise OmnisegError("the model has no .card; load it with omniseg.load_model(run_dir)")
         self.card, self.info = card, card.info
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         self.task = card.task
         self.volumetric = self.task == "semantic" and is_volumetric(model)
         if self.task == "semantic" and not self.volumetric:  # detectors normalise their input themselves
@@ -100,7 +79,7 @@ class Predictor:
                 raise OmnisegError("the onnxruntime backend runs 2D semantic models; use the torch backend for this run")
             if onnx is None and run_dir is None:
                 raise OmnisegError("the onnxruntime backend needs the run directory (to export the model) or onnx=PATH")
-            from omniseg.inference.onnx_backend import OnnxTiles, onnx_model_for
+            from omniseg.inference.deploy.onnx_backend import OnnxTiles, onnx_model_for
 
             self._onnx = OnnxTiles(onnx or onnx_model_for(run_dir, int(self.tile_size)))
 
@@ -141,8 +120,8 @@ class Predictor:
     def predict_proba(self, image: ImageLike, *, tile: int | Sequence[int] | None = None, overlap: float = 0.5,
                       tta: str | None = None, batch_size: int = 4) -> torch.Tensor:
         """Class probabilities ``[K, H, W]`` (float32, on the CPU): the whole image in one pass, or tile by tile
-        with ``tile`` (see :mod:`~omniseg.inference.sliding_window`; ``tile=0`` is the model's training size),
-        averaged over the test-time augmentations of ``tta`` (see :func:`~omniseg.inference.tta.parse_tta`)."""
+        with ``tile`` (see :mod:`~omniseg.inference.tiling.sliding_window`; ``tile=0`` is the model's training size),
+        averaged over the test-time augmentations of ``tta`` (see :func:`~omniseg.inference.tiling.tta.parse_tta`)."""
         self._check_images()
         image = to_image_tensor(image)
         forward = self.forward_of(tta)
@@ -187,9 +166,9 @@ class Predictor:
         ``scores`` float32 [N], ``boxes`` float32 [N, 4] (XYXY pixels); those scoring under
         ``score_threshold`` are left out, mask probabilities are cut at ``mask_threshold``. With ``tile``
         (``0``: the training size) the detector runs tile by tile, each tile at its own resolution (not resized),
-        and the tiles' detections are merged (see :mod:`~omniseg.inference.tiled_instances`; ``masks`` are then
+        and the tiles' detections are merged (see :mod:`~omniseg.inference.tiling.tiled_instances`; ``masks`` are then
         an :class:`~omniseg.core.instance_masks.InstanceMasks`, held as crops, which reads as the array);
-        ``tta`` merges the detections of each augmented view (see :func:`~omniseg.inference.tta.with_instance_tta`).
+        ``tta`` merges the detections of each augmented view (see :func:`~omniseg.inference.tiling.tta.with_instance_tta`).
 
         A semantic model answers too: the connected regions of its thing classes (all classes but 0 when the
         dataset names no things) are the instances, touching ones split by a watershed with

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from omniseg.errors import ConfigError
-from omniseg.inference.export import _quiet
+from omniseg.inference.deploy.export import _quiet
 from omniseg.models.promptable import Sam
 
 
@@ -124,7 +124,7 @@ def onnx_difference(path: str | Path, module: nn.Module, inputs: dict[str, torch
 
 def export_promptable(source: str | Path | Sam, out_dir: str | Path, *, arch: str | None = None, single_mask: bool = False) -> dict:
     """:func:`export_sam_onnx` of a promptable run directory, or of a checkpoint file with its ``arch``."""
-    from omniseg.inference.prompt_predictor import PromptPredictor, load_prompt_model
+    from omniseg.inference.promptable.prompt_predictor import PromptPredictor, load_prompt_model
 
     predictor = load_prompt_model(source, arch=arch, device="cpu")
     if not isinstance(predictor, PromptPredictor):

@@ -4,6 +4,7 @@ each with overlays."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -17,10 +18,12 @@ import torch
 from omniseg.core.atomic import remove_stale_temporaries, write_text, write_with
 from omniseg.core.labels import class_ids
 from omniseg.errors import ConfigError
-from omniseg.inference.inputs import collect_images, collect_volumes
-from omniseg.inference.large_images import ImageBands, PngRowWriter, TiffTileWriter
-from omniseg.inference.sliding_window import WindowPlan, finished_bands
-from omniseg.inference.predictor import Predictor, to_image_tensor
+from omniseg.inference.prediction.inputs import collect_images, collect_volumes
+from omniseg.inference.tiling.large_images import ImageBands, PngRowWriter, TiffTileWriter
+from omniseg.inference.tiling.sliding_window import WindowPlan, finished_bands
+from omniseg.data.imageio import rgb_uint8, to_image_tensor, uint8_image
+from omniseg.inference.prediction.predictor import Predictor
+from omniseg.models.hub import load_card
 from omniseg.inference.writers import panoptic_json, write_instances, write_panoptic, write_prediction
 from omniseg.metrics import coco_results
 from omniseg.models.panoptic import panoptic_merge
@@ -64,13 +67,13 @@ def predict_images(
     ``score_threshold``, ``mask_threshold``, ``overlap_threshold`` and ``stuff_min_area`` are the instance and
     panoptic cuts (``None``: the model's own). ``progress(done, total)`` is called after each file.
 
-    Semantic runs predict any size in bounded memory (:mod:`~omniseg.inference.sliding_window`): ``tile`` is the
+    Semantic runs predict any size in bounded memory (:mod:`~omniseg.inference.tiling.sliding_window`): ``tile`` is the
     side of a tile (``0``: the training size; ``"auto"``: the training size for images over four tiles' area,
     else the whole image at once; ``None``: always the whole image), ``overlap`` the tiles' overlap, ``tta`` the
     test-time augmentations (e.g. ``"flip,scale=0.75,1,1.25"``); TIFF inputs are read band by band and the PNGs
     written row by row; ``mask_format="tiff"`` writes the class ids (and probabilities) as tiled TIFFs (256-pixel
     tiles, zlib, BigTIFF when large) instead. Instance runs take the same ``tile`` (each tile at its own
-    resolution, detections merged at the seams: :mod:`~omniseg.inference.tiled_instances`) and ``tta`` (merged
+    resolution, detections merged at the seams: :mod:`~omniseg.inference.tiling.tiled_instances`) and ``tta`` (merged
     detections); volumetric runs tile by the training patch, read slab by slab, and take flips. ``probabilities`` adds
     ``<stem>_probabilities/<k>_<class>.png`` (uint8, 255 = 1). Files (of semantic, instance and volumetric runs)
     whose outputs exist are skipped unless ``overwrite`` (every file is written whole or not at all, so an
@@ -84,46 +87,94 @@ def predict_images(
         >>> predict_images("runs/demo", ["photos/"], "preds/")  # doctest: +SKIP
         PredictionSummary(out=PosixPath('preds'), kind='semantic', files=12, instances=0, index=None)
     """
+    options = {"score_threshold": score_threshold, "mask_threshold": mask_threshold, "overlap_threshold": overlap_threshold,
+               "stuff_min_area": stuff_min_area, "instances": instances, "split_touching": split_touching, "semantic": semantic,
+               "tile": tile, "overlap": overlap, "tta": tta, "probabilities": probabilities, "overwrite": overwrite,
+               "batch_size": batch_size, "backend": backend, "devices": devices,
+               "mask_format": mask_format}
+    out, report = Path(out), progress or (lambda done, total: None)
     if devices > 1:
+        card = run.card if isinstance(run, Predictor) else load_card(run)
+        refuse_unhonoured(_kind(card.task, False, instances, semantic), options, run)
         return _predict_on_processes(run, inputs, out, devices, {
             "device": device, "tile": tile, "overlap": overlap, "tta": tta, "probabilities": probabilities,
             "overwrite": overwrite, "batch_size": batch_size, "backend": backend, "mask_format": mask_format})
-    rank, world = _shard()
     predictor = run if isinstance(run, Predictor) else Predictor(run, device=device, backend=backend)
-    if world > 1 and (predictor.task != "semantic" or predictor.volumetric or instances):
-        raise ConfigError(f"prediction on several processes takes 2D semantic runs; {run} is a "
-                          f"{'volumetric' if predictor.volumetric else predictor.task} run: predict it on one process")
-    if semantic is not None and predictor.task != "instance":
-        raise ConfigError(f"a semantic partner pairs a semantic run with an instance run, but {run} is a {predictor.task} run")
-    if instances and (predictor.task != "semantic" or predictor.volumetric):
-        raise ConfigError(f"instances from class masks need a 2D semantic run, but {run} is a "
-                          f"{'volumetric' if predictor.volumetric else predictor.task} run")
-    out = Path(out)
-    report = progress or (lambda done, total: None)
+    kind = _kind(predictor.task, predictor.volumetric, instances, semantic)
+    refuse_unhonoured(kind, options, run)
+    if kind != "semantic" and _shard()[1] > 1:
+        raise ConfigError(f"prediction on several processes takes 2D semantic runs; {run} makes a {kind} prediction: "
+                          "predict it on one process")
     tiling = {"tile": tile, "overlap": overlap, "tta": tta}
-    if predictor.volumetric:
+    if kind == "volumetric":
         return _predict_volumes(predictor, inputs, out, report, overwrite=overwrite, **tiling)
-    if predictor.task in ("instance", "panoptic") or instances:
+    if kind in ("instance", "semantic with instances"):
+        return _predict_instances(predictor, inputs, out, score_threshold, mask_threshold, split_touching, report,
+                                  overwrite=overwrite, **tiling)
+    if kind in ("panoptic", "instance with a semantic partner"):
         merge = {"score_threshold": score_threshold}
         merge |= {"overlap_threshold": overlap_threshold} if overlap_threshold is not None else {}
         merge |= {"stuff_min_area": stuff_min_area} if stuff_min_area is not None else {}
         partner = _semantic_partner(predictor, semantic, device) if semantic is not None else None
-        if predictor.task == "panoptic" or partner is not None:
-            return _predict_panoptic(predictor, partner, inputs, out, merge, mask_threshold, report, **tiling)
-        return _predict_instances(predictor, inputs, out, score_threshold, mask_threshold, split_touching, report,
-                                  overwrite=overwrite, **tiling)
-    images = collect_images(inputs)
+        return _predict_panoptic(predictor, partner, inputs, out, merge, mask_threshold, report, **tiling)
+    return _predict_semantic(predictor, inputs, out, report, probabilities=probabilities, batch_size=batch_size,
+                             tile_progress=tile_progress, mask_format=mask_format, overwrite=overwrite, **tiling)
+
+
+# What each kind of prediction honours beyond the inputs, the output folder, the device and the progress callbacks. An
+# option given a value other than its default that the kind does not honour is refused, never dropped in silence.
+HONOURED = {
+    "semantic": {"tile", "overlap", "tta", "probabilities", "batch_size", "backend", "devices", "mask_format", "overwrite"},
+    "semantic with instances": {"instances", "split_touching", "score_threshold", "mask_threshold", "tile", "overlap", "tta",
+                                "overwrite"},
+    "volumetric": {"tile", "overlap", "tta", "overwrite"},
+    "instance": {"score_threshold", "mask_threshold", "tile", "overlap", "tta", "overwrite"},
+    "instance with a semantic partner": {"semantic", "score_threshold", "mask_threshold", "overlap_threshold", "stuff_min_area",
+                                         "tile", "overlap", "tta"},
+    "panoptic": {"score_threshold", "mask_threshold", "overlap_threshold", "stuff_min_area"},
+}
+
+
+def _kind(task: str, volumetric: bool, instances: bool, semantic) -> str:
+    if task == "semantic":
+        return "volumetric" if volumetric else "semantic with instances" if instances else "semantic"
+    if task == "instance" and semantic is not None:
+        return "instance with a semantic partner"
+    if task not in ("instance", "panoptic"):
+        raise ConfigError(f"omniseg predict takes semantic, instance and panoptic runs; a {task} run is prompted instead "
+                          "(omniseg prompt / omniseg autolabel)")
+    return task
+
+
+def refuse_unhonoured(kind: str, options: dict, run) -> None:
+    """A one-line error naming the options (given values other than their defaults) that a ``kind`` prediction of
+    ``run`` cannot honour, and what takes them."""
+    defaults = {name: parameter.default for name, parameter in inspect.signature(predict_images).parameters.items()}
+    refused = [name for name, value in options.items() if name not in HONOURED[kind] and value != defaults[name]]
+    if refused:
+        takers = {name: [k for k, names in HONOURED.items() if name in names] for name in refused}
+        flags = "; ".join(f"--{name.replace('_', '-')} (it serves: {', '.join(takers[name])})" for name in refused)
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise ConfigError(f"{run} makes {article} {kind} prediction, which cannot honour {flags}; leave them out")
+
+
+def _predict_semantic(predictor: Predictor, inputs, out: Path, report: Progress, *, tile, overlap: float, tta: str | None,
+                      probabilities: bool, batch_size: int, tile_progress: Progress | None, mask_format: str,
+                      overwrite: bool) -> PredictionSummary:
+    """A 2D semantic run over files (this process's share of them under torch.distributed or torchrun)."""
+    rank, world = _shard()
+    images = collect_images(inputs)[rank::world]
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)  # what an interrupted run was writing: never a finished file
     suffix = _MASK_SUFFIXES.get(mask_format)
     if suffix is None:
         raise ConfigError(f"mask format {mask_format!r} is unknown; use png or tiff")
-    for done, path in enumerate(images[rank::world], 1):
+    for done, path in enumerate(images, 1):
         if overwrite or not (out / f"{path.stem}{suffix}").is_file() or not (out / f"{path.stem}_overlay.png").is_file():
             predict_large_image(predictor, path, out, tile=tile, overlap=overlap, tta=tta, probabilities=probabilities,
                                 batch_size=batch_size, progress=tile_progress, mask_format=mask_format)
-        report(done, len(images[rank::world]))
-    return PredictionSummary(out, "semantic", len(images[rank::world]))
+        report(done, len(images))
+    return PredictionSummary(out, "semantic", len(images))
 
 
 def _shard() -> tuple[int, int]:
@@ -209,8 +260,7 @@ def predict_large_image(predictor: Predictor, path: Path, out: Path, *, tile: in
                     writers[0].write(labels)
                     for row in range(0, len(labels), 64):  # the overlay's float blend, 64 rows at a time
                         image = bands(start + row, start + min(row + 64, len(labels)))
-                        image = (image * 255).round().to(torch.uint8) if image.is_floating_point() else image
-                        writers[1].write(overlay(image.permute(1, 2, 0).numpy(), labels[row:row + 64], info.palette,
+                        writers[1].write(overlay(uint8_image(image).permute(1, 2, 0).numpy(), labels[row:row + 64], info.palette,
                                                  ignore_index=info.ignore_index))
                     for k, writer in enumerate(writers[2:]):
                         writer.write((band[k] * 255).round().to(torch.uint8).cpu().numpy())
@@ -254,7 +304,7 @@ def _predict_instances(predictor: Predictor, inputs, out: Path, score_threshold:
             found = predictor.predict_instances(image, score_threshold=score_threshold, mask_threshold=mask_threshold,
                                                 split_touching=split_touching, tile=tile_for(predictor, size, tile),
                                                 overlap=overlap, tta=tta)
-            write_instances(out, path.stem, image.permute(1, 2, 0).numpy(), found, predictor.info)
+            write_instances(out, path.stem, rgb_uint8(image), found, predictor.info)
             record = {"size": size, "results": coco_results(0, found)}
             write_text(done, json.dumps(record))
         else:  # finished by an earlier run
@@ -278,7 +328,7 @@ def _predict_panoptic(predictor: Predictor, partner: Predictor | None, inputs, o
     annotations = []
     for image_id, path in enumerate(images, 1):
         image = to_image_tensor(path)
-        pixels = image.permute(1, 2, 0).numpy()
+        pixels = rgb_uint8(image)
         if partner is None:
             ids, segments = predictor.predict_panoptic(image, mask_threshold=mask_threshold, **merge)
         else:

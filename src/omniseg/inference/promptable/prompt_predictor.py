@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from omniseg.errors import ConfigError, OmnisegError
-from omniseg.inference.predictor import ImageLike, to_image_tensor
+from omniseg.core.device import resolve_device
+from omniseg.data.imageio import ImageLike, rgb_uint8, to_image_tensor
 from omniseg.models.promptable import Sam
 
 
@@ -26,14 +27,6 @@ class PromptResult:
     masks: np.ndarray
     scores: np.ndarray
     low_res_logits: np.ndarray | None
-
-
-def rgb_uint8(image: ImageLike) -> np.ndarray:
-    """Any image (path, PIL, grey or RGB array, ``[3, H, W]`` tensor; 8 or 16 bits, floats in 0..1) as uint8 ``[H, W, 3]``."""
-    tensor = to_image_tensor(image)
-    if tensor.dtype != torch.uint8:
-        tensor = (tensor.float().clamp(0, 1) * 255).round().to(torch.uint8)
-    return np.ascontiguousarray(tensor.permute(1, 2, 0).numpy())
 
 
 def longest_side_shape(height: int, width: int, longest: int) -> tuple[int, int]:
@@ -131,7 +124,7 @@ class PromptPredictor:
     def __init__(self, model: Sam, *, device: str | None = None, cache_size: int = 4) -> None:
         if not isinstance(model, Sam):
             raise ConfigError(f"the prompt predictor takes a Segment Anything model, got {type(model).__name__}")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
         self.cache_size = cache_size
         self._cache: OrderedDict[str, tuple[torch.Tensor, tuple[int, int], tuple[int, int]]] = OrderedDict()
@@ -234,6 +227,15 @@ class ClassicalPromptEngine:
     def set_image(self, image: ImageLike) -> None:
         self.image = rgb_uint8(image)
         self.original_size = self.image.shape[:2]
+
+    def encode(self, array: np.ndarray) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
+        """The server's embedding contract (see :meth:`PromptPredictor.encode`): an engine's "embedding" is the image."""
+        image = torch.from_numpy(rgb_uint8(array))
+        size = tuple(image.shape[:2])
+        return image, size, size
+
+    def use_embedding(self, features: torch.Tensor, original_size: tuple[int, int], input_size: tuple[int, int]) -> None:
+        self.image, self.original_size = features.numpy(), original_size
 
     def predict(self, points=None, labels=None, boxes=None, mask_input=None, *, multimask: bool = True,
                 return_logits: bool = False) -> PromptResult:

@@ -20,8 +20,8 @@ from torchvision.ops import batched_nms, box_area
 
 from omniseg.core.rle import encode_rle
 from omniseg.errors import ConfigError
-from omniseg.inference.predictor import ImageLike
-from omniseg.inference.prompt_predictor import PromptPredictor, rgb_uint8
+from omniseg.data.imageio import ImageLike, rgb_uint8
+from omniseg.inference.promptable.prompt_predictor import PromptPredictor
 
 
 def point_grid(per_side: int) -> np.ndarray:
@@ -145,7 +145,7 @@ class AutomaticMaskGenerator:
         return records
 
     def detections(self, image: torch.Tensor | np.ndarray) -> dict:
-        """:meth:`generate` as a detector's output (the :data:`~omniseg.inference.tiled_instances.Detect` form):
+        """:meth:`generate` as a detector's output (the :data:`~omniseg.inference.tiling.tiled_instances.Detect` form):
         ``masks`` [N, 1, H, W], ``labels`` (all 1), ``scores`` (predicted IoU), ``boxes`` (XYXY)."""
         array = image.permute(1, 2, 0).numpy() if isinstance(image, torch.Tensor) else image
         records = self.generate(array)
@@ -157,9 +157,9 @@ class AutomaticMaskGenerator:
 
     def generate_tiled(self, image: ImageLike, *, tile: int, overlap: float = 0.5) -> list[dict]:
         """:meth:`generate` over the tiles of a large image (``tile`` pixels, ``overlap`` of a tile), the tiles'
-        masks merged at the seams as a detector's are (:func:`~omniseg.inference.tiled_instances.tiled_instances`):
+        masks merged at the seams as a detector's are (:func:`~omniseg.inference.tiling.tiled_instances.tiled_instances`):
         records with ``segmentation`` (COCO RLE of the image), ``area``, ``bbox`` and ``predicted_iou``."""
-        from omniseg.inference.tiled_instances import tiled_instances
+        from omniseg.inference.tiling.tiled_instances import tiled_instances
 
         array = rgb_uint8(image)
         merged = tiled_instances(self.detections, torch.from_numpy(array).permute(2, 0, 1), tile=tile, overlap=overlap,

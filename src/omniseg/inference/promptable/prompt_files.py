@@ -12,8 +12,9 @@ import numpy as np
 
 from omniseg.core.atomic import write_text
 from omniseg.errors import ConfigError
-from omniseg.inference.inputs import collect_images
-from omniseg.inference.prompt_predictor import PromptPredictor, load_prompt_model, rgb_uint8
+from omniseg.inference.prediction.inputs import collect_images
+from omniseg.data.imageio import rgb_uint8
+from omniseg.inference.promptable.prompt_predictor import PromptPredictor, load_prompt_model
 from omniseg.inference.writers import save_image
 from omniseg.viz.overlay import prompt_overlay
 
@@ -79,8 +80,8 @@ def autolabel_images(model, inputs: Sequence[str | Path], out: str | Path, *, ar
     box becomes SAM's mask, with the detector's class and score. With ``tile``, the automatic generator runs on
     tiles of that side (``overlap`` of a tile) and their masks are merged at the seams
     (:meth:`AutomaticMaskGenerator.generate_tiled`). Returns counts per image."""
-    from omniseg.inference.automatic_masks import AutomaticMaskGenerator
-    from omniseg.inference.predictor import Predictor
+    from omniseg.inference.promptable.automatic_masks import AutomaticMaskGenerator
+    from omniseg.inference.prediction.predictor import Predictor
 
     predictor = load_prompt_model(model, arch=arch, device=device)
     if not isinstance(predictor, PromptPredictor):

@@ -40,7 +40,7 @@ class OnnxTiles:
 def onnx_model_for(run_dir: Path, tile: int) -> Path:
     """The run's model exported at ``tile`` x ``tile`` (``model_<tile>.onnx`` in the run directory), exported now
     if it is not there yet."""
-    from omniseg.inference.export import export_run
+    from omniseg.inference.deploy.export import export_run
 
     path = Path(run_dir) / f"model_{tile}.onnx"
     if not path.is_file():

@@ -1,7 +1,7 @@
 """Instances of images larger than one forward pass: the detector runs tile by tile and the tiles' detections
 are merged into one list in image coordinates.
 
-Tiles overlap (see :func:`~omniseg.inference.sliding_window.tile_starts`), so an object near a seam is seen
+Tiles overlap (see :func:`~omniseg.inference.tiling.sliding_window.tile_starts`), so an object near a seam is seen
 by two or more tiles: whole by some, cut by a tile border in others. Two detections of different tiles are the
 same object when their masks agree where both tiles see the image (inside the two tiles' common window, most
 of the smaller mask lies in the other), or when a piece cut by its tile's border lies in a whole object's box.
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from omniseg.core.instance_masks import InstanceMasks
-from omniseg.inference.sliding_window import tile_starts
+from omniseg.inference.tiling.sliding_window import tile_starts
 
 #: ``detect(image [C, h, w] uint8) -> {"masks": float [N, 1, h, w] probabilities, "labels", "scores", "boxes"}``
 Detect = Callable[[torch.Tensor], dict]

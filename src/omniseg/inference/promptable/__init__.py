@@ -1,0 +1,2 @@
+"""Promptable segmentation: the prompt predictor (an image encoded once, masks for points, boxes and masks), the
+automatic mask generator, and prompting or labelling files (``omniseg prompt`` / ``omniseg autolabel``)."""
