@@ -151,6 +151,21 @@ def test_the_page_predicts_prompts_downloads_and_saves_labels(server, tmp_path, 
         page.click("#keep")
         page.click("#save-labels")
         page.wait_for_function("document.getElementById('status').textContent.startsWith('saved 1 object')")
+        # without any weights: GrabCut and the random walker, each from a box dragged around the yellow rectangle
+        page.set_input_files("#file", tmp_path / "scene.png")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('sam: click the object')")
+        for engine in ("grabcut", "random-walker"):
+            assert page.locator(f"#model option[value='{engine}']").inner_text() == f"{engine} (prompt engine, no weights)"
+            page.select_option("#model", engine)
+            page.wait_for_function(f"document.getElementById('status').textContent.startsWith('{engine}: click the object')")
+            page.mouse.move(*at(24, 14))
+            page.mouse.down()
+            page.mouse.move(*at(96, 76), steps=5)
+            page.mouse.up()
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('mask in')")
+            page.screenshot(path=shots / f"7_{engine}.png")
+            found = np.array(page.evaluate("Array.from(window.omnisegState.mask.data)"), np.uint8).reshape(96, 128, 4)[..., 0] > 0
+            assert (found & (truth == 1)).sum() / (found | (truth == 1)).sum() > 0.9, engine
         page.set_viewport_size({"width": 420, "height": 800})
         page.screenshot(path=shots / "6_narrow.png", full_page=True)
         assert page.evaluate("document.documentElement.scrollWidth") <= 420  # nothing spills sideways

@@ -70,6 +70,45 @@ def test_the_rooms_import_as_the_plan_says():
     assert forbidden_imports(PACKAGE) == []
 
 
+# inference's sub-packages (ARCHITECTURE.md, docs/architecture.md): sub-package -> those it may import
+INFERENCE_ALLOWED = {
+    "runs": set(), "writers": set(), "tiling": set(), "deploy": set(),
+    "prediction": {"deploy", "tiling", "writers"},
+    "promptable": {"prediction", "deploy", "tiling", "writers"},
+    "evaluate": {"prediction", "promptable"},
+}
+
+
+def forbidden_inference_imports(root: Path) -> list[str]:
+    """Imports between inference's sub-packages (``root``: the inference folder) that go against INFERENCE_ALLOWED."""
+    problems = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        sub = parts[0]
+        if sub == "__init__":
+            continue
+        if sub not in INFERENCE_ALLOWED:
+            problems.append(f"inference/{path.relative_to(root)}: sub-package {sub!r} is not in the plan")
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("omniseg.inference."):
+                target = node.module.split(".")[2]
+                if target != sub and target not in INFERENCE_ALLOWED[sub]:
+                    problems.append(f"inference/{path.relative_to(root)}:{node.lineno}: {sub} imports {target}")
+    return problems
+
+
+def test_inference_sub_packages_import_one_way():
+    assert forbidden_inference_imports(PACKAGE / "inference") == []
+
+
+def test_a_backward_arrow_between_inference_sub_packages_is_reported(tmp_path):
+    (tmp_path / "tiling").mkdir()
+    (tmp_path / "tiling" / "tta.py").write_text("from omniseg.inference.prediction.predictor import Predictor\n")
+    (tmp_path / "runs.py").write_text("import json\n")
+    assert forbidden_inference_imports(tmp_path) == ["inference/tiling/tta.py:1: tiling imports prediction"]
+
+
 def test_only_the_engine_imports_lightning():
     # predicting, evaluating and the web server need no trainer
     users = set()

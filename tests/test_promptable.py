@@ -243,7 +243,7 @@ def test_onnx_decoder_and_encoder_match_pytorch_for_any_points_and_image_size(tm
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
 
-    from omniseg.inference.deploy.export_sam import SamPromptDecoder, decoder_example, export_sam_onnx
+    from omniseg.inference.promptable.export_sam import SamPromptDecoder, decoder_example, export_sam_onnx
 
     torch.manual_seed(2)
     model = create_model("sam", **TINY)

@@ -238,7 +238,7 @@ def test_train_options_of_a_promptable_run():
 
 
 def test_high_resolution_features_enter_the_decoders_upscaling():
-    from omniseg.inference.deploy.export_sam import export_sam_onnx
+    from omniseg.inference.promptable.export_sam import export_sam_onnx
     from omniseg.inference.promptable.prompt_predictor import PromptPredictor
 
     torch.manual_seed(0)

@@ -94,6 +94,7 @@ class TrainConfig:
     num_samples: int = 4  # val overlays written to samples/
     channels_last: bool = True  # NHWC memory layout: about 1.5x faster convolutions on CPU
     sync_batchnorm: bool = False  # with devices > 1: BatchNorm statistics over the global batch
+    logger: str = "csv"  # experiment trackers, comma-separated: csv (history.csv, always), tensorboard, mlflow, wandb
 
 
 @dataclass

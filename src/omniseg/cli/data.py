@@ -66,7 +66,11 @@ def _check(args, console: Console) -> int:
     if report.counts:
         console.print("images per split: " + ", ".join(f"{s} {n}" for s, n in report.counts.items()))
     for title, findings, colour in (("errors", report.errors, "red"), ("warnings", report.warnings, "yellow")):
-        if findings:
+        if findings and not console.is_terminal:  # logs and pipes: one plain line a finding, every path whole
+            for finding in findings:
+                console.print(f"{title[:-1]} {finding.kind} {finding.path}: {finding.message}", markup=False, highlight=False,
+                              soft_wrap=True)
+        elif findings:
             table = Table(title=f"{len(findings)} {title if len(findings) > 1 else title[:-1]}", title_style=f"bold {colour}")
             table.add_column("kind")
             table.add_column("file", overflow="fold")

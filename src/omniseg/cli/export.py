@@ -39,7 +39,7 @@ def parse_size(text: str) -> list[int]:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     from omniseg.inference.deploy.export import export_run
-    from omniseg.inference.deploy.export_sam import export_promptable, is_promptable_run
+    from omniseg.inference.promptable.export_sam import export_promptable, is_promptable_run
 
     if args.arch is not None or is_promptable_run(args.run_dir):
         result = export_promptable(args.run_dir, args.out, arch=args.arch, single_mask=args.single_mask)

@@ -9,12 +9,12 @@ import sys
 from rich.console import Console
 
 from omniseg._version import __version__
-from omniseg.cli import data, demo, evaluate, export, models, plan, predict, prompt, segment, serve, train
-from omniseg.cli.output import quiet_libraries
+from omniseg.cli import data, demo, evaluate, export, models, plan, predict, prompt, runs, segment, serve, train
+from omniseg.cli.output import print_error, quiet_libraries
 from omniseg.errors import OmnisegError
 
 SUBCOMMANDS = {"demo": demo, "plan": plan, "train": train, "eval": evaluate, "predict": predict, "export": export, "models": models, "data": data,
-               "segment": segment, "prompt": prompt, "autolabel": prompt, "serve": serve}
+               "segment": segment, "prompt": prompt, "autolabel": prompt, "serve": serve, "runs": runs}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     except OmnisegError as exc:
         if args.debug:
             raise
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error(Console(stderr=True), exc)
         return 2
     except KeyboardInterrupt:
         return 130

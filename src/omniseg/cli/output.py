@@ -107,6 +107,13 @@ def print_any_report(console: Console, report: dict, *, title: str) -> None:
     printer(console, report, title=title)
 
 
+def print_error(console: Console, error: Exception) -> None:
+    """``error: MESSAGE`` on one line, never wrapped (paths stay whole in logs and pipes), the message printed as it is
+    (brackets in it are not markup)."""
+    console.print("error:", style="bold red", end=" ", highlight=False)
+    console.print(str(error), markup=False, highlight=False, soft_wrap=True)
+
+
 def emit_json(console: Console, values: dict, target: str | None) -> None:
     """``target`` "-" prints JSON to stdout; a path writes it there."""
     text = json.dumps(values, indent=2)

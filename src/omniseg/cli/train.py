@@ -51,6 +51,8 @@ def add_parser(sub, name: str) -> None:
     add_device_argument(p, "the device that trains (and that the plan measures)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
     p.add_argument("--overwrite", action="store_true", help="replace the run files already in OUT")
+    p.add_argument("--logger", help="experiment trackers, comma-separated: csv (history.csv, always written), tensorboard, "
+                   "mlflow (a SQLite store in the run), wandb (offline unless WANDB_MODE says otherwise); extras of the same names")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print the final metrics as JSON (or write FILE)")
 
@@ -59,7 +61,7 @@ FLAG_KEYS = {
     "task": "task", "data": "data.path", "format": "data.format", "ignore_index": "data.ignore_index", "model": "model.name", "encoder": "model.encoder",
     "encoder_weights": "model.encoder_weights", "epochs": "train.epochs", "time_budget": "train.time_budget",
     "img_size": "data.img_size", "batch_size": "data.batch_size", "loss": "loss.name", "lr": "optim.lr",
-    "devices": "train.devices", "seed": "train.seed", "workers": "data.num_workers", "out": "train.out",
+    "devices": "train.devices", "seed": "train.seed", "workers": "data.num_workers", "out": "train.out", "logger": "train.logger",
     "checkpoint": "model.kwargs.checkpoint", "lora_rank": "prompt.lora_rank",
 }
 #: the model a promptable run trains when none is named: SAM's decoder on a light timm encoder

@@ -19,6 +19,19 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MAX_IMAGE_PIXELS = 2 * 89_478_485
 
 
+def list_image_files(directory: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[Path]:
+    """The image files directly in ``directory`` (by suffix, hidden files left out), sorted. A folder named like an
+    image (``x.png/``) is never taken for one: it is a one-line error naming it."""
+    found = []
+    for path in sorted(Path(directory).iterdir()):
+        if path.name.startswith(".") or not path.name.lower().endswith(suffixes):
+            continue
+        if path.is_dir():
+            raise DataError(f"{path} is a folder named like an image; rename it or move it out of {directory}")
+        found.append(path)
+    return found
+
+
 def check_image_size(height: int, width: int, where: str | Path, what: str = "image") -> None:
     """Refuse a (declared or decoded) size that is not positive or exceeds :data:`MAX_IMAGE_PIXELS`;
     ``where`` names the file that says so."""

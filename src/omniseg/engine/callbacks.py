@@ -12,6 +12,7 @@ from collections import deque
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import RichProgressBar
 import torch
 
 from omniseg.core.atomic import write_text
@@ -42,6 +43,7 @@ class RunWriter(L.Callback):
         self.epochs_per_step = 0.0  # for the reporting unit: epochs are only counted, training runs in steps
         self.clock: TrainingClock | None = None  # the run's clock: the seconds column (resumes included)
         self.saved_step: int | None = None  # the step of the last checkpoint written
+        self.trackers = None  # ExperimentTrackers: each history row also goes to TensorBoard / MLflow / W&B
 
     def state_dict(self) -> dict:
         return {"best_score": self.best_score, "best_step": self.best_step, "best_epoch": self.best_epoch}
@@ -64,6 +66,8 @@ class RunWriter(L.Callback):
             row.update(epoch=epoch, step=trainer.global_step, seconds=round(self.clock.elapsed(), 2) if self.clock else "",
                        lr=trainer.optimizers[0].param_groups[0]["lr"])
             self._write_history(row)
+            if self.trackers is not None:
+                self.trackers.log(row)
             if improved:
                 save_model(pl_module.model_to_save(), self.run_dir, self.card)
         trainer.save_checkpoint(self.run_dir / "last.ckpt")
@@ -183,3 +187,27 @@ class TrainingClock(L.Callback):
         return {"train_seconds": round(self.elapsed(), 1), "step_seconds": round(self.step_seconds / max(self.steps, 1), 4),
                 "loader_wait_share": round(self.wait_seconds / total, 4),
                 "validation_share": round(self.validation_seconds / total, 4)}
+
+
+class StepProgressBar(RichProgressBar):
+    """Rich's progress bar counted as omniseg counts training: optimiser steps out of ``max_steps`` (open-ended under
+    a time budget), with the epochs they make where ``epochs_per_step`` is known, instead of Lightning's "Epoch 0/-2"
+    of one endless epoch."""
+
+    def __init__(self, max_steps: int | None, epochs_per_step: float | None = None) -> None:
+        super().__init__(leave=True)
+        self.max_steps, self.epochs_per_step = max_steps, epochs_per_step
+
+    @property
+    def total_train_batches(self) -> int | float:
+        return self.max_steps if self.max_steps else float("inf")
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        if self.max_steps and self.epochs_per_step:
+            return f"training: {self.max_steps:,} steps ({self.max_steps * self.epochs_per_step:.1f} epochs)"
+        return f"training: {self.max_steps:,} steps" if self.max_steps else "training (time budget)"
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if self.train_progress_bar_id is not None and self.progress is not None:
+            self.progress.update(self.train_progress_bar_id, completed=trainer.global_step)  # steps, across a resume

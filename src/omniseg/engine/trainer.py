@@ -13,14 +13,15 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
+from lightning.pytorch.callbacks import EarlyStopping
 
 from omniseg.config import RunConfig, TrainConfig, config_yaml, flatten, load_values, to_dict
 from omniseg.core.atomic import remove_stale_temporaries, write_text
 from omniseg.core.info import DatasetInfo
 from omniseg.data.formats import DataSource, load_dataset, require_instances
 from omniseg.engine.callbacks import (
-    INSTANCE_HISTORY_FIELDS, PANOPTIC_HISTORY_FIELDS, PROMPTABLE_HISTORY_FIELDS, RandomState, RunWriter, TrainingClock,
+    INSTANCE_HISTORY_FIELDS, PANOPTIC_HISTORY_FIELDS, PROMPTABLE_HISTORY_FIELDS, RandomState, RunWriter, StepProgressBar,
+    TrainingClock,
 )
 from omniseg.engine.checkpoints import PREVIOUS_CHECKPOINT, SafeCheckpointIO
 from omniseg.engine.datamodule import SemanticDataModule
@@ -29,6 +30,7 @@ from omniseg.engine.module import SemanticTask
 from omniseg.engine.panoptic import PanopticTask
 from omniseg.engine.promptable import PromptableTask, prepare_for_finetuning
 from omniseg.engine.report import write_instance_report, write_promptable_report, write_report
+from omniseg.engine.trackers import ExperimentTrackers, tracker_names
 from omniseg.errors import ConfigError, DataError, NonFiniteLoss
 from omniseg.losses import build_loss, median_frequency_weights
 from omniseg.models import create_model, list_models
@@ -36,6 +38,7 @@ from omniseg.models.builder import MODELS
 from omniseg.models.hub import ModelCard
 from omniseg.models.semantic.base import check_dimensions
 from omniseg.plan import Plan
+from omniseg.viz.report import write_run_report
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,7 @@ class TrainResult:
 
 
 def build_trainer(config: TrainConfig, callbacks: list[L.Callback], *, val_every_steps: int, max_steps: int | None,
-                  progress: bool = True) -> L.Trainer:
+                  progress: bool = True, epochs_per_step: float | None = None) -> L.Trainer:
     """A Lightning Trainer for ``config``, counted in optimiser steps: one endless epoch (the loaders'
     :class:`~omniseg.engine.datamodule.EndlessSampler`), a validation every ``val_every_steps``, stopped by
     the :class:`TrainingClock` in ``callbacks`` (``max_steps`` or the time budget). DDP when ``devices > 1``
@@ -66,7 +69,7 @@ def build_trainer(config: TrainConfig, callbacks: list[L.Callback], *, val_every
     if config.devices < 1:
         raise ConfigError(f"train.devices must be at least 1, got {config.devices}")
     if progress:
-        callbacks = [*callbacks, RichProgressBar(leave=True)]
+        callbacks = [*callbacks, StepProgressBar(max_steps, epochs_per_step)]
     return L.Trainer(
         accelerator=config.accelerator,
         devices=config.devices,
@@ -320,7 +323,8 @@ def _fit_and_report(config: RunConfig, source: DataSource, task: L.LightningModu
     callbacks: list[L.Callback] = [clock, writer, RandomState()]
     if config.train.early_stopping_patience is not None:
         callbacks.append(EarlyStopping(writer.monitor, mode="max", patience=config.train.early_stopping_patience))
-    trainer = build_trainer(config.train, callbacks, val_every_steps=val_every, max_steps=max_steps, progress=progress)
+    trainer = build_trainer(config.train, callbacks, val_every_steps=val_every, max_steps=max_steps, progress=progress,
+                            epochs_per_step=epochs_per_step)
     if resume:
         _check_resume(run_dir, config)
     if trainer.is_global_zero:
@@ -328,6 +332,8 @@ def _fit_and_report(config: RunConfig, source: DataSource, task: L.LightningModu
         write_text(run_dir / "config.yaml", config_yaml(config))
         if plan is not None:
             plan.save(run_dir)
+        writer.trackers = ExperimentTrackers(tracker_names(config.train.logger), run_dir, resume=resume,
+                                             hyperparameters=flatten(to_dict(config)))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*Trying to infer the `batch_size`.*")
@@ -339,10 +345,14 @@ def _fit_and_report(config: RunConfig, source: DataSource, task: L.LightningModu
                     f"in {run_dir / 'model.safetensors'} (step {writer.best_step})") if writer.saved_step is not None \
                 else "no checkpoint had been written yet"
             raise NonFiniteLoss(f"{exc}; {kept}") from None
+        finally:
+            if writer.trackers is not None:
+                writer.trackers.finish("success" if trainer.state.status == "finished" else "failed")
     if not trainer.is_global_zero:
         return None
     facts = {"best_step": writer.best_step, "best_epoch": writer.best_epoch, "global_step": trainer.global_step,
              "epochs": round(trainer.global_step * epochs_per_step, 2), **clock.summary()}
     metrics = report(run_dir, source.dataset("val"), config=config, extra=facts)
     write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    write_run_report(run_dir)
     return TrainResult(run_dir, metrics, writer.best_step, trainer.global_step)

@@ -38,7 +38,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
                               f"set it to one (e.g. --set model.kwargs.{key}=...)")
     try:
         return builder(**kwargs)
-    except ValueError as exc:
+    except ConfigError as exc:  # the user's own values; any other error inside a constructor is a bug and keeps its traceback
         raise ConfigError(f"model {name!r}: {exc}") from None
 
 

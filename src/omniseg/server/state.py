@@ -26,7 +26,7 @@ class LoadedModel:
 
     def __init__(self, name: str, source: str | Path | None, *, arch: str | None = None, device: str | None = None,
                  engine: str | None = None) -> None:
-        from omniseg.inference.deploy.export_sam import is_promptable_run
+        from omniseg.inference.promptable.export_sam import is_promptable_run
         from omniseg.inference.prediction.predictor import Predictor
         from omniseg.inference.promptable.prompt_predictor import load_prompt_model
 

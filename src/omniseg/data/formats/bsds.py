@@ -19,7 +19,7 @@ import scipy.io
 import torch
 from torchvision import tv_tensors
 
-from omniseg.data.imageio import IMAGE_SUFFIXES, read_image
+from omniseg.data.imageio import list_image_files, read_image
 from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo, Sample, make_sample
 from omniseg.errors import DataError
 from omniseg.core.boundaries import label_boundaries
@@ -73,7 +73,7 @@ class BSDSSource:
         self.info = DatasetInfo(["region"], ignore_index=DEFAULT_IGNORE_INDEX)
         self.items: dict[str, list[tuple[Path, Path | None]]] = {}
         for folder in sorted(p for p in (self.root / "images").iterdir() if p.is_dir()):
-            images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            images = list_image_files(folder)
             truth = self.root / "groundTruth" / folder.name
             self.items[folder.name] = [(i, truth / f"{i.stem}.mat" if (truth / f"{i.stem}.mat").is_file() else None) for i in images]
         self.description = "bsds (human segmentations, no classes)"

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from omniseg.data.formats.paired import PairedItem, PairedSource, colours_to_ids, seeded_split
-from omniseg.data.imageio import IMAGE_SUFFIXES, pack_rgb
+from omniseg.data.imageio import list_image_files, pack_rgb
 from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
@@ -36,7 +36,7 @@ ORIGINAL_LABEL_DIRS = ("LabeledApproved_full", "labels")
 
 
 def _images(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    return list_image_files(directory)
 
 
 def _first_dir(root: Path, names: tuple[str, ...]) -> Path | None:

@@ -160,6 +160,12 @@ class _CocoBase(ObjectSource):
         if isinstance(segmentation, list):
             if not all(isinstance(p, list) and all(isinstance(v, (int, float)) for v in p) for p in segmentation):
                 raise DataError(f"{path}: annotation {ann.get('id')} has a polygon that is not a list of numbers")
+            for polygon in segmentation:  # never dropped in silence: a malformed polygon is named with its image
+                if len(polygon) % 2 or len(polygon) < 6:
+                    raise DataError(
+                        f"{path}: annotation {ann.get('id')} (image_id {ann.get('image_id')}) has a polygon of {len(polygon)} "
+                        f"numbers {str(polygon)[:60]}; a polygon is x, y pairs of at least 3 points: fix its coordinates "
+                        "or remove the annotation")
         elif not (isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation):
             raise DataError(f"{path}: annotation {ann.get('id')}: 'segmentation' must be polygons or an RLE with counts and size")
         return AnnotatedObject(self.category_to_class[category], segmentation, bool(ann.get("iscrowd", 0)))

@@ -14,7 +14,7 @@ import numpy as np
 
 from omniseg.data.formats.objects import AnnotatedObject, ObjectItem, ObjectSource
 from omniseg.data.formats.paired import seeded_split
-from omniseg.data.imageio import IMAGE_SUFFIXES, read_label_png
+from omniseg.data.imageio import list_image_files, read_label_png
 from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
@@ -41,10 +41,10 @@ class DSBSource(ObjectSource):
             raise DataError(f"{self.root} has no <id>/images/ and <id>/masks/ folders (Data Science Bowl layout)")
         items = []
         for case in cases:
-            images = sorted(p for p in (case / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            images = list_image_files(case / "images")
             if len(images) != 1:
                 raise DataError(f"{case / 'images'} holds {len(images)} images; each case needs exactly one")
-            masks = sorted(p for p in (case / "masks").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            masks = list_image_files(case / "masks")
             items.append(ObjectItem(images[0], annotation=case / "masks", extra={"masks": masks}))
         self.info = DatasetInfo(["background", "object"], things=[1], ignore_index=DEFAULT_IGNORE_INDEX)
         self.items = seeded_split(items, val_fraction, split_seed)

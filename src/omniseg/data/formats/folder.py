@@ -27,7 +27,7 @@ from PIL import Image
 from omniseg.data.formats.base import override_ignore_index, read_json, reading
 from omniseg.data.formats.paired import UNSPLIT, PairedDataset, read_instance_pngs, seeded_split
 from omniseg.data.formats.records import records, write_image
-from omniseg.data.imageio import IMAGE_SUFFIXES, pack_rgb, read_label_png, verify_image, write_index_png
+from omniseg.data.imageio import IMAGE_SUFFIXES, list_image_files, pack_rgb, read_label_png, verify_image, write_index_png
 from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
@@ -47,7 +47,7 @@ class _Item:
 
 
 def _list_images(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return list_image_files(directory)
 
 
 def read_classes(path: Path) -> DatasetInfo:
@@ -116,12 +116,16 @@ class FolderSource:
 
     # -- indexing -------------------------------------------------------------------------------
     def _index(self, images_dir: Path, val_fraction: float, split_seed: int) -> dict[str, list[_Item]]:
-        subdirs = sorted(p for p in images_dir.iterdir() if p.is_dir())
+        subdirs = sorted(p for p in images_dir.iterdir() if p.is_dir() and not p.name.lower().endswith(IMAGE_SUFFIXES))
+        loose = _list_images(images_dir)
+        if subdirs and loose:
+            raise DataError(f"{images_dir} holds both images ({loose[0].name}, ...) and split folders ({subdirs[0].name}, ...); "
+                            "put every image in a split folder, or remove the folders")
         self.seeded_split = not subdirs
         if subdirs:
             images = {d.name: _list_images(d) for d in subdirs}
         else:
-            images = seeded_split(_list_images(images_dir), val_fraction, split_seed)
+            images = seeded_split(loose, val_fraction, split_seed)
         if not any(images.values()):
             raise DataError(f"no images found under {images_dir}; expected files like {images_dir}/train/0001.png")
         items = {}

@@ -19,7 +19,7 @@ import numpy as np
 
 from omniseg.data.formats.paired import UNSPLIT, PairedItem, PairedSource, colours_to_ids, seeded_split
 from omniseg.data.formats.records import records, write_image
-from omniseg.data.imageio import pack_rgb, write_index_png
+from omniseg.data.imageio import list_image_files, pack_rgb, write_index_png
 from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.errors import DataError
 
@@ -83,7 +83,7 @@ class VOCSource(PairedSource):
             raise DataError(f"{names_file} lists {len(names)} classes; VOC masks hold at most 255 (255 = void)")
         self.info = DatasetInfo(class_names=names, palette=voc_palette(len(names)), ignore_index=DEFAULT_IGNORE_INDEX,
                                 things=list(range(1, len(names))))
-        images = {p.stem: p for p in (self.root / "JPEGImages").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")}
+        images = {p.stem: p for p in list_image_files(self.root / "JPEGImages", (".jpg", ".jpeg", ".png"))}
         masks = {p.stem: p for p in (self.root / "SegmentationClass").glob("*.png")}
         orphans = sorted(set(masks) - set(images))
         if orphans:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from omniseg.data.imageio import IMAGE_SUFFIXES
+from omniseg.data.imageio import IMAGE_SUFFIXES, list_image_files
 from omniseg.errors import DataError
 
 
@@ -14,7 +14,7 @@ def collect_images(inputs: Sequence[str | Path]) -> list[Path]:
     images = []
     for item in map(Path, inputs):
         if item.is_dir():
-            images += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            images += list_image_files(item)
         elif item.is_file():
             images.append(item)
         else:

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from omniseg.core.device import resolve_device
 from omniseg.core.labels import class_ids
-from omniseg.data.imageio import ImageLike, read_image, to_image_tensor
+from omniseg.data.imageio import ImageLike, to_image_tensor
 from omniseg.data.transforms import VolumeTransform, match_channels
 from omniseg.errors import OmnisegError
 from omniseg.inference.prediction.instances import semantic_to_instances

@@ -14,7 +14,7 @@ from PIL import Image
 
 from omniseg.errors import ConfigError, OmnisegError
 from omniseg.core.device import resolve_device
-from omniseg.data.imageio import ImageLike, rgb_uint8, to_image_tensor
+from omniseg.data.imageio import ImageLike, rgb_uint8
 from omniseg.models.promptable import Sam
 
 

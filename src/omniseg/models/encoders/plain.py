@@ -7,6 +7,7 @@ from torch import nn
 
 from omniseg.models.layers import DoubleConv
 from omniseg.models.layers.factory import ActLayer, NormLayer
+from omniseg.errors import ConfigError
 
 
 class UNetEncoder(nn.Module):
@@ -28,7 +29,7 @@ class UNetEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if depth < 1:
-            raise ValueError(f"depth must be at least 1, got {depth}")
+            raise ConfigError(f"depth must be at least 1, got {depth}")
         self.channels = [base_channels * 2**i for i in range(depth + 1)]
         self.strides = [2**i for i in range(depth + 1)]
         self.pool = nn.MaxPool2d(2)

@@ -21,7 +21,7 @@ def vgg16_stages(width: float = 1.0) -> tuple[tuple[int, ...], ...]:
         (16, 16)
     """
     if not 0 < width <= 1:
-        raise ValueError(f"width must be in (0, 1], got {width}")
+        raise ConfigError(f"width must be in (0, 1], got {width}")
     return tuple(tuple(max(1, round(c * width)) for c in stage) for stage in VGG16_STAGES)
 
 

@@ -24,6 +24,7 @@ from omniseg.core.normalisation import IMAGENET_MEAN, IMAGENET_STD
 from omniseg.models.builder import MODELS
 from omniseg.models.encoders.weights import read_state_dict
 from omniseg.models.instance.roi_align import MultiScaleRoIAlign
+from omniseg.errors import ConfigError
 
 ANCHOR_PRESETS = {
     "default": (32, 64, 128, 256, 512),
@@ -57,7 +58,7 @@ def anchor_generator(sizes: Sequence[int] | str, levels: int = 5, aspect_ratios:
     the same aspect ratios."""
     values = ANCHOR_PRESETS[sizes][:levels] if isinstance(sizes, str) else tuple(int(s) for s in sizes)
     if len(values) != levels:
-        raise ValueError(f"anchor sizes need one size per FPN level ({levels}), got {len(values)}: {values}")
+        raise ConfigError(f"anchor sizes need one size per FPN level ({levels}), got {len(values)}: {values}")
     return AnchorGenerator(tuple((s,) for s in values), (tuple(aspect_ratios),) * levels)
 
 
@@ -70,7 +71,7 @@ def load_detection_weights(model: nn.Module, path: str | Path) -> list[str]:
     unknown = sorted(set(state) - set(own))
     missing = sorted(set(own) - set(state))
     if unknown or missing:
-        raise ValueError(f"{path} does not fit this Mask R-CNN: {len(unknown)} unknown keys (e.g. {unknown[:2]}), "
+        raise ConfigError(f"{path} does not fit this Mask R-CNN: {len(unknown)} unknown keys (e.g. {unknown[:2]}), "
                          f"{len(missing)} missing (e.g. {missing[:2]}); was it saved from the same backbone?")
     skipped = [k for k, v in state.items() if v.shape != own[k].shape]
     model.load_state_dict({k: v for k, v in state.items() if k not in skipped}, strict=False)
@@ -142,10 +143,10 @@ def mask_rcnn(
     if encoder in ("resnet50_fpn", "resnet50_fpn_v2"):
         widths = (fpn_channels, box_head_size, mask_head_channels, mask_head_layers, fpn_levels)
         if widths != (256, 1024, 256, 4, 4):
-            raise ValueError(f"the torchvision {encoder} detector has fixed head widths; fpn_channels, box_head_size, "
+            raise ConfigError(f"the torchvision {encoder} detector has fixed head widths; fpn_channels, box_head_size, "
                              f"mask_head_channels, mask_head_layers and fpn_levels ({widths}) apply to timm backbones (e.g. encoder='resnet18')")
         if in_channels != 3:
-            raise ValueError(f"the torchvision ResNet-50-FPN backbones take RGB images; for {in_channels} channels use a timm backbone")
+            raise ConfigError(f"the torchvision ResNet-50-FPN backbones take RGB images; for {in_channels} channels use a timm backbone")
         build = maskrcnn_resnet50_fpn if encoder == "resnet50_fpn" else maskrcnn_resnet50_fpn_v2
         coco = weights == "coco"
         model = build(weights="DEFAULT" if coco else None, weights_backbone="DEFAULT" if encoder_weights == "imagenet" and not coco else None,
@@ -156,9 +157,9 @@ def mask_rcnn(
         model.rpn.anchor_generator = anchor_generator(anchor_sizes)  # same anchors per location: the RPN head fits
     else:
         if weights == "coco":
-            raise ValueError("COCO weights exist for the torchvision ResNet-50-FPN backbones only; pass a weights file instead")
+            raise ConfigError("COCO weights exist for the torchvision ResNet-50-FPN backbones only; pass a weights file instead")
         if fpn_levels not in (2, 3, 4):
-            raise ValueError(f"fpn_levels must be 2, 3 or 4 (backbone stages from stride 4 up), got {fpn_levels}")
+            raise ConfigError(f"fpn_levels must be 2, 3 or 4 (backbone stages from stride 4 up), got {fpn_levels}")
         backbone = TimmFPNBackbone(encoder, pretrained=encoder_weights == "imagenet", in_channels=in_channels, out_channels=fpn_channels,
                                    levels=fpn_levels, drop_deepest=4 - fpn_levels)
         model = MaskRCNN(backbone, num_classes=None, rpn_anchor_generator=anchor_generator(anchor_sizes, levels=fpn_levels + 1),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+from omniseg.errors import ConfigError
 
 UPSAMPLING_MODES = ("transposed", "bilinear", "nearest", "bed_of_nails", "pixel_shuffle")
 
@@ -103,4 +104,4 @@ def make_upsample(mode: str, in_channels: int, *, scale: int = 2) -> tuple[nn.Mo
         return BedOfNails(scale), in_channels
     if mode == "pixel_shuffle":
         return PixelShuffleUpsample(in_channels, scale), in_channels
-    raise ValueError(f"unknown upsampling {mode!r}; choose one of {', '.join(UPSAMPLING_MODES)}")
+    raise ConfigError(f"unknown upsampling {mode!r}; choose one of {', '.join(UPSAMPLING_MODES)}")

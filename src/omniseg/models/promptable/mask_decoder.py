@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from omniseg.models.promptable.blocks import MLP, LayerNorm2d, MLPBlock, attend
+from omniseg.errors import ConfigError
 
 
 class Attention(nn.Module):
@@ -19,7 +20,7 @@ class Attention(nn.Module):
         self.internal_dim = embedding_dim // downsample_rate
         self.num_heads = num_heads
         if self.internal_dim % num_heads:
-            raise ValueError(f"{num_heads} heads do not divide the attention width {self.internal_dim}")
+            raise ConfigError(f"{num_heads} heads do not divide the attention width {self.internal_dim}")
         self.q_proj = nn.Linear(embedding_dim, self.internal_dim)
         self.k_proj = nn.Linear(embedding_dim, self.internal_dim)
         self.v_proj = nn.Linear(embedding_dim, self.internal_dim)

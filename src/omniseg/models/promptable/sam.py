@@ -134,7 +134,7 @@ def sam(*, img_size: int = 1024, patch_size: int = 16, embed_dim: int = 768, dep
         iou_head_hidden_dim: int = 256, checkpoint: str | None = None) -> Sam:
     """Segment Anything with SAM's ViT image encoder (windowed attention, relative positions) of the given size."""
     if img_size % patch_size or patch_size != 16:
-        raise ValueError(f"img_size {img_size} must be a multiple of the 16 px patches (patch_size {patch_size})")
+        raise ConfigError(f"img_size {img_size} must be a multiple of the 16 px patches (patch_size {patch_size})")
     encoder = ImageEncoderViT(img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
                               out_chans=prompt_embed_dim, window_size=window_size, global_attn_indexes=tuple(global_attn_indexes))
     return build_sam(encoder, img_size=img_size, prompt_embed_dim=prompt_embed_dim, mask_in_chans=mask_in_chans,
@@ -163,7 +163,7 @@ def mobile_sam(*, img_size: int = 1024, embed_dims: Sequence[int] = (64, 128, 16
                prompt_embed_dim: int = 256, checkpoint: str | None = None) -> Sam:
     """MobileSAM (Zhang et al., 2023): TinyViT-5M distilled from SAM's ViT-H encoder (checkpoint: mobile_sam.pt)."""
     if img_size % 64:
-        raise ValueError(f"MobileSAM's img_size must be a multiple of 64, got {img_size}")
+        raise ConfigError(f"MobileSAM's img_size must be a multiple of 64, got {img_size}")
     encoder = TinyViT(img_size=img_size, embed_dims=embed_dims, depths=depths, num_heads=num_heads, window_sizes=window_sizes,
                       out_chans=prompt_embed_dim)
     return build_sam(encoder, img_size=img_size, prompt_embed_dim=prompt_embed_dim, checkpoint=checkpoint, architecture="mobile_sam")

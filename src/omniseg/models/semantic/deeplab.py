@@ -12,6 +12,7 @@ from omniseg.models.layers.aspp import ASPP, atrous_conv
 from omniseg.models.layers.conv import ConvNormAct
 from omniseg.models.layers.init import init_weights
 from omniseg.models.semantic.base import SegmentationModel
+from omniseg.errors import ConfigError
 
 
 class FCNHead(nn.Sequential):
@@ -51,12 +52,12 @@ class DeepLab(SegmentationModel):
     ) -> None:
         super().__init__()
         if output_stride not in (8, 16):
-            raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
+            raise ConfigError(f"output_stride must be 8 or 16, got {output_stride}")
         self.num_classes, self.plus = num_classes, plus
         separable = plus if separable is None else separable
         self.encoder = TimmEncoder(encoder, in_channels=in_channels, weights=encoder_weights, output_stride=output_stride)
         if self.encoder.strides[-1] != output_stride:
-            raise ValueError(f"encoder {encoder!r} does not support output_stride {output_stride}; try a ResNet")
+            raise ConfigError(f"encoder {encoder!r} does not support output_stride {output_stride}; try a ResNet")
         rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
         self.aspp = ASPP(self.encoder.channels[-1], 256, rates=rates, separable=separable)
         if plus:

@@ -9,6 +9,7 @@ from omniseg.models.builder import MODELS
 from omniseg.models.encoders.vgg import load_vgg16_weights, vgg16_stages, vgg_stage
 from omniseg.models.layers import bilinear_kernel
 from omniseg.models.semantic.base import SegmentationModel
+from omniseg.errors import ConfigError
 
 
 def _upsampler(num_classes: int, scale: int) -> nn.ConvTranspose2d:
@@ -49,9 +50,9 @@ class FCN(SegmentationModel):
                  encoder_weights: str | None = None, width: float = 1.0) -> None:
         super().__init__()
         if stride not in (8, 16, 32):
-            raise ValueError(f"FCN stride must be 8, 16 or 32, got {stride}")
+            raise ConfigError(f"FCN stride must be 8, 16 or 32, got {stride}")
         if encoder_weights is not None and width != 1.0:
-            raise ValueError(f"pretrained VGG16 weights need width 1.0, got {width}")
+            raise ConfigError(f"pretrained VGG16 weights need width 1.0, got {width}")
         self.num_classes, self.stride = num_classes, stride
         self.stages = nn.ModuleList()
         channels = in_channels

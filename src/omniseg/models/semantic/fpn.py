@@ -12,6 +12,7 @@ from omniseg.models.layers.conv import ConvNormAct
 from omniseg.models.layers.init import init_weights
 from omniseg.models.layers.upsample import Interpolate
 from omniseg.models.semantic.base import SegmentationModel
+from omniseg.errors import ConfigError
 
 
 @MODELS.register("fpn", task="semantic", description="FPN: feature pyramid + semantic branch (Kirillov et al. 2019)")
@@ -34,7 +35,7 @@ class FPN(SegmentationModel):
         self.encoder = TimmEncoder(encoder, in_channels=in_channels, weights=encoder_weights)
         self.levels = [i for i, s in enumerate(self.encoder.strides) if s >= 4]
         if [self.encoder.strides[i] for i in self.levels][:1] != [4]:
-            raise ValueError(f"FPN needs a stride-4 stage; encoder {encoder!r} has strides {self.encoder.strides}")
+            raise ConfigError(f"FPN needs a stride-4 stage; encoder {encoder!r} has strides {self.encoder.strides}")
         self.laterals = nn.ModuleList(nn.Conv2d(self.encoder.channels[i], pyramid_channels, 1) for i in self.levels)
         self.branches = nn.ModuleList()
         for i in self.levels:

@@ -9,6 +9,7 @@ from omniseg.models.builder import MODELS
 from omniseg.models.encoders.vgg import load_vgg16_weights, vgg16_stages, vgg_stage
 from omniseg.models.layers import MaxUnpool
 from omniseg.models.semantic.base import SegmentationModel
+from omniseg.errors import ConfigError
 
 
 class SegNet(SegmentationModel):
@@ -31,7 +32,7 @@ class SegNet(SegmentationModel):
                  encoder_weights: str | None = None, width: float = 1.0) -> None:
         super().__init__()
         if encoder_weights is not None and width != 1.0:
-            raise ValueError(f"pretrained VGG16-BN weights need width 1.0, got {width}")
+            raise ConfigError(f"pretrained VGG16-BN weights need width 1.0, got {width}")
         stages = vgg16_stages(width)
         self.num_classes = num_classes
         self.pool = nn.MaxPool2d(2, 2, return_indices=True)
@@ -58,11 +59,11 @@ class SegNet(SegmentationModel):
                 self.decoder.append(nn.Sequential(nn.Conv2d(width_64, width_64, 7, padding=3, bias=False), nn.BatchNorm2d(width_64)))
             self.classifier = nn.Conv2d(width_64, num_classes, 1)
         else:
-            raise ValueError(f"SegNet variant must be 'vgg16' or 'basic', got {variant!r}")
+            raise ConfigError(f"SegNet variant must be 'vgg16' or 'basic', got {variant!r}")
         self.size_divisor = 2 ** len(self.encoder)
         if encoder_weights is not None:
             if variant != "vgg16":
-                raise ValueError("encoder_weights needs variant 'vgg16'; SegNet-Basic has no pretrained encoder")
+                raise ConfigError("encoder_weights needs variant 'vgg16'; SegNet-Basic has no pretrained encoder")
             load_vgg16_weights(self.encoder, encoder_weights, batch_norm=True)
 
     def _forward(self, x: torch.Tensor, aux: bool = False):

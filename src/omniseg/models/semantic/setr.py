@@ -11,6 +11,7 @@ from omniseg.models.encoders import TimmEncoder
 from omniseg.models.layers.conv import ConvNormAct
 from omniseg.models.layers.init import init_weights
 from omniseg.models.semantic.base import SegmentationModel
+from omniseg.errors import ConfigError
 
 
 class ChannelLayerNorm(nn.LayerNorm):
@@ -111,7 +112,7 @@ class SETR(SegmentationModel):
     ) -> None:
         super().__init__()
         if decoder not in ("naive", "pup", "mla"):
-            raise ValueError(f"decoder must be 'naive', 'pup' or 'mla', got {decoder!r}")
+            raise ConfigError(f"decoder must be 'naive', 'pup' or 'mla', got {decoder!r}")
         depth = _vit_depth(encoder)  # decides which layers feed the decoder
         self.num_classes, self.decoder_name = num_classes, decoder
         main = evenly_spaced_layers(depth, 4) if decoder == "mla" else [depth - 1]
@@ -152,12 +153,12 @@ def _vit_depth(encoder: str) -> int:
     import timm
 
     if not timm.is_model(encoder):
-        raise ValueError(f"unknown timm ViT {encoder!r}; see timm.list_models('vit_*')")
+        raise ConfigError(f"unknown timm ViT {encoder!r}; see timm.list_models('vit_*')")
     with torch.device("meta"):
         model = timm.create_model(encoder, pretrained=False, num_classes=0)
     blocks = getattr(model, "blocks", None)
     if blocks is None:
-        raise ValueError(f"SETR needs a plain ViT encoder with .blocks (e.g. vit_large_patch16_384), got {encoder!r}")
+        raise ConfigError(f"SETR needs a plain ViT encoder with .blocks (e.g. vit_large_patch16_384), got {encoder!r}")
     return len(blocks)
 
 

@@ -15,6 +15,7 @@ from omniseg.models.layers import ConvNormAct, DoubleConv, make_upsample
 from omniseg.models.layers.factory import ActLayer, NormLayer
 from omniseg.models.layers.init import init_weights
 from omniseg.models.semantic.base import SegmentationModel, overlap_tile, valid_output_size
+from omniseg.errors import ConfigError
 
 
 class UNetDecoder(nn.Module):
@@ -42,7 +43,7 @@ class UNetDecoder(nn.Module):
         n_extra = max(round(math.log2(encoder_strides[0])), 0)
         plan = [(c, s) for c, s in skips] + [(0, None)] * n_extra
         if len(decoder_channels) != len(plan):
-            raise ValueError(
+            raise ConfigError(
                 f"decoder_channels needs {len(plan)} entries for this encoder (strides {list(encoder_strides)}), "
                 f"got {len(decoder_channels)}"
             )
@@ -132,14 +133,14 @@ class UNet(SegmentationModel):
         super().__init__()
         self.num_classes = num_classes
         if padding not in ("same", "valid"):
-            raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+            raise ConfigError(f"padding must be 'same' or 'valid', got {padding!r}")
         if stem_stride not in (1, 2):
-            raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride}")
+            raise ConfigError(f"stem_stride must be 1 or 2, got {stem_stride}")
         self.valid = padding == "valid"
         if self.valid and encoder is not None:
-            raise ValueError("padding='valid' needs the built-in encoder (encoder=None)")
+            raise ConfigError("padding='valid' needs the built-in encoder (encoder=None)")
         if stem_stride == 2 and (encoder is not None or self.valid):
-            raise ValueError("stem_stride=2 needs the built-in encoder (encoder=None) and padding='same'")
+            raise ConfigError("stem_stride=2 needs the built-in encoder (encoder=None) and padding='same'")
         layers = {"norm_layer": norm_layer, "act_layer": act_layer}
         self.stem = self.full = self.refine = None
         if stem_stride == 2:
@@ -148,7 +149,7 @@ class UNet(SegmentationModel):
                 self.full = ConvNormAct(in_channels, full_channels, **layers)
         if encoder is None:
             if encoder_weights is not None:
-                raise ValueError("encoder_weights needs a timm encoder (encoder='resnet34', ...)")
+                raise ConfigError("encoder_weights needs a timm encoder (encoder='resnet34', ...)")
             self.encoder = UNetEncoder(
                 in_channels=base_channels if stem_stride == 2 else in_channels, depth=depth, base_channels=base_channels,
                 norm_layer=norm_layer, act_layer=act_layer, padding=0 if self.valid else 1,

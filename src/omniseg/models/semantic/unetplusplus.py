@@ -12,6 +12,7 @@ from omniseg.models.layers import DoubleConv, make_upsample
 from omniseg.models.layers.factory import ActLayer, NormLayer
 from omniseg.models.layers.init import init_weights
 from omniseg.models.semantic.base import SegmentationModel
+from omniseg.errors import ConfigError
 
 
 @MODELS.register("unetplusplus", task="semantic", description="UNet++: nested dense skip pathways (Zhou et al. 2018)")
@@ -48,7 +49,7 @@ class UNetPlusPlus(SegmentationModel):
         self.num_classes = num_classes
         if encoder is None:
             if encoder_weights is not None:
-                raise ValueError("encoder_weights needs a timm encoder (encoder='resnet34', ...)")
+                raise ConfigError("encoder_weights needs a timm encoder (encoder='resnet34', ...)")
             self.encoder = UNetEncoder(in_channels=in_channels, depth=depth, base_channels=base_channels,
                                        norm_layer=norm_layer, act_layer=act_layer)
         else:

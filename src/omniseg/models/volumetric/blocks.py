@@ -7,6 +7,7 @@ from functools import partial
 from torch import nn
 
 from omniseg.registry import Registry
+from omniseg.errors import ConfigError
 
 NORM_LAYERS_3D: Registry = Registry("3D norm layer")
 NORM_LAYERS_3D.add("batch", nn.BatchNorm3d)
@@ -33,5 +34,5 @@ def make_act3d(act: str, channels: int) -> nn.Module:
         return nn.ReLU(inplace=True)
     if act == "prelu":
         return nn.PReLU(channels)
-    raise ValueError(f"act must be 'relu' or 'prelu', got {act!r}")
+    raise ConfigError(f"act must be 'relu' or 'prelu', got {act!r}")
 

@@ -10,6 +10,7 @@ from omniseg.models.builder import MODELS
 from omniseg.models.layers.init import init_weights
 from omniseg.models.semantic.base import SegmentationModel, overlap_tile, valid_output_size
 from omniseg.models.volumetric.blocks import ConvNormAct3d
+from omniseg.errors import ConfigError
 
 
 def _crop_to(skip: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -49,7 +50,7 @@ class UNet3D(SegmentationModel):
                  norm: str = "batch", padding: str = "same") -> None:
         super().__init__()
         if padding not in ("same", "valid"):
-            raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+            raise ConfigError(f"padding must be 'same' or 'valid', got {padding!r}")
         self.num_classes, self.valid, self.depth = num_classes, padding == "valid", depth
         pad = 0 if self.valid else 1
         self.down = nn.ModuleList()

@@ -9,6 +9,7 @@ from omniseg.models.builder import MODELS
 from omniseg.models.layers.init import init_weights
 from omniseg.models.semantic.base import SegmentationModel
 from omniseg.models.volumetric.blocks import NORM_LAYERS_3D, ConvNormAct3d, make_act3d
+from omniseg.errors import ConfigError
 
 
 class ResidualStage(nn.Module):
@@ -60,7 +61,7 @@ class VNet(SegmentationModel):
     def __init__(self, *, num_classes: int, in_channels: int = 1, base_channels: int = 16, norm: str = "batch") -> None:
         super().__init__()
         if base_channels % in_channels:
-            raise ValueError(f"base_channels ({base_channels}) must be a multiple of in_channels ({in_channels}) "
+            raise ConfigError(f"base_channels ({base_channels}) must be a multiple of in_channels ({in_channels}) "
                              "for the first stage's residual")
         self.num_classes = num_classes
         left_convs, right_convs = (1, 2, 3, 3, 3), (3, 3, 2, 1)

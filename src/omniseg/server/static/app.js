@@ -25,7 +25,7 @@ function pixels(img) {
 
 async function loadModels() {
   state.models = await api("/api/models");
-  $("model").innerHTML = state.models.map((m) => `<option value="${m.name}">${m.name} (${m.task})</option>`).join("");
+  $("model").innerHTML = state.models.map((m) => `<option value="${m.name}">${m.name} (${m.engine ? "prompt engine, no weights" : m.task})</option>`).join("");
   state.model = state.models[0] || null;
   updatePanels();
 }
@@ -76,7 +76,7 @@ async function run() {
     if (state.model.task === "promptable") {
       setStatus("encoding the image...");
       state.embedding = (await api("/api/embed", { method: "POST", body: form })).embedding_id;
-      setStatus("click the object (right-click: background), or drag a box");
+      setStatus(`${state.model.name}: click the object (right-click: background), or drag a box`);
       draw();
     } else {
       setStatus("predicting...");
