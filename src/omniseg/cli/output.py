@@ -107,6 +107,21 @@ def print_any_report(console: Console, report: dict, *, title: str) -> None:
     printer(console, report, title=title)
 
 
+def print_rows(console: Console, title: str, columns: list[str], rows: list[list[str]], *, right: tuple[str, ...] = ()) -> None:
+    """A table: rich's in a terminal; elsewhere (logs, pipes) the title, then tab-separated lines with a header, each
+    value whole (``cut``, ``sort`` and spreadsheets read them)."""
+    if console.is_terminal:
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column, justify="right" if column in right else "left", overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    for line in (title, "\t".join(columns), *("\t".join(row) for row in rows)):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def print_error(console: Console, error: Exception) -> None:
     """``error: MESSAGE`` on one line, never wrapped (paths stay whole in logs and pipes), the message printed as it is
     (brackets in it are not markup)."""

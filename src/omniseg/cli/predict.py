@@ -34,7 +34,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--mask-format", choices=["png", "tiff"], default="png", help="semantic runs: class ids as a palette PNG, or a "
                    "tiled TIFF (256-pixel tiles, zlib, BigTIFF when large), both written as rows finish")
     p.add_argument("--probabilities", action="store_true", help="also write each class's probability as a grey PNG")
-    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    p.add_argument("--batch-size", type=int, help="tiles per forward pass (default: 1 on a CPU, fastest and lightest "
+                   "there; 4 on a GPU)")
     p.add_argument("--overwrite", action="store_true", help="predict files whose outputs exist too (default: skip them)")
     p.add_argument("--devices", type=int, default=1, help="semantic runs: share the files among this many processes "
                    "(one GPU each, or the CPU's threads split); under torchrun each rank takes its share")

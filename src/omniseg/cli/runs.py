@@ -6,9 +6,8 @@ import argparse
 import time
 
 from rich.console import Console
-from rich.table import Table
 
-from omniseg.cli.output import emit_json
+from omniseg.cli.output import emit_json, print_rows
 
 
 def add_parser(sub, name: str) -> None:
@@ -27,13 +26,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.json == "-":
         emit_json(console, {"runs": rows}, "-")
         return 0
-    table = Table(title=f"{len(rows)} runs under {args.folder}")
-    for column in ("run", "task", "model", "data", "steps", "metric", "value", "modified"):
-        table.add_column(column, justify="right" if column in ("steps", "value") else "left", overflow="fold")
-    for row in rows:
-        value = "-" if row["value"] is None else f"{row['value']:.4f}"
-        table.add_row(row["path"], row["task"], row["model"], str(row["data"] or "-"), str(row["steps"] if row["steps"] is not None else "-"),
-                      row["metric"] or "(unfinished)", value, time.strftime("%Y-%m-%d %H:%M", time.localtime(row["modified"])))
-    console.print(table)
+    lines = [[row["path"], row["task"], row["model"], str(row["data"] or "-"), "-" if row["steps"] is None else str(row["steps"]),
+              row["metric"] or "(unfinished)", "-" if row["value"] is None else f"{row['value']:.4f}",
+              time.strftime("%Y-%m-%d %H:%M", time.localtime(row["modified"]))] for row in rows]
+    print_rows(console, f"{len(rows)} runs under {args.folder}", ["run", "task", "model", "data", "steps", "metric", "value",
+                                                                 "modified"], lines, right=("steps", "value"))
     emit_json(console, {"runs": rows}, args.json)
     return 0

@@ -82,17 +82,20 @@ def read_image(path: str | Path) -> torch.Tensor:
     float32 in 0..1 for images of more than 8 bits (16-bit grey PNG and TIFF keep their precision: a 16-bit
     value ``v`` becomes ``v / 65535``; 32-bit integer and float images are scaled from their own range).
 
-    JPEG files are decoded by OpenCV (libjpeg-turbo; it applies the EXIF orientation itself) and kept
-    in its pixel-interleaved memory: the tensor is ``[3, H, W]`` with channels-last strides, which
-    torchvision's resize and the models' channels-last layout take without a copy. Other files, and any
-    OpenCV cannot read, are decoded by Pillow.
+    JPEG files are decoded by OpenCV (libjpeg-turbo; it applies the EXIF orientation itself), other files, and
+    any OpenCV cannot read, by Pillow. 8-bit images are kept in their pixel-interleaved memory: the tensor is
+    ``[3, H, W]`` with channels-last strides, which torchvision's resize and the models' channels-last layout take
+    without a copy.
     """
     path = Path(path)
     if path.suffix.lower() in JPEG_SUFFIXES and _header_fits(path):
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is not None:
-            return torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)
-    image = ImageOps.exif_transpose(_open(path, "image"))
+        pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if pixels is not None:
+            cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB, dst=pixels)  # in place: one copy of the image in memory
+            return torch.from_numpy(pixels).permute(2, 0, 1)
+    image = _open(path, "image")
+    if image.getexif().get(0x0112, 1) not in (1, None):  # only a rotated image pays for a transposed copy
+        image = ImageOps.exif_transpose(image)
     if image.mode.startswith("I;16") or image.mode in ("I", "F"):
         array = np.asarray(image, dtype=np.float32)
         if image.mode.startswith("I;16"):
@@ -101,8 +104,12 @@ def read_image(path: str | Path) -> torch.Tensor:
             lo, hi = float(array.min()), float(array.max())
             array = (array - lo) / max(hi - lo, 1e-12)
         return torch.from_numpy(np.ascontiguousarray(array)).expand(3, *array.shape).contiguous()
-    array = np.asarray(image.convert("RGB"))
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    array = np.asarray(image)  # read-only, over the decoded bytes
+    image.close()  # Pillow's own copy freed before the writable one is made: at most two copies at once
+    del image
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)  # channels-last strides, as the JPEG path gives
 
 
 def _header_fits(path: Path) -> bool:

@@ -50,7 +50,7 @@ def predict_images(
     stuff_min_area: int | None = None, instances: bool = False, split_touching: bool = False,
     semantic: str | Path | Predictor | None = None, progress: Progress | None = None, tile: int | str | None = "auto",
     overlap: float = 0.5, tta: str | None = None, probabilities: bool = False, overwrite: bool = False,
-    batch_size: int = 4, tile_progress: Progress | None = None, backend: str = "torch", devices: int = 1,
+    batch_size: int | None = None, tile_progress: Progress | None = None, backend: str = "torch", devices: int = 1,
     mask_format: str = "png",
 ) -> PredictionSummary:
     """Predict every image (or volume) of ``inputs`` (files and folders) with the model of ``run`` and write
@@ -159,7 +159,7 @@ def refuse_unhonoured(kind: str, options: dict, run) -> None:
 
 
 def _predict_semantic(predictor: Predictor, inputs, out: Path, report: Progress, *, tile, overlap: float, tta: str | None,
-                      probabilities: bool, batch_size: int, tile_progress: Progress | None, mask_format: str,
+                      probabilities: bool, batch_size: int | None, tile_progress: Progress | None, mask_format: str,
                       overwrite: bool) -> PredictionSummary:
     """A 2D semantic run over files (this process's share of them under torch.distributed or torchrun)."""
     rank, world = _shard()
@@ -223,7 +223,7 @@ def _shard_worker(rank: int, world: int, port: int, run: str, inputs: list[str],
 
 
 def predict_large_image(predictor: Predictor, path: Path, out: Path, *, tile: int | str | None = "auto", overlap: float = 0.5,
-                        tta: str | None = None, probabilities: bool = False, batch_size: int = 4,
+                        tta: str | None = None, probabilities: bool = False, batch_size: int | None = None,
                         progress: Progress | None = None, mask_format: str = "png") -> list[Path]:
     """``<stem>.png`` (class ids, palette; ``<stem>.tif`` with ``mask_format="tiff"``) and ``<stem>_overlay.png``
     of one image of any size, read band by band and written row by row (see :func:`predict_images`); returns the
@@ -255,7 +255,8 @@ def predict_large_image(predictor: Predictor, path: Path, out: Path, *, tile: in
         try:
             with torch.inference_mode():
                 for start, band in finished_bands(predictor.forward_of(tta), bands, shape, info.num_classes, tile=size,
-                                                  overlap=overlap, batch_size=batch_size, device=predictor.device, on_tiles=count):
+                                                  overlap=overlap, batch_size=batch_size or predictor.tiles_per_forward,
+                                                  device=predictor.device, on_tiles=count):
                     labels = class_ids(band).to(torch.uint8).cpu().numpy()
                     writers[0].write(labels)
                     for row in range(0, len(labels), 64):  # the overlay's float blend, 64 rows at a time

