@@ -56,3 +56,16 @@ print(matplotlib.get_backend())
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "svg" and (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_training_leaves_the_callers_torch_settings_as_they_were(shapes_dir, tmp_path):
+    import torch
+
+    from omniseg.cli.main import main
+
+    torch.use_deterministic_algorithms(False)
+    threads = torch.get_num_threads()
+    assert main(["train", "--data", str(shapes_dir), "--no-plan", "--model", "unet", "--set", "model.kwargs.depth=2",
+                 "--set", "model.kwargs.base_channels=4", "--img-size", "32", "--set", "train.max_steps=1", "--no-progress",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert not torch.are_deterministic_algorithms_enabled() and torch.get_num_threads() == threads

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import json
 import logging
@@ -312,6 +313,22 @@ def _train_promptable(config: RunConfig, source: DataSource, *, resume: bool, ov
                            overwrite=overwrite, progress=progress, plan=plan)
 
 
+def _keeps_determinism(function):
+    """Lightning's ``deterministic`` switches torch's process-wide flag when a Trainer is built; the caller of
+    ``function`` gets theirs back afterwards."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        enabled, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+    return wrapper
+
+
+@_keeps_determinism
 def _fit_and_report(config: RunConfig, source: DataSource, task: L.LightningModule, datamodule: L.LightningDataModule,
                     writer: RunWriter, report, *, resume: bool, overwrite: bool, progress: bool, plan: Plan | None) -> TrainResult | None:
     """Fit, then (on the main process) evaluate the best weights with ``report`` and write metrics.json."""
