@@ -153,3 +153,22 @@ def test_check_results_and_errors_are_whole_lines_outside_a_terminal(run_cli, tm
     assert len(lines) == 2 and all(str(deep / "masks") in line for line in lines)
     code, _, err = run_cli("eval", "--pred", deep / "nowhere", "--gt", deep / "masks")
     assert code == 2 and len(err.strip().splitlines()) == 1 and str(deep / "nowhere") in err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--pred", "p", "--gt", "g", "--data", "d"], "--data cannot be honoured when comparing --pred with --gt"),
+    (["--pred", "p", "--gt", "g", "--split", "test", "--max-clicks", "5"], "--max-clicks, --split cannot be honoured when comparing"),
+    (["RUN", "--num-classes", "3"], "--num-classes cannot be honoured when evaluating a model"),
+    (["RUN", "--tolerance", "0.01"], "--tolerance cannot be honoured without --unsupervised"),
+    (["--unsupervised", "--pred", "p", "--gt", "g", "--ignore-index", "0"], "--ignore-index cannot be honoured with --unsupervised"),
+])
+def test_eval_refuses_options_of_another_way_of_evaluating(run_cli, args, message):
+    code, _, err = run_cli("eval", *args)
+    assert code == 2 and message in err
+
+
+def test_an_architecture_for_a_run_directory_is_refused(tmp_path):
+    from omniseg.inference import evaluate_run
+
+    with pytest.raises(ConfigError, match="is a run directory, whose model.json names its own: leave --arch out"):
+        evaluate_run(tmp_path, arch="sam_vit_b")

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     print_any_report(console, result.metrics, title=f"Demo ({args.task}): synthetic shapes, validation split")
     plots = {"semantic": "curves.png, confusion.png, samples/", "promptable": "curves.png, clicks.png, samples/"}.get(
         args.task, "curves.png, samples/")
-    console.print(f"run directory: [bold]{result.run_dir}[/] (metrics.json, {plots})  {result.global_step} steps, "
-                  f"total {time.monotonic() - start:.0f} s")
+    console.print(f"run directory: [bold]{result.run_dir}[/] (report.html, metrics.json, {plots})  {result.global_step} "
+                  f"steps, total {time.monotonic() - start:.0f} s")
     emit_json(console, result.metrics, args.json)
     return 0

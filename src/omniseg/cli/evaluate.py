@@ -41,8 +41,28 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print metrics as JSON (or write FILE)")
 
 
+# options that only one way of evaluating takes, with their defaults: given elsewhere, they are refused by name
+FOLDER_ONLY = {"num_classes": None}
+UNSUPERVISED_ONLY = {"tolerance": 0.0075}
+MODEL_ONLY = {"arch": None, "engine": None, "max_clicks": 20, "data": None, "format": None, "split": "val", "batch_size": 4,
+              "device": None}
+
+
+def _refuse(args: argparse.Namespace, options: dict, why: str) -> None:
+    given = [f"--{name.replace('_', '-')}" for name, default in options.items() if getattr(args, name) != default]
+    if given:
+        raise ConfigError(f"{', '.join(given)} cannot be honoured {why}; leave {'it' if len(given) == 1 else 'them'} out")
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
+    if not args.unsupervised:
+        _refuse(args, UNSUPERVISED_ONLY, "without --unsupervised")
+    if args.pred or args.gt or args.unsupervised:
+        _refuse(args, MODEL_ONLY, "when comparing --pred with --gt (those evaluate a model)")
+    else:
+        _refuse(args, FOLDER_ONLY, "when evaluating a model (it reads the classes from the run)")
     if args.unsupervised:
+        _refuse(args, {"num_classes": None, "ignore_index": None}, "with --unsupervised (regions have no classes)")
         return _run_unsupervised(args, console)
     if args.pred or args.gt:
         if not (args.pred and args.gt) or args.run_dir:

@@ -46,6 +46,9 @@ def evaluate_run(
         return {"split": split, **evaluate_clicks(predictor, source.dataset(split), max_clicks=max_clicks)}
     if run_dir is None:
         raise ConfigError("give a run directory, a promptable checkpoint file or a prompt engine to evaluate")
+    if arch is not None:
+        raise ConfigError(f"--arch names the architecture of a checkpoint file; {run_dir} is a run directory, whose "
+                          "model.json names its own: leave --arch out")
     model = load_model(run_dir)
     info = model.card.info
     data, options = _run_data(run_dir, data, format=format, ignore_index=ignore_index)
