@@ -172,3 +172,13 @@ def test_an_architecture_for_a_run_directory_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match="is a run directory, whose model.json names its own: leave --arch out"):
         evaluate_run(tmp_path, arch="sam_vit_b")
+
+
+@pytest.mark.parametrize(("options", "named"), [({"boxes_from": "RUN", "points_per_side": 16}, "points_per_side"),
+                                                ({"overlap": 0.25}, "overlap"), ({"score_threshold": 0.3}, "score_threshold")])
+def test_autolabel_refuses_options_of_the_other_mode(tmp_path, options, named):
+    from omniseg.inference import autolabel_images
+
+    with pytest.raises(ConfigError, match=f"^{named} cannot be honoured here"):
+        autolabel_images(tmp_path / "sam", [tmp_path], tmp_path / "out", **options)
+    assert not (tmp_path / "out").exists()

@@ -3,6 +3,7 @@ autolabel`` (every object of many images, or the boxes of a detector's run, writ
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 from collections.abc import Callable, Sequence
@@ -83,6 +84,13 @@ def autolabel_images(model, inputs: Sequence[str | Path], out: str | Path, *, ar
     from omniseg.inference.promptable.automatic_masks import AutomaticMaskGenerator
     from omniseg.inference.prediction.predictor import Predictor
 
+    defaults = {name: p.default for name, p in inspect.signature(AutomaticMaskGenerator).parameters.items()}
+    unused = [name for name, value in generator_options.items() if boxes_from is not None and value != defaults.get(name)]
+    unused += ["overlap"] if tile is None and overlap != 0.5 else []
+    unused += ["score_threshold"] if boxes_from is None and score_threshold != 0.5 else []
+    if unused:
+        raise ConfigError(f"{', '.join(unused)} cannot be honoured here: the automatic generator's options need no "
+                          "--boxes-from, --score-threshold needs --boxes-from, --overlap needs --tile; leave them out")
     predictor = load_prompt_model(model, arch=arch, device=device)
     if not isinstance(predictor, PromptPredictor):
         raise ConfigError("autolabel needs a Segment Anything model (a run or a checkpoint with --arch)")
