@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 
 $(DEV_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -e '.[dev]'
+	# the official SAM 2 package, the parity reference of omniseg's SAM 2 (pure Python without its CUDA extension;
+	# it needs the torch already installed, hence no build isolation)
+	SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install --no-build-isolation 'sam2>=1.1'
 	touch $(DEV_STAMP)
 
 install: $(STAMP)

@@ -36,18 +36,20 @@ class MLPBlock(nn.Module):
 
 
 class MLP(nn.Module):
-    """``num_layers`` linear layers with ReLU between them (the hypernetworks and the IoU head)."""
+    """``num_layers`` linear layers with ReLU (or ``act``) between them (the hypernetworks, the IoU head, Hiera's
+    feed-forward layers)."""
 
-    def __init__(self, in_dim: int, hidden: int, out_dim: int, num_layers: int) -> None:
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, num_layers: int, act: type[nn.Module] = nn.ReLU) -> None:
         super().__init__()
         dims = [in_dim] + [hidden] * (num_layers - 1) + [out_dim]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.act = act()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.layers) - 1:
-                x = F.relu(x)
+                x = self.act(x)
         return x
 
 
