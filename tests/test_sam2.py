@@ -117,3 +117,114 @@ def test_the_memory_encoder_and_attention_give_the_official_outputs():
         found = attention(curr, memory, curr_pos, memory_pos, num_obj_ptr_tokens=4)
     assert found.shape == (64, 2, 32)
     torch.testing.assert_close(found, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("version", "folder"), [("2.1", "sam2.1"), ("2.0", "sam2")])
+def test_the_released_sam2_layouts_equal_the_official_ones(version, folder, monkeypatch):
+    from hydra.utils import instantiate
+
+    from omniseg.models import create_model
+
+    linspace = torch.linspace
+    monkeypatch.setattr(torch, "linspace", lambda *a, **k: linspace(*a, **{**k, "device": "cpu"}))
+    for size, short in OFFICIAL_NAMES.items():
+        config = OmegaConf.load(f"{sam2.__path__[0]}/configs/{folder}/{folder}_hiera_{short}.yaml")
+        with torch.device("meta"):
+            ours = create_model(f"sam2{'.1' if version == '2.1' else ''}_hiera_{size}")
+            official = instantiate(config.model, _recursive_=True)
+        assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in official.state_dict().items()}, size
+
+
+def small_official_sam2():
+    """The official SAM 2.1 (tiny config file) made small: a 16-wide trunk, 32-wide features, 128-pixel images."""
+    from hydra.utils import instantiate
+
+    config = OmegaConf.load(f"{sam2.__path__[0]}/configs/sam2.1/sam2.1_hiera_t.yaml").model
+    config.image_size = 128
+    config.image_encoder.trunk = {"_target_": "sam2.modeling.backbones.hieradet.Hiera", **SMALL,
+                                  "stages": list(SMALL["stages"]), "global_att_blocks": list(SMALL["global_att_blocks"]),
+                                  "window_pos_embed_bkg_spatial_size": list(SMALL["window_pos_embed_bkg_spatial_size"]),
+                                  "window_spec": list(SMALL["window_spec"])}
+    config.image_encoder.neck.d_model, config.image_encoder.neck.backbone_channel_list = 32, [128, 64, 32, 16]
+    config.image_encoder.neck.position_encoding.num_pos_feats = 32
+    attention = config.memory_attention
+    attention.d_model, attention.num_layers = 32, 2
+    attention.layer.d_model, attention.layer.dim_feedforward = 32, 64
+    attention.layer.self_attention.embedding_dim = attention.layer.cross_attention.embedding_dim = 32
+    attention.layer.self_attention.feat_sizes = attention.layer.cross_attention.feat_sizes = [8, 8]
+    attention.layer.cross_attention.kv_in_dim = 16
+    encoder = config.memory_encoder
+    encoder.out_dim, encoder.in_dim, encoder.position_encoding.num_pos_feats = 16, 32, 16
+    encoder.mask_downsampler.embed_dim, encoder.fuser.layer.dim = 32, 32
+    config.sam_mask_decoder_extra_args = {"dynamic_multimask_via_stability": True, "dynamic_multimask_stability_delta": 0.05,
+                                          "dynamic_multimask_stability_thresh": 0.98}
+    return instantiate(config, _recursive_=True)
+
+
+def test_a_small_sam2_answers_prompts_as_the_official_image_predictor():
+    import numpy as np
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    from omniseg.models.promptable.sam2 import sam2_model
+
+    torch.manual_seed(0)
+    official = randomised(small_official_sam2())
+    ours = sam2_model(image_size=128, d_model=32, mem_dim=16, memory_layers=2, memory_feedforward=64, **SMALL)
+    ours.load_state_dict(official.state_dict(), strict=True)
+    image = np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    predictor = SAM2ImagePredictor(official, mask_threshold=0.0, max_hole_area=0, max_sprinkle_area=0)
+    predictor._bb_feat_sizes = [(32, 32), (16, 16), (8, 8)]  # the official predictor assumes 1024-pixel inputs
+    predictor.set_image(image)
+    x = ours.preprocess(torch.from_numpy(image).permute(2, 0, 1)[None])
+    with torch.no_grad():
+        features = ours.image_features(x)
+    for prompt, multimask in (({"point_coords": [[60.0, 40.0]], "point_labels": [1]}, True),
+                              ({"point_coords": [[60.0, 40.0], [10.0, 80.0]], "point_labels": [1, 0], "box": [20, 10, 100, 70]}, False)):
+        masks, iou, low_res = predictor.predict(**{k: np.asarray(v) for k, v in prompt.items()}, multimask_output=multimask)
+        scale = torch.tensor([128 / 120, 128 / 90])
+        points = torch.tensor(prompt["point_coords"])[None] * scale
+        boxes = (torch.tensor(prompt["box"], dtype=torch.float32).view(2, 2) * scale).view(1, 4) if "box" in prompt else None
+        with torch.no_grad():
+            logits, found_iou, _ = ours.predict(features, points=points, labels=torch.tensor([prompt["point_labels"]]),
+                                                boxes=boxes, multimask=multimask)
+        torch.testing.assert_close(logits[0].clamp(-32, 32), torch.from_numpy(low_res), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(found_iou[0], torch.from_numpy(iou), atol=1e-5, rtol=1e-5)
+        upscaled = torch.nn.functional.interpolate(logits, (90, 120), mode="bilinear", align_corners=False)[0] > 0
+        assert (upscaled.numpy() == masks.astype(bool)).all()
+
+
+def test_the_prompt_predictor_and_the_checkpoint_loader_take_sam2(tmp_path):
+    import numpy as np
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    from omniseg.inference import PromptPredictor
+    from omniseg.models.promptable.sam2 import sam2_model
+
+    torch.manual_seed(0)
+    official = randomised(small_official_sam2())
+    torch.save({"model": official.state_dict()}, tmp_path / "small_sam2.pt")  # the release's file layout
+    small = dict(image_size=128, d_model=32, mem_dim=16, memory_layers=2, memory_feedforward=64, **SMALL)
+    ours = sam2_model(checkpoint=tmp_path / "small_sam2.pt", **small)  # read with weights_only, every key checked
+    image = np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    reference = SAM2ImagePredictor(official, max_hole_area=0, max_sprinkle_area=0)
+    reference._bb_feat_sizes = [(32, 32), (16, 16), (8, 8)]
+    reference.set_image(image)
+    masks, iou, low_res = reference.predict(point_coords=np.array([[60.0, 40.0]]), point_labels=np.array([1]))
+    predictor = PromptPredictor(ours, device="cpu")
+    predictor.set_image(image)
+    result = predictor.predict(points=[[60, 40]], labels=[1])
+    np.testing.assert_allclose(np.clip(result.low_res_logits, -32, 32), low_res, atol=1e-4)
+    np.testing.assert_allclose(result.scores, iou, atol=1e-5)
+    assert (result.masks == masks.astype(bool)).all() and result.masks.shape == (3, 90, 120)
+    again = predictor.predict(points=[[60, 40]], labels=[1], mask_input=result.low_res_logits[result.scores.argmax()][None],
+                              multimask=False)
+    assert again.masks.shape == (1, 90, 120)  # a follow-up click takes the last mask's logits
+
+
+def test_a_sam1_checkpoint_given_to_sam2_names_its_keys(tmp_path):
+    from omniseg.models import create_model
+
+    torch.save({"image_encoder.blocks.0.attn.qkv.weight": torch.zeros(3), "mask_decoder.iou_token.weight": torch.zeros(1)},
+               tmp_path / "sam_vit_b.pth")
+    with torch.device("meta"), pytest.raises(ConfigError, match="is a Segment Anything 1 checkpoint .*sam2.1_hiera_tiny is SAM 2"):
+        create_model("sam2.1_hiera_tiny", checkpoint=str(tmp_path / "sam_vit_b.pth"))

@@ -86,7 +86,8 @@ def export_sam_onnx(model: Sam, out_dir: str | Path, *, single_mask: bool = Fals
     except ImportError:
         raise ConfigError("ONNX export needs the onnx extra: pip install 'omniseg[onnx]'") from None
     if not isinstance(model, Sam):
-        raise ConfigError(f"export_sam_onnx takes a Segment Anything model, got {type(model).__name__}")
+        raise ConfigError(f"export_sam_onnx takes a Segment Anything 1 model, got {type(model).__name__} (SAM 2's ONNX "
+                          "export is not in omniseg yet)")
     if getattr(model.image_encoder, "high_res", None) is not None:
         raise ConfigError("this model's decoder takes high-resolution features besides the embedding, which SAM's ONNX "
                           "contract has no input for; export a model without high_res_features")

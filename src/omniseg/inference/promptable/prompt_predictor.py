@@ -15,7 +15,7 @@ from PIL import Image
 from omniseg.errors import ConfigError, OmnisegError
 from omniseg.core.device import resolve_device
 from omniseg.data.imageio import ImageLike, rgb_uint8
-from omniseg.models.promptable import Sam
+from omniseg.models.promptable import Sam, Sam2
 
 
 @dataclass
@@ -27,12 +27,6 @@ class PromptResult:
     masks: np.ndarray
     scores: np.ndarray
     low_res_logits: np.ndarray | None
-
-
-def longest_side_shape(height: int, width: int, longest: int) -> tuple[int, int]:
-    """``(h, w)`` with the longest side ``longest`` and the aspect ratio kept (rounded half up, as SAM does)."""
-    scale = longest / max(height, width)
-    return int(height * scale + 0.5), int(width * scale + 0.5)
 
 
 @dataclass
@@ -121,8 +115,8 @@ class PromptPredictor:
         >>> best = result.masks[result.scores.argmax()]  # doctest: +SKIP
     """
 
-    def __init__(self, model: Sam, *, device: str | None = None, cache_size: int = 4) -> None:
-        if not isinstance(model, Sam):
+    def __init__(self, model: Sam | Sam2, *, device: str | None = None, cache_size: int = 4) -> None:
+        if not isinstance(model, (Sam, Sam2)):
             raise ConfigError(f"the prompt predictor takes a Segment Anything model, got {type(model).__name__}")
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
@@ -149,12 +143,8 @@ class PromptPredictor:
     @torch.no_grad()
     def encode(self, array: np.ndarray) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
         """``(embedding, original size, resized input size)`` of a uint8 ``[H, W, 3]`` image (nothing is cached)."""
-        height, width = array.shape[:2]
-        new_h, new_w = longest_side_shape(height, width, self.model.img_size)
-        resized = np.array(Image.fromarray(array).resize((new_w, new_h), Image.BILINEAR))
-        x = torch.from_numpy(resized).to(self.device).permute(2, 0, 1)[None].float()
-        features = self.model.image_encoder(self.model.preprocess(x))
-        return features, (height, width), (new_h, new_w)
+        features, input_size = self.model.encode_image(torch.from_numpy(np.ascontiguousarray(array)).to(self.device).permute(2, 0, 1))
+        return features, tuple(array.shape[:2]), input_size
 
     def embedding(self) -> torch.Tensor:
         """The current image's embedding ``[1, 256, 64, 64]`` (with the high-resolution features of an encoder that
@@ -173,9 +163,7 @@ class PromptPredictor:
     def decode(self, points: torch.Tensor | None, labels: torch.Tensor | None, boxes: torch.Tensor | None,
                mask_input: torch.Tensor | None, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Low-resolution logits ``[B, C, h, w]`` and IoU predictions ``[B, C]`` for prompts in the input frame."""
-        features = self.embedding()
-        sparse, dense = self.model.prompt_encoder(None if points is None else (points, labels), boxes, mask_input)
-        return self.model.mask_decoder(features, self.model.prompt_encoder.get_dense_pe(), sparse, dense, multimask)
+        return self.model.decode_prompts(self.embedding(), points, labels, boxes, mask_input, multimask)
 
     def upscale(self, low_res: torch.Tensor) -> torch.Tensor:
         """Low-resolution logits -> logits at the image's own size."""
@@ -189,7 +177,7 @@ class PromptPredictor:
         ``multimask``: three masks per prompt (best for a single click) instead of one."""
         self.embedding()
         prompts = check_prompts(self.original_size, points, labels, boxes, mask_input)
-        expected = tuple(self.model.prompt_encoder.mask_input_size)
+        expected = tuple(self.model.mask_input_size)
         if prompts.mask_input is not None and tuple(prompts.mask_input.shape[-2:]) != expected:
             raise ConfigError(f"mask_input is {tuple(prompts.mask_input.shape[-2:])} but this model takes {expected} "
                               "(pass a low_res_logits entry of a previous prediction)")
@@ -296,14 +284,14 @@ def load_prompt_model(model: str | Path | Sam | None = None, *, arch: str | None
         if model is not None:
             raise ConfigError("give a model or an engine, not both")
         return ClassicalPromptEngine(engine)
-    if isinstance(model, Sam):
+    if isinstance(model, (Sam, Sam2)):
         return PromptPredictor(model, device=device)
     if model is None:
         raise ConfigError("give a promptable model (a run directory, or a checkpoint file with --arch) or --engine grabcut|random-walker")
     path = Path(model)
     if path.is_dir():
         loaded = load_model(path)
-        if not isinstance(loaded, Sam):
+        if not isinstance(loaded, (Sam, Sam2)):
             raise ConfigError(f"{path} holds a {loaded.card.task} model ({loaded.card.architecture}), not a promptable one")
         return PromptPredictor(loaded, device=device)
     if not path.is_file():

@@ -25,8 +25,9 @@ def read_state_dict(path: str | Path, what: str = "weights") -> dict[str, torch.
             f"{what} {path} cannot be read as a plain state dict ({str(exc).splitlines()[0]}); "
             "save model.state_dict() or convert it to .safetensors"
         ) from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
+    for wrapper in ("state_dict", "model"):  # Lightning-style and SAM 2's {"model": state_dict} files
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
     if not isinstance(state, dict):
         raise ConfigError(f"{what} {path} hold a {type(state).__name__}, not a state dict")
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}

@@ -57,13 +57,14 @@ class TwoWayAttentionBlock(nn.Module):
     """Token self-attention, tokens -> image cross-attention, token MLP, image -> tokens cross-attention."""
 
     def __init__(self, embedding_dim: int, num_heads: int, mlp_dim: int = 2048, activation: type[nn.Module] = nn.ReLU,
-                 attention_downsample_rate: int = 2, skip_first_layer_pe: bool = False) -> None:
+                 attention_downsample_rate: int = 2, skip_first_layer_pe: bool = False, mlp_layers: bool = False) -> None:
         super().__init__()
         self.self_attn = Attention(embedding_dim, num_heads)
         self.norm1 = nn.LayerNorm(embedding_dim)
         self.cross_attn_token_to_image = Attention(embedding_dim, num_heads, attention_downsample_rate)
         self.norm2 = nn.LayerNorm(embedding_dim)
-        self.mlp = MLPBlock(embedding_dim, mlp_dim, activation)
+        # the same two layers, named lin1/lin2 in SAM's release and layers.0/1 in SAM 2's
+        self.mlp = MLP(embedding_dim, mlp_dim, embedding_dim, 2, act=activation) if mlp_layers else MLPBlock(embedding_dim, mlp_dim, activation)
         self.norm3 = nn.LayerNorm(embedding_dim)
         self.norm4 = nn.LayerNorm(embedding_dim)
         self.cross_attn_image_to_token = Attention(embedding_dim, num_heads, attention_downsample_rate)
@@ -87,10 +88,11 @@ class TwoWayTransformer(nn.Module):
     """``depth`` two-way blocks and a final tokens -> image attention."""
 
     def __init__(self, *, depth: int, embedding_dim: int, num_heads: int, mlp_dim: int,
-                 activation: type[nn.Module] = nn.ReLU, attention_downsample_rate: int = 2) -> None:
+                 activation: type[nn.Module] = nn.ReLU, attention_downsample_rate: int = 2, mlp_layers: bool = False) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            TwoWayAttentionBlock(embedding_dim, num_heads, mlp_dim, activation, attention_downsample_rate, skip_first_layer_pe=i == 0)
+            TwoWayAttentionBlock(embedding_dim, num_heads, mlp_dim, activation, attention_downsample_rate, skip_first_layer_pe=i == 0,
+                                 mlp_layers=mlp_layers)
             for i in range(depth))
         self.final_attn_token_to_image = Attention(embedding_dim, num_heads, attention_downsample_rate)
         self.norm_final_attn = nn.LayerNorm(embedding_dim)
@@ -133,9 +135,20 @@ class MaskDecoder(nn.Module):
         every prompt) or ``[B, D, h, w]``; or, from an encoder with high-resolution features, the tuple
         ``(embedding, features at 2x, features at 4x)`` with ``D / 4`` and ``D / 8`` channels, added to the upscaling
         path at those resolutions (SAM 2's high-resolution features) for sharper mask boundaries."""
+        masks, iou, _, _ = self.decode(image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings)
+        return masks, iou
+
+    def output_tokens(self) -> torch.Tensor:
+        """The learned output tokens, before the prompt tokens: IoU, then the mask tokens."""
+        return torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
+
+    def decode(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor, sparse_prompt_embeddings: torch.Tensor,
+               dense_prompt_embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(masks, IoU predictions, the mask tokens out, every output token out)`` (see :meth:`predict_masks`)."""
         image_embeddings, *high_res = image_embeddings if isinstance(image_embeddings, tuple) else (image_embeddings,)
         batch = sparse_prompt_embeddings.shape[0]
-        output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
+        output_tokens = self.output_tokens()
+        first = output_tokens.shape[0] - self.num_mask_tokens - 1  # the IoU token's index (SAM 2 puts one before it)
         tokens = torch.cat([output_tokens.unsqueeze(0).expand(batch, -1, -1), sparse_prompt_embeddings], dim=1)
         if dense_prompt_embeddings.stride(0) == 0:  # one dense embedding for every prompt (no mask prompts)
             dense_prompt_embeddings = dense_prompt_embeddings[:1]
@@ -143,18 +156,18 @@ class MaskDecoder(nn.Module):
         src = image_embeddings + dense_prompt_embeddings
         _, channels, height, width = src.shape
         hs, keys = self.transformer(src, image_pe, tokens)
-        mask_tokens_out = hs[:, 1: 1 + self.num_mask_tokens]
+        mask_tokens_out = hs[:, first + 1: first + 1 + self.num_mask_tokens]
         # the tokens [B, hw, C] viewed as a channels-last map: no copy before the transposed convolutions
         embedded = keys.view(batch, height, width, channels).permute(0, 3, 1, 2)
         if high_res:
-            first, norm, act, second, act_out = self.output_upscaling
-            upscaled = act_out(second(act(norm(first(embedded) + high_res[0]))) + high_res[1])
+            up1, norm, act, up2, act_out = self.output_upscaling
+            upscaled = act_out(up2(act(norm(up1(embedded) + high_res[0]))) + high_res[1])
         else:
             upscaled = self.output_upscaling(embedded)
         hyper_in = torch.stack([mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1)
         _, c, h, w = upscaled.shape
         masks = (hyper_in @ upscaled.reshape(batch, c, h * w)).view(batch, -1, h, w)
-        return masks, self.iou_prediction_head(hs[:, 0])
+        return masks, self.iou_prediction_head(hs[:, first]), mask_tokens_out, hs
 
     def forward(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor, sparse_prompt_embeddings: torch.Tensor,
                 dense_prompt_embeddings: torch.Tensor, multimask_output: bool) -> tuple[torch.Tensor, torch.Tensor]:

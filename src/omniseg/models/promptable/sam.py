@@ -12,7 +12,9 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
@@ -23,6 +25,7 @@ from omniseg.models.hub import check_state_dict
 from omniseg.models.promptable.image_encoder import ImageEncoderViT
 from omniseg.models.promptable.mask_decoder import MaskDecoder, TwoWayTransformer
 from omniseg.models.promptable.prompt_encoder import PromptEncoder
+from omniseg.models.promptable.sam2 import SAM2_ARCHITECTURE
 from omniseg.models.promptable.timm_image_encoder import TimmImageEncoder
 from omniseg.models.promptable.tiny_vit import TinyViT
 
@@ -33,9 +36,9 @@ OFFICIAL_SHA256 = {
     "sam_vit_h_4b8939.pth": "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
     "mobile_sam.pt": "6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
 }
-#: the architecture of each official file, so a checkpoint with its official name needs no ``arch``
+#: the architecture of each official file (SAM 2's too), so a checkpoint with its official name needs no ``arch``
 OFFICIAL_ARCHITECTURE = {"sam_vit_b_01ec64.pth": "sam_vit_b", "sam_vit_l_0b3195.pth": "sam_vit_l",
-                         "sam_vit_h_4b8939.pth": "sam_vit_h", "mobile_sam.pt": "mobile_sam"}
+                         "sam_vit_h_4b8939.pth": "sam_vit_h", "mobile_sam.pt": "mobile_sam", **SAM2_ARCHITECTURE}
 
 #: the official encoders: (embed_dim, depth, num_heads, global_attn_indexes)
 VIT_SIZES = {
@@ -82,6 +85,32 @@ class Sam(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Image embeddings of preprocessed images (what ``set_image`` caches)."""
         return self.image_encoder(images)
+
+    # the contract of promptable models with the prompt predictor (SAM 2 keeps it too)
+    @property
+    def mask_input_size(self) -> tuple[int, int]:
+        return tuple(self.prompt_encoder.mask_input_size)
+
+    def encode_image(self, image: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """``(features, input size)`` of a uint8 ``[3, H, W]`` image: the longest side resized to ``img_size`` (PIL's
+        bilinear filter, as SAM's release does), normalised, zero-padded, encoded."""
+        height, width = image.shape[-2:]
+        new_h, new_w = longest_side_shape(height, width, self.img_size)
+        resized = Image.fromarray(image.permute(1, 2, 0).cpu().numpy()).resize((new_w, new_h), Image.BILINEAR)
+        x = torch.from_numpy(np.asarray(resized).copy()).to(image.device).permute(2, 0, 1)[None].float()
+        return self.image_encoder(self.preprocess(x)), (new_h, new_w)
+
+    def decode_prompts(self, features, points: torch.Tensor | None, labels: torch.Tensor | None, boxes: torch.Tensor | None,
+                       mask_input: torch.Tensor | None, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Low-resolution logits ``[B, C, h, w]`` and IoU predictions ``[B, C]`` for prompts in the input frame."""
+        sparse, dense = self.prompt_encoder(None if points is None else (points, labels), boxes, mask_input)
+        return self.mask_decoder(features, self.prompt_encoder.get_dense_pe(), sparse, dense, multimask)
+
+
+def longest_side_shape(height: int, width: int, longest: int) -> tuple[int, int]:
+    """``(h, w)`` with the longest side ``longest`` and the aspect ratio kept (rounded half up, as SAM does)."""
+    scale = longest / max(height, width)
+    return int(height * scale + 0.5), int(width * scale + 0.5)
 
 
 def file_sha256(path: str | Path) -> str:
