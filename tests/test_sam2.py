@@ -228,3 +228,45 @@ def test_a_sam1_checkpoint_given_to_sam2_names_its_keys(tmp_path):
                tmp_path / "sam_vit_b.pth")
     with torch.device("meta"), pytest.raises(ConfigError, match="is a Segment Anything 1 checkpoint .*sam2.1_hiera_tiny is SAM 2"):
         create_model("sam2.1_hiera_tiny", checkpoint=str(tmp_path / "sam_vit_b.pth"))
+
+
+def test_the_memory_step_follows_the_official_track_step_frame_by_frame():
+    """Eight frames: a click on frame 0, a mask prompt on frame 3, a correcting click on frame 5 with the last
+    mask's logits, the rest tracked from memory; masks, pointers, object scores and memories equal at every frame."""
+    from omniseg.models.promptable.sam2 import sam2_model
+    from omniseg.models.promptable.tracking import TrackingSettings, frame_features, track_step
+
+    torch.manual_seed(0)
+    official = small_official_sam2()
+    with torch.no_grad():
+        for parameter in official.parameters():
+            parameter.mul_(0.5).add_(torch.randn_like(parameter) * 0.05)  # random, yet a well-behaved network
+        official.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(3.0)  # objects mostly visible: real masks compared
+    official = official.eval()
+    official.binarize_mask_from_pts_for_mem_enc = True  # the video predictor's setting
+    ours = sam2_model(image_size=128, d_model=32, mem_dim=16, memory_layers=2, memory_feedforward=64, **SMALL)
+    ours.load_state_dict(official.state_dict(), strict=True)
+    settings, frames = TrackingSettings.of("2.1"), torch.randn(8, 3, 128, 128)
+    mask = torch.zeros(1, 1, 128, 128, dtype=torch.bool)
+    mask[..., 30:80, 40:100] = True
+    prompts = {0: ({"point_coords": torch.tensor([[[40.0, 50.0]]]), "point_labels": torch.tensor([[1]], dtype=torch.int32)}, None),
+               3: (None, mask),
+               5: ({"point_coords": torch.tensor([[[60.0, 60.0], [10.0, 10.0]]]), "point_labels": torch.tensor([[1, 0]], dtype=torch.int32)}, None)}
+    memories = {name: {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}} for name in ("official", "ours")}
+    for index in range(8):
+        points, mask_input = prompts.get(index, (None, None))
+        previous = memories["ours"]["non_cond_frame_outputs"].get(index - 1) if index == 5 else None
+        with torch.no_grad():
+            backbone = official.forward_image(frames[index:index + 1])
+            _, feats, positions, sizes = official._prepare_backbone_features(backbone)
+            expected = official.track_step(index, index == 0, feats, positions, sizes, points, mask_input, memories["official"], 8,
+                                           prev_sam_mask_logits=None if previous is None else previous["pred_masks"])
+            features = frame_features(ours, frames[index:index + 1])
+            found = track_step(ours, settings, index, index == 0, features, points, mask_input, memories["ours"], 8,
+                               prev_sam_mask_logits=None if previous is None else previous["pred_masks"])
+        for key in ("pred_masks", "obj_ptr", "object_score_logits", "maskmem_features"):
+            torch.testing.assert_close(found[key], expected[key], atol=1e-4, rtol=1e-4, msg=lambda m: f"frame {index}, {key}: {m}")
+        kind = "cond_frame_outputs" if index in prompts else "non_cond_frame_outputs"
+        memories["official"][kind][index], memories["ours"][kind][index] = expected, found
+    visible = [index for kind in memories["ours"].values() for index, out in kind.items() if out["object_score_logits"].item() > 0]
+    assert len(visible) >= 6, f"the comparison covered few frames where the object is visible: {sorted(visible)}"
