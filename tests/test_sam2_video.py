@@ -1,0 +1,131 @@
+"""The SAM 2 video predictor against the official one (same small random model, the official's memory attention
+patched to read its bfloat16 memories in float32, holes left unfilled on both sides): two objects, the second
+prompted on frame 4, a correction click on frame 7 re-propagated from there; equal masks on every frame. And its own
+behaviour: streaming memory, objects joining after propagation, bad prompts."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from omniseg.errors import ConfigError
+from tests.test_sam2 import SMALL, small_official_sam2
+
+sam2 = pytest.importorskip("sam2")
+
+
+def moving_scene(count: int = 10, size: int = 128) -> list[np.ndarray]:
+    """A yellow square moving right and a cyan disc moving down on a textured ground."""
+    rng = np.random.default_rng(0)
+    ground = rng.integers(20, 70, (size, size, 3), dtype=np.uint8)
+    ys, xs = np.mgrid[:size, :size]
+    frames = []
+    for k in range(count):
+        frame = ground.copy()
+        frame[30:60, 10 + 5 * k: 40 + 5 * k] = (230, 200, 40)
+        frame[(ys - (20 + 6 * k)) ** 2 + (xs - 95) ** 2 <= 14 ** 2] = (40, 200, 230)
+        frames.append(frame)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def models():
+    from omniseg.models.promptable.sam2 import sam2_model
+
+    torch.manual_seed(0)
+    official = small_official_sam2()
+    with torch.no_grad():
+        for parameter in official.parameters():
+            parameter.mul_(0.5).add_(torch.randn_like(parameter) * 0.05)
+        official.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(3.0)
+    ours = sam2_model(image_size=128, d_model=32, mem_dim=16, memory_layers=2, memory_feedforward=64, **SMALL)
+    ours.load_state_dict(official.state_dict(), strict=True)
+    return official, ours.eval()
+
+
+def official_predictor(official):
+    """The official video predictor around the same weights (as build_sam2_video_predictor configures it, holes unfilled,
+    a correction click making its frame a conditioning frame)."""
+    from sam2.sam2_video_predictor import SAM2VideoPredictor
+
+    predictor = SAM2VideoPredictor.__new__(SAM2VideoPredictor)
+    predictor.__dict__.update(official.__dict__)
+    predictor.fill_hole_area, predictor.non_overlap_masks = 0, False
+    predictor.clear_non_cond_mem_around_input, predictor.add_all_frames_to_correct_as_cond = False, True
+    predictor.binarize_mask_from_pts_for_mem_enc = True
+    return predictor.eval()
+
+
+def test_two_objects_and_a_correction_give_the_official_masks(models, tmp_path, monkeypatch):
+    from sam2.modeling.memory_attention import MemoryAttention
+
+    from omniseg.inference.promptable.video_predictor import VideoPredictor
+
+    forward = MemoryAttention.forward  # on a CPU the official predictor fails on its own bfloat16 memories: read them in float32
+    monkeypatch.setattr(MemoryAttention, "forward", lambda self, curr, memory, curr_pos=None, memory_pos=None, num_obj_ptr_tokens=0:
+                        forward(self, curr, memory.float(), curr_pos, memory_pos, num_obj_ptr_tokens))
+    official, ours = models
+    frames = moving_scene()
+    for k, frame in enumerate(frames):
+        Image.fromarray(frame).save(tmp_path / f"{k}.jpg", quality=95)
+    decoded = [np.asarray(Image.open(tmp_path / f"{k}.jpg").convert("RGB")) for k in range(len(frames))]  # as the official reads them
+    reference = official_predictor(official)
+    state = reference.init_state(str(tmp_path))
+    predictor = VideoPredictor(ours, device="cpu", fill_hole_area=0, keep_frames=None).start(decoded)
+    prompts = [(0, 1, {"points": [[25, 45]], "labels": [1]}), (4, 2, {"points": [[95, 44]], "labels": [1]})]
+    with torch.inference_mode():
+        for frame, obj_id, prompt in prompts:
+            _, ids, expected = reference.add_new_points_or_box(state, frame, obj_id, **prompt)
+            _, found_ids, found = predictor.add_prompt(frame, obj_id, **prompt)
+            assert found_ids == list(ids) and (found == (expected[:, 0] > 0).numpy()).all()
+        expected = {t: (ids, m[:, 0] > 0) for t, ids, m in reference.propagate_in_video(state)}
+    found = {t: (ids, m) for t, ids, m in predictor.propagate()}
+    assert sorted(found) == sorted(expected) == list(range(10))
+    for t in range(10):
+        assert found[t][0] == list(expected[t][0]) and (found[t][1] == expected[t][1].numpy()).all(), f"frame {t}"
+    assert found[9][1][0].sum() > 50 and found[9][1][1].sum() > 50  # both objects still masked at the end
+    correction = {"points": [[60, 45], [5, 5]], "labels": [1, 0], "clear": False}
+    with torch.inference_mode():
+        _, _, expected_7 = reference.add_new_points_or_box(state, 7, 1, points=correction["points"], labels=correction["labels"],
+                                                          clear_old_points=False)
+        expected = {t: m[:, 0] > 0 for t, _, m in reference.propagate_in_video(state, start_frame_idx=7)}
+    _, _, found_7 = predictor.add_prompt(7, 1, **correction)
+    assert (found_7 == (expected_7[:, 0] > 0).numpy()).all()
+    found = {t: m for t, _, m in predictor.propagate(start=7)}
+    assert sorted(found) == [7, 8, 9] and all((found[t] == expected[t].numpy()).all() for t in found)
+
+
+def test_memory_stays_bounded_and_objects_join_after_propagation(models):
+    from omniseg.inference.promptable.video_predictor import VideoPredictor
+
+    _, ours = models
+    frames = moving_scene(30)
+    predictor = VideoPredictor(ours, device="cpu", keep_frames=16).start(frames)
+    predictor.add_prompt(0, 1, box=[8, 28, 42, 62])
+    tracked = [t for t, ids, masks in predictor.propagate()]
+    assert tracked == list(range(30)) and len(predictor.objects[1].tracked) <= 17  # old frames' outputs dropped
+    assert predictor.objects[1].tracked[29]["maskmem_features"].dtype == torch.bfloat16  # half the memory
+    _, ids, masks = predictor.add_prompt(20, 7, points=[[100, 100]], labels=[1])  # a new object, no reset
+    assert ids == [1, 7] and masks.shape == (2, 128, 128)
+    assert [ids for _, ids, _ in predictor.propagate(start=20, max_frames=3)] == [[1, 7]] * 3
+    predictor.remove_object(7)
+    assert list(predictor.objects) == [1]
+
+
+def test_bad_prompts_are_one_line_errors(models):
+    from omniseg.inference.promptable.video_predictor import VideoPredictor
+
+    predictor = VideoPredictor(models[1], device="cpu").start(moving_scene(5))
+    for call, message in ((lambda: predictor.add_prompt(5, 1, points=[[1, 1]]), "frame 5 is outside the video"),
+                          (lambda: predictor.add_prompt(0, 1, points=[[200, 1]]), "is outside the 128 x 128 frame"),
+                          (lambda: predictor.add_prompt(0, 1), "needs clicks"),
+                          (lambda: predictor.add_prompt(0, 1, points=[[1, 1], [2, 2]], labels=[1]), "2 points but 1 labels"),
+                          (lambda: predictor.add_prompt(0, 1, mask=np.ones((4, 4), bool)), "the mask is (4, 4)"),
+                          (lambda: next(predictor.propagate()), "add a prompt first"),
+                          (lambda: predictor.remove_object(3), "no object 3")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            call()
