@@ -129,3 +129,38 @@ def test_bad_prompts_are_one_line_errors(models):
                           (lambda: predictor.remove_object(3), "no object 3")):
         with pytest.raises(ConfigError, match=re.escape(message)):
             call()
+
+
+def test_omniseg_track_writes_masks_tracks_an_overlay_and_a_contact_sheet(models, tmp_path, run_cli):
+    import json
+
+    from omniseg.core.info import DatasetInfo
+    from omniseg.data.video import Mp4Writer, VideoFrames
+    from omniseg.models import ModelCard, save_model
+
+    kwargs = dict(size=None, image_size=128, d_model=32, mem_dim=16, memory_layers=2, memory_feedforward=64, **SMALL)
+    save_model(models[1], tmp_path / "sam2_run", ModelCard("sam2", kwargs, DatasetInfo(["background", "object"], ignore_index=255),
+                                                           task="promptable"))
+    with Mp4Writer(tmp_path / "scene.mp4", 10, (128, 128)) as writer:
+        for frame in moving_scene(12):
+            writer.write(frame)
+    code, out, err = run_cli("track", tmp_path / "scene.mp4", "--model", tmp_path / "sam2_run", "--point", "3:40,45", "--box",
+                             "3:80,30,112,70:2", "--out", tmp_path / "tracked", "--device", "cpu")
+    assert code == 0, err
+    masks = sorted((tmp_path / "tracked" / "masks").glob("*.png"))
+    assert [p.stem for p in masks] == [f"{k:05d}" for k in range(12)]  # frames before the prompt tracked backwards
+    tracks = json.loads((tmp_path / "tracked" / "tracks.json").read_text())
+    assert tracks["frames"] == 12 and sorted(tracks["objects"]) == ["1", "2"]
+    from pycocotools import mask as mask_utils
+
+    from omniseg.data.imageio import read_label_png
+
+    labels = read_label_png(masks[3])[0]
+    for obj_id, per_frame in tracks["objects"].items():
+        entry = per_frame["frames"]["3"]
+        decoded = mask_utils.decode({**entry["rle"], "counts": entry["rle"]["counts"].encode()}).astype(bool)
+        assert entry["area"] == decoded.sum() and ((labels == int(obj_id)) <= decoded).all()  # the PNG holds the RLE's pixels
+    assert len(VideoFrames(tmp_path / "tracked" / "overlay.mp4")) == 12
+    assert (tmp_path / "tracked" / "contact_sheet.png").stat().st_size > 1000
+    code, _, err = run_cli("track", tmp_path / "scene.mp4", "--model", tmp_path / "sam2_run", "--point", "30:4,4", "--out", tmp_path / "x")
+    assert code == 2 and "a prompt on frame 30, but" in err and "has frames 0..11" in err

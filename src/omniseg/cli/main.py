@@ -9,12 +9,12 @@ import sys
 from rich.console import Console
 
 from omniseg._version import __version__
-from omniseg.cli import data, demo, evaluate, export, models, plan, predict, prompt, runs, segment, serve, train
+from omniseg.cli import data, demo, evaluate, export, models, plan, predict, prompt, runs, segment, serve, track, train
 from omniseg.cli.output import print_error, quiet_libraries
 from omniseg.errors import OmnisegError
 
 SUBCOMMANDS = {"demo": demo, "plan": plan, "train": train, "eval": evaluate, "predict": predict, "export": export, "models": models, "data": data,
-               "segment": segment, "prompt": prompt, "autolabel": prompt, "serve": serve, "runs": runs}
+               "segment": segment, "prompt": prompt, "autolabel": prompt, "serve": serve, "runs": runs, "track": track}
 
 
 def build_parser() -> argparse.ArgumentParser:

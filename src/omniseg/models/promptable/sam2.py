@@ -213,6 +213,21 @@ def sam2_model(size: str | None = None, *, version: str = "2.1", image_size: int
     return model.eval()
 
 
+@MODELS.register("sam2", task="promptable", description="Segment Anything 2 of any size (a released trunk, or small ones)")
+def sam2(*, size: str | None = "tiny", version: str = "2.1", image_size: int = 1024, d_model: int = 256, mem_dim: int = 64,
+         memory_layers: int = 4, memory_feedforward: int = 2048, embed_dim: int | None = None, num_heads: int | None = None,
+         stages: Sequence[int] | None = None, global_att_blocks: Sequence[int] | None = None,
+         window_pos_embed_bkg_spatial_size: Sequence[int] | None = None, window_spec: Sequence[int] | None = None,
+         checkpoint: str | None = None) -> Sam2:
+    """SAM 2 with a released trunk ``size`` whose options may be overridden (all of them with ``size=None``)."""
+    trunk = {key: tuple(value) if isinstance(value, list) else value for key, value in
+             dict(embed_dim=embed_dim, num_heads=num_heads, stages=stages, global_att_blocks=global_att_blocks,
+                  window_pos_embed_bkg_spatial_size=window_pos_embed_bkg_spatial_size, window_spec=window_spec).items()
+             if value is not None}
+    return sam2_model(size, version=version, image_size=image_size, d_model=d_model, mem_dim=mem_dim, memory_layers=memory_layers,
+                      memory_feedforward=memory_feedforward, checkpoint=checkpoint, **trunk)
+
+
 def _released(size: str, version: str):
     name = f"sam2{'.1' if version == '2.1' else ''}_hiera_{size}"
 
