@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from omniseg.errors import ConfigError, OmnisegError
 from omniseg.core.device import resolve_device
