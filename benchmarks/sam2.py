@@ -1,0 +1,174 @@
+"""SAM 2 on a CPU against the official package: the same random Hiera weights on both sides (SAM 2.1 of the chosen
+size, ``torch.manual_seed(0)``), two objects clicked on the first frame of ``coffee.mp4`` and followed through its
+first ``--frames`` frames; per-frame latency of each video predictor, and the peak RSS of each process after
+``--frames`` and after ``--rss-frames`` frames (omniseg streams the video; the official predictor loads every frame
+as a 1024x1024 float tensor first, from a folder of JPEGs, as it reads videos without decord). The official memory
+attention is patched to read its bfloat16 memories in float32 (it fails on a CPU otherwise), and holes are left
+unfilled on both sides (its hole filling needs its CUDA extension). Image-encoder latency at 1024 px for each size.
+Each measurement runs in its own process; prints a table and saves JSON; nothing is asserted.
+
+    python benchmarks/sam2.py [--frames 60] [--rss-frames 287] [--sizes tiny,small,base_plus,large]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# this file is named like the official package it measures against: keep its folder off the import path
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+COFFEE = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "coffee.mp4"
+CLICKS = {1: (640, 360), 2: (300, 500)}  # two objects of the first frame (pixels of the 1280x720 frame)
+
+
+def child(kind: str, frames: int, size: str, folder: str) -> dict:
+    """Runs in its own process: one predictor over ``frames`` frames; returns seconds per frame and peak RSS (MB)."""
+    import resource
+
+    import torch
+
+    torch.manual_seed(0)
+    from omniseg.models import create_model
+
+    ours = create_model(f"sam2.1_hiera_{size}")
+    start = time.perf_counter()
+    times = []
+    if kind == "encoder":
+        x = torch.randn(1, 3, 1024, 1024)
+        with torch.inference_mode():
+            ours.image_encoder(x)
+            start = time.perf_counter()
+            ours.image_encoder(x)
+        return {"seconds": time.perf_counter() - start}
+    if kind == "omniseg":
+        from omniseg.data.video import VideoFrames
+        from omniseg.inference.promptable.video_predictor import VideoPredictor
+
+        with VideoFrames(COFFEE) as video:
+            predictor = VideoPredictor(ours, device="cpu", fill_hole_area=0).start(_Clip(video, frames))
+            for obj_id, (x, y) in CLICKS.items():
+                predictor.add_prompt(0, obj_id, points=[[x, y]], labels=[1])
+            last = time.perf_counter()
+            for _ in predictor.propagate():
+                now = time.perf_counter()
+                times.append(now - last)
+                last = now
+    else:
+        from sam2.modeling.memory_attention import MemoryAttention
+
+        forward = MemoryAttention.forward
+        MemoryAttention.forward = lambda self, curr, memory, curr_pos=None, memory_pos=None, num_obj_ptr_tokens=0: forward(
+            self, curr, memory.float(), curr_pos, memory_pos, num_obj_ptr_tokens)
+        official = _official(size)
+        official.load_state_dict(ours.state_dict(), strict=True)
+        with torch.inference_mode():
+            state = official.init_state(folder)
+            for obj_id, (x, y) in CLICKS.items():
+                official.add_new_points_or_box(state, 0, obj_id, points=[[x, y]], labels=[1])
+            last = time.perf_counter()
+            for _ in official.propagate_in_video(state):
+                now = time.perf_counter()
+                times.append(now - last)
+                last = now
+    return {"seconds_per_frame": sum(times) / len(times), "first_seconds": times[0], "last_seconds": times[-1],
+            "frames": len(times), "wall": time.perf_counter() - start,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+class _Clip:
+    """The first ``count`` frames of an open video, read on demand."""
+
+    def __init__(self, video, count: int) -> None:
+        self.video, self.count = video, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        return self.video[index]
+
+
+def _official(size: str):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    import sam2
+
+    short = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}[size]
+    config = OmegaConf.load(f"{sam2.__path__[0]}/configs/sam2.1/sam2.1_hiera_{short}.yaml")
+    config.model._target_ = "sam2.sam2_video_predictor.SAM2VideoPredictor"
+    config.model.binarize_mask_from_pts_for_mem_enc = True
+    config.model.sam_mask_decoder_extra_args = {"dynamic_multimask_via_stability": True, "dynamic_multimask_stability_delta": 0.05,
+                                                "dynamic_multimask_stability_thresh": 0.98}
+    return instantiate(config.model, _recursive_=True).eval()
+
+
+def run(kind: str, frames: int, size: str, folder: str) -> dict:
+    """``child(...)`` in a fresh process (its own peak RSS)."""
+    result = subprocess.run([sys.executable, __file__, "--child", kind, str(frames), size, folder], capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(result.stderr[-2000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        kind, frames, size, folder = sys.argv[2:6]
+        print(json.dumps(child(kind, int(frames), size, folder)))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--rss-frames", type=int, default=287)
+    parser.add_argument("--sizes", default="tiny,small,base_plus,large", help="image encoders to time")
+    parser.add_argument("--out", default="benchmarks/results/sam2.json")
+    args = parser.parse_args()
+    console = Console()
+    from omniseg.data.video import VideoFrames
+
+    results: dict = {"frames": args.frames, "rss_frames": args.rss_frames, "video": {}, "encoder_seconds": {}}
+    with tempfile.TemporaryDirectory() as folder:
+        from PIL import Image
+
+        with VideoFrames(COFFEE) as video:
+            for k in range(max(args.frames, args.rss_frames)):
+                Image.fromarray(video[k]).save(Path(folder) / f"{k}.jpg", quality=95)
+        for count in sorted({args.frames, args.rss_frames}):
+            subset = Path(folder) / f"first_{count}"
+            subset.mkdir()
+            for k in range(count):
+                os.link(Path(folder) / f"{k}.jpg", subset / f"{k}.jpg")
+            for kind in ("omniseg", "official"):
+                results["video"][f"{kind}_{count}"] = run(kind, count, "tiny", str(subset))
+                console.print(f"{kind}, {count} frames: {results['video'][f'{kind}_{count}']}")
+    for size in args.sizes.split(","):
+        results["encoder_seconds"][size] = run("encoder", 0, size, "")["seconds"]
+    table = Table(title=f"SAM 2.1 Hiera-T video predictors on a CPU ({os.cpu_count()} cores), 2 objects")
+    for column in ("predictor", "frames", "s / frame", "first / last frame (s)", "peak RSS (MB)"):
+        table.add_column(column, justify="left" if column == "predictor" else "right")
+    for key, row in results["video"].items():
+        kind, count = key.rsplit("_", 1)
+        table.add_row(kind, count, f"{row['seconds_per_frame']:.2f}", f"{row['first_seconds']:.2f} / {row['last_seconds']:.2f}",
+                      f"{row['peak_rss_mb']:.0f}")
+    console.print(table)
+    for size, seconds in results["encoder_seconds"].items():
+        console.print(f"image encoder Hiera-{size}, 1024 px: {seconds:.2f} s")
+    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
