@@ -164,3 +164,43 @@ def test_omniseg_track_writes_masks_tracks_an_overlay_and_a_contact_sheet(models
     assert (tmp_path / "tracked" / "contact_sheet.png").stat().st_size > 1000
     code, _, err = run_cli("track", tmp_path / "scene.mp4", "--model", tmp_path / "sam2_run", "--point", "30:4,4", "--out", tmp_path / "x")
     assert code == 2 and "a prompt on frame 30, but" in err and "has frames 0..11" in err
+
+
+def test_a_killed_track_resumes_where_it_stopped_and_writes_what_an_uninterrupted_run_writes(models, tmp_path):
+    from omniseg.core.info import DatasetInfo
+    from omniseg.data.imageio import read_label_png
+    from omniseg.inference.promptable.track_files import VideoPrompt, track_video
+    from omniseg.models import ModelCard, save_model
+
+    kwargs = dict(size=None, image_size=128, d_model=32, mem_dim=16, memory_layers=2, memory_feedforward=64, **SMALL)
+    run = tmp_path / "sam2_run"
+    save_model(models[1], run, ModelCard("sam2", kwargs, DatasetInfo(["background", "object"], ignore_index=255), task="promptable"))
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for k, frame in enumerate(moving_scene(14)):
+        Image.fromarray(frame).save(frames / f"{k}.png")
+    prompts = [VideoPrompt(5, 1, "point", (40.0, 45.0, 1)), VideoPrompt(5, 2, "box", (80.0, 40.0, 112.0, 80.0))]
+    whole = track_video(run, frames, tmp_path / "whole", prompts, device="cpu", checkpoint_every=3)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at(count):
+        def progress(done, total):
+            if done == count:
+                raise Killed
+        return progress
+
+    for count in (7, 11):  # killed in the forward pass (frames 5..13), then in the backward one (frames 4..0)
+        with pytest.raises(Killed):
+            track_video(run, frames, tmp_path / "resumed", prompts, device="cpu", checkpoint_every=3, progress=kill_at(count))
+        assert (tmp_path / "resumed" / "state" / "tracker.json").is_file()
+    resumed = track_video(run, frames, tmp_path / "resumed", prompts, device="cpu", checkpoint_every=3)
+    assert resumed == whole and not (tmp_path / "resumed" / "state").exists()
+    for k in range(14):
+        assert (read_label_png(tmp_path / "resumed" / "masks" / f"{k:05d}.png")[0]
+                == read_label_png(tmp_path / "whole" / "masks" / f"{k:05d}.png")[0]).all(), k
+    with pytest.raises(Killed):
+        track_video(run, frames, tmp_path / "again", prompts, device="cpu", checkpoint_every=3, progress=kill_at(7))
+    with pytest.raises(ConfigError, match="holds an unfinished tracking run with other prompts"):
+        track_video(run, frames, tmp_path / "again", prompts[:1], device="cpu")

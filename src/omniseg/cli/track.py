@@ -23,7 +23,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--box", action="append", default=[], type=_box, metavar="F:X0,Y0,X1,Y1[:ID]", help="a box on frame F; repeatable")
     p.add_argument("--mask", action="append", default=[], type=_mask, metavar="F:PNG[:ID]", help="a mask on frame F (nonzero = "
                    "object); repeatable")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output folder (a killed run started again with the same prompts goes on "
+                   "from its last checkpoint; a finished one is left as it is)")
+    p.add_argument("--overwrite", action="store_true", help="track again from the start, whatever OUT holds")
     add_device_argument(p)
 
 
@@ -81,7 +83,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if not prompts:
         raise ConfigError("give at least one prompt: --point F:X,Y[:ID], --box F:X0,Y0,X1,Y1[:ID] or --mask F:PNG[:ID]")
     with progress_bar(console, "frames") as progress:
-        summary = track_video(args.model, args.video, args.out, prompts, arch=args.arch, device=args.device, progress=progress)
+        summary = track_video(args.model, args.video, args.out, prompts, arch=args.arch, device=args.device, progress=progress,
+                              overwrite=args.overwrite)
     console.print(f"followed {len(summary['objects'])} object(s) through {summary['frames']} frames; wrote {args.out}/masks/, "
                   "tracks.json, overlay.mp4 and contact_sheet.png")
     return 0

@@ -9,6 +9,7 @@ the video and the PNGs again, frame by frame, so memory does not grow with the v
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,43 +42,81 @@ class VideoPrompt:
 
 
 def track_video(model, video: str | Path, out: str | Path, prompts: Sequence[VideoPrompt], *, arch: str | None = None,
-                device: str | None = None, progress: Progress | None = None, contact_frames: int = 8) -> dict:
+                device: str | None = None, progress: Progress | None = None, contact_frames: int = 8, overwrite: bool = False,
+                checkpoint_every: int = 10) -> dict:
     """Follow the prompted objects through ``video`` (a file, a frame folder or a TIFF stack) with the SAM 2 ``model``
     (a run, or a checkpoint file: an official name gives the architecture, else ``arch``) and write ``out``:
     ``masks/<frame>.png``, ``tracks.json``, ``overlay.mp4`` and ``contact_sheet.png``. Frames before the first prompt
-    are tracked backwards from it. ``progress(done, total)`` counts frames. Returns the summary written to tracks.json."""
+    are tracked backwards from it. ``progress(done, total)`` counts frames.
+
+    Resumable: every ``checkpoint_every`` frames the tracker's state (what later frames read) is saved in
+    ``out/state/``, so a killed run started again with the same prompts goes on from there and writes what the
+    uninterrupted run would have; a finished ``out`` is left as it is unless ``overwrite``. Returns the summary
+    written to tracks.json."""
     if not prompts:
         raise ConfigError("give at least one prompt: --point F:X,Y[:ID], --box F:X0,Y0,X1,Y1[:ID] or --mask F:PNG[:ID]")
+    out = Path(out)
+    described = [[p.frame, p.obj_id, p.kind, list(p.value) if isinstance(p.value, tuple) else str(p.value)] for p in prompts]
+    state_dir = out / "state"
+    saved = json.loads((state_dir / "tracker.json").read_text()) if (state_dir / "tracker.json").is_file() and not overwrite else None
+    if saved is not None and saved["prompts"] != described:
+        raise ConfigError(f"{out} holds an unfinished tracking run with other prompts; give another --out, or --overwrite to start again")
+    if saved is None and not overwrite and (out / "tracks.json").is_file():
+        return json.loads((out / "tracks.json").read_text())  # finished earlier
     predictor = load_prompt_model(model, arch=arch, device=device)
     if not isinstance(predictor, PromptPredictor) or not isinstance(predictor.model, Sam2):
         raise ConfigError(f"tracking needs a Segment Anything 2 model (sam2.1_hiera_*); {model} is not one")
-    out = Path(out)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     with VideoFrames(video) as frames:
         tracker = VideoPredictor(predictor.model, device=device).start(frames)
         for prompt in sorted(prompts, key=lambda p: (p.frame, p.obj_id)):
             _apply(tracker, prompt, frames)
         first = min(p.frame for p in prompts)
-        tracks: dict[int, dict] = {obj_id: {} for obj_id in tracker.objects}
-        total, done = len(frames), 0
-        for frame, ids, masks in tracker.propagate(start=first, direction="both"):
-            labels = np.zeros((tracker.height, tracker.width), np.uint8)
-            for obj_id, mask in zip(ids, masks):  # later objects on top where two overlap
-                labels[mask] = obj_id
-            for obj_id, mask in zip(ids, masks):
-                tracks[obj_id][frame] = {"visible": bool(mask.any()), "area": int(mask.sum()), "box": coco_bbox(mask),
-                                         "rle": encode_rle(mask)}
-            write_with(out / "masks" / f"{frame:05d}.png", lambda path, labels=labels: write_index_png(path, labels, voc_palette()))
-            done += 1
-            if progress is not None:
-                progress(done, total)
+        passes = [("forward", first)] + ([("backward", first)] if first > 0 else [])
+        tracks: dict[str, dict] = {str(obj_id): {} for obj_id in tracker.objects}
+        if saved is not None:  # go on from the last checkpoint
+            from safetensors.torch import load_file
+
+            tracker.load_state_dict(load_file(str(state_dir / "tracker.safetensors")), saved["tracker"])
+            index = [name for name, _ in passes].index(saved["pass"])
+            passes = [(saved["pass"], saved["next"])] + passes[index + 1:]
+            tracks = saved["tracks"]
+        total = len(frames)
+        for number, (direction, start) in enumerate(passes):
+            for frame, ids, masks in tracker.propagate(start=start, direction=direction):
+                labels = np.zeros((tracker.height, tracker.width), np.uint8)
+                for obj_id, mask in zip(ids, masks):  # later objects on top where two overlap
+                    labels[mask] = obj_id
+                    tracks[str(obj_id)][str(frame)] = {"visible": bool(mask.any()), "area": int(mask.sum()),
+                                                       "box": coco_bbox(mask), "rle": encode_rle(mask)}
+                write_with(out / "masks" / f"{frame:05d}.png", lambda path, labels=labels: write_index_png(path, labels, voc_palette()))
+                if progress is not None:  # frames written so far (the backward pass starts on one already written)
+                    progress(len(next(iter(tracks.values()))), total)
+                step = 1 if direction == "forward" else -1
+                ended = frame + step < 0 or frame + step >= total
+                if checkpoint_every and (frame - start) % checkpoint_every == checkpoint_every - 1 and not ended:
+                    _save_state(state_dir, tracker, described, direction, frame + step, tracks)
+            if number + 1 < len(passes):
+                _save_state(state_dir, tracker, described, passes[number + 1][0], passes[number + 1][1], tracks)
         fps = frames.fps
     summary = {"video": str(video), "frames": total, "size": [tracker.height, tracker.width], "fps": fps,
-               "objects": {str(obj_id): {"frames": {str(t): v for t, v in sorted(per_frame.items())}}
+               "objects": {obj_id: {"frames": dict(sorted(per_frame.items(), key=lambda item: int(item[0])))}
                            for obj_id, per_frame in tracks.items()}}
     write_text(out / "tracks.json", json.dumps(summary))
     write_overlays(video, out, fps=fps, contact_frames=contact_frames)
+    shutil.rmtree(state_dir, ignore_errors=True)
     return summary
+
+
+def _save_state(folder: Path, tracker: VideoPredictor, prompts: list, direction: str, next_frame: int, tracks: dict) -> None:
+    """The tracker's state and the tracks so far, for a resumed run to go on from ``next_frame`` of the ``direction`` pass."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors, description = tracker.state_dict()
+    write_with(folder / "tracker.safetensors", lambda path: save_file(tensors, str(path)))
+    write_text(folder / "tracker.json", json.dumps({"prompts": prompts, "pass": direction, "next": next_frame,
+                                                    "tracker": description, "tracks": tracks}))
 
 
 def _apply(tracker: VideoPredictor, prompt: VideoPrompt, frames: VideoFrames) -> None:

@@ -246,6 +246,57 @@ class VideoPredictor:
         for t in stale:
             del tracked.tracked[t]
 
+    # -- saving and restoring (a killed run resumes where it stopped) ----------------------------------------
+    OUTPUT_KEYS = ("pred_masks", "obj_ptr", "object_score_logits", "maskmem_features")
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """The objects' prompts and kept outputs as ``(tensors, description)``, for :meth:`load_state_dict` (safetensors
+        and JSON on disk): everything later frames read, so tracking goes on as if it had never stopped."""
+        tensors, description = {}, {}
+        for obj_id, tracked in self.objects.items():
+            entry = {"points": sorted(tracked.points), "masks": sorted(tracked.masks), "cond": {}, "tracked": {},
+                     "reverse": {str(t): r for t, r in tracked.reverse.items()}, "pending": sorted(tracked.pending)}
+            for frame, points in tracked.points.items():
+                tensors[f"{obj_id}/points/{frame}/coords"] = points["point_coords"]
+                tensors[f"{obj_id}/points/{frame}/labels"] = points["point_labels"]
+            for frame, mask in tracked.masks.items():
+                tensors[f"{obj_id}/masks/{frame}"] = mask.to(torch.uint8)
+            for kind in ("cond", "tracked"):
+                for frame, out in getattr(tracked, kind).items():
+                    present = [key for key in self.OUTPUT_KEYS if out.get(key) is not None]
+                    entry[kind][str(frame)] = present
+                    for key in present:
+                        tensors[f"{obj_id}/{kind}/{frame}/{key}"] = out[key]
+                    if out.get("maskmem_pos_enc") is not None:
+                        tensors[f"{obj_id}/{kind}/{frame}/maskmem_pos_enc"] = out["maskmem_pos_enc"][0]
+            description[str(obj_id)] = entry
+        return {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, {"objects": description, "frames": self.num_frames}
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], description: dict) -> None:
+        """Restore what :meth:`state_dict` saved (on the same video)."""
+        self._check_started()
+        if description["frames"] != self.num_frames:
+            raise ConfigError(f"the saved tracking state is of a {description['frames']}-frame video, this one has {self.num_frames}")
+        get = (lambda key: tensors[key].to(self.device))
+        self.reset()
+        for obj_id, entry in description["objects"].items():
+            tracked = TrackedObject()
+            for frame in entry["points"]:
+                tracked.points[frame] = {"point_coords": get(f"{obj_id}/points/{frame}/coords"),
+                                         "point_labels": get(f"{obj_id}/points/{frame}/labels")}
+            for frame in entry["masks"]:
+                tracked.masks[frame] = get(f"{obj_id}/masks/{frame}").bool()
+            for kind in ("cond", "tracked"):
+                for frame, present in entry[kind].items():
+                    out = {key: get(f"{obj_id}/{kind}/{frame}/{key}") for key in present}
+                    position = f"{obj_id}/{kind}/{frame}/maskmem_pos_enc"
+                    out["maskmem_pos_enc"] = [get(position)] if position in tensors else None
+                    out.setdefault("maskmem_features", None)
+                    getattr(tracked, kind)[int(frame)] = out
+            tracked.reverse = {int(t): r for t, r in entry["reverse"].items()}
+            tracked.pending = set(entry["pending"])
+            self.objects[int(obj_id)] = tracked
+
     # -- outputs --------------------------------------------------------------------------------------------
     def _fill_holes(self, logits: torch.Tensor) -> torch.Tensor:
         """Background holes of at most ``fill_hole_area`` low-resolution pixels inside a mask become mask (score 0.1)."""
