@@ -164,6 +164,10 @@ def test_omniseg_track_writes_masks_tracks_an_overlay_and_a_contact_sheet(models
     assert (tmp_path / "tracked" / "contact_sheet.png").stat().st_size > 1000
     code, _, err = run_cli("track", tmp_path / "scene.mp4", "--model", tmp_path / "sam2_run", "--point", "30:4,4", "--out", tmp_path / "x")
     assert code == 2 and "a prompt on frame 30, but" in err and "has frames 0..11" in err
+    Image.fromarray(np.full((128, 128), 255, np.uint8)).save(tmp_path / "m.png")
+    code, _, err = run_cli("track", tmp_path / "scene.mp4", "--model", tmp_path / "sam2_run", "--point", "3:4,4", "--mask",
+                           f"3:{tmp_path / 'm.png'}", "--out", tmp_path / "x")
+    assert code == 2 and "object 1 has mask and point prompts on frame 3, which contradict each other" in err
 
 
 def test_a_killed_track_resumes_where_it_stopped_and_writes_what_an_uninterrupted_run_writes(models, tmp_path):

@@ -55,6 +55,13 @@ def track_video(model, video: str | Path, out: str | Path, prompts: Sequence[Vid
     written to tracks.json."""
     if not prompts:
         raise ConfigError("give at least one prompt: --point F:X,Y[:ID], --box F:X0,Y0,X1,Y1[:ID] or --mask F:PNG[:ID]")
+    kinds: dict[tuple[int, int], list[str]] = {}
+    for prompt in prompts:
+        kinds.setdefault((prompt.frame, prompt.obj_id), []).append(prompt.kind)
+    for (frame, obj_id), given in kinds.items():  # one object's prompts on one frame must say one thing
+        if ("mask" in given and len(given) > 1) or given.count("box") > 1:
+            raise ConfigError(f"object {obj_id} has {' and '.join(sorted(given))} prompts on frame {frame}, which contradict each other; "
+                              "give it one mask, or one box with clicks, on a frame (or another object id)")
     out = Path(out)
     described = [[p.frame, p.obj_id, p.kind, list(p.value) if isinstance(p.value, tuple) else str(p.value)] for p in prompts]
     state_dir = out / "state"
