@@ -11,8 +11,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-
+from omniseg._lazy import lazy_attributes
 from omniseg._version import __version__
 
 # public name -> the module that defines it
@@ -29,12 +28,12 @@ _PUBLIC = {
     "RunConfig": "omniseg.config",
     "TrainingError": "omniseg.errors",
     "autolabel_images": "omniseg.inference.promptable.prompt_files",
-    "create_model": "omniseg.models.builder",
+    "create_model": "omniseg.models",  # the package: importing it registers the architectures
     "evaluate_folders": "omniseg.inference.evaluate",
     "evaluate_run": "omniseg.inference.evaluate",
     "evaluate_unsupervised": "omniseg.inference.evaluate",
     "export_run": "omniseg.inference.deploy.export",
-    "list_models": "omniseg.models.builder",
+    "list_models": "omniseg.models",
     "list_runs": "omniseg.inference.runs",
     "load_config": "omniseg.config",
     "load_dataset": "omniseg.data.formats",
@@ -51,16 +50,4 @@ _PUBLIC = {
 __all__ = ["__version__", *sorted(_PUBLIC)]
 
 
-def __getattr__(name: str):
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'omniseg' has no attribute {name!r}")
-    if module == "omniseg.models.builder":
-        importlib.import_module("omniseg.models")  # registers the architectures
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PUBLIC))
+__getattr__, __dir__ = lazy_attributes(__name__, _PUBLIC, globals())

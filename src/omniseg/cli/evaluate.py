@@ -39,17 +39,18 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--batch-size", type=int, default=4)
     add_device_argument(p)
     p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print metrics as JSON (or write FILE)")
+    DEFAULTS.update((action.dest, action.default) for action in p._actions)
 
 
-# options that only one way of evaluating takes, with their defaults: given elsewhere, they are refused by name
-FOLDER_ONLY = {"num_classes": None}
-UNSUPERVISED_ONLY = {"tolerance": 0.0075}
-MODEL_ONLY = {"arch": None, "engine": None, "max_clicks": 20, "data": None, "format": None, "split": "val", "batch_size": 4,
-              "device": None}
+# options that only one way of evaluating takes: given a value other than their default elsewhere, they are refused
+FOLDER_ONLY = ("num_classes",)
+UNSUPERVISED_ONLY = ("tolerance",)
+MODEL_ONLY = ("arch", "engine", "max_clicks", "data", "format", "split", "batch_size", "device")
+DEFAULTS: dict[str, object] = {}  # the parser's own defaults, read when it is built
 
 
-def _refuse(args: argparse.Namespace, options: dict, why: str) -> None:
-    given = [f"--{name.replace('_', '-')}" for name, default in options.items() if getattr(args, name) != default]
+def _refuse(args: argparse.Namespace, options: tuple[str, ...], why: str) -> None:
+    given = [f"--{name.replace('_', '-')}" for name in options if getattr(args, name) != DEFAULTS[name]]
     if given:
         raise ConfigError(f"{', '.join(given)} cannot be honoured {why}; leave {'it' if len(given) == 1 else 'them'} out")
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     else:
         _refuse(args, FOLDER_ONLY, "when evaluating a model (it reads the classes from the run)")
     if args.unsupervised:
-        _refuse(args, {"num_classes": None, "ignore_index": None}, "with --unsupervised (regions have no classes)")
+        _refuse(args, ("num_classes", "ignore_index"), "with --unsupervised (regions have no classes)")
         return _run_unsupervised(args, console)
     if args.pred or args.gt:
         if not (args.pred and args.gt) or args.run_dir:

@@ -13,6 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from omniseg.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+TIFF_SUFFIXES = (".tif", ".tiff")
 
 # The most pixels an image may have (Pillow's decompression-bomb limit, 2 x 89,478,485): a larger header is
 # refused before anything is decoded or allocated. Raise it (here and PIL.Image.MAX_IMAGE_PIXELS) for huge images.

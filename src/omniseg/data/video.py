@@ -16,11 +16,8 @@ import cv2
 import numpy as np
 
 from omniseg.core.atomic import commit, temporary_name
-from omniseg.data.imageio import IMAGE_SUFFIXES, list_image_files, rgb_uint8
+from omniseg.data.imageio import IMAGE_SUFFIXES, TIFF_SUFFIXES, list_image_files, rgb_uint8
 from omniseg.errors import DataError
-
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv")
-TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 def natural_key(path: Path) -> list:
@@ -110,12 +107,6 @@ class VideoFrames:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def is_video(path: str | Path) -> bool:
-    """Whether ``path`` names something :class:`VideoFrames` reads as a video (a video file or a multi-page TIFF)."""
-    path = Path(path)
-    return path.suffix.lower() in VIDEO_SUFFIXES or (path.suffix.lower() in TIFF_SUFFIXES and path.is_file())
 
 
 class Mp4Writer:

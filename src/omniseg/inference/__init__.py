@@ -6,40 +6,30 @@ The names below load on first use, so importing one part does not import the oth
 
 from __future__ import annotations
 
-import importlib
+from omniseg._lazy import lazy_attributes
 
 _PUBLIC = {
-    "AutomaticMaskGenerator": "promptable.automatic_masks",
-    "ClassicalPromptEngine": "promptable.prompt_predictor",
-    "PredictionSummary": "prediction.predict_files",
-    "Predictor": "prediction.predictor",
-    "PromptPredictor": "promptable.prompt_predictor",
-    "PromptResult": "promptable.prompt_predictor",
-    "autolabel_images": "promptable.prompt_files",
-    "collect_images": "prediction.inputs",
-    "evaluate_folders": "evaluate",
-    "evaluate_model": "evaluate",
-    "evaluate_run": "evaluate",
-    "evaluate_unsupervised": "evaluate",
-    "list_runs": "runs",
-    "load_prompt_model": "promptable.prompt_predictor",
-    "predict_images": "prediction.predict_files",
-    "prompt_image": "promptable.prompt_files",
-    "segment_images": "prediction.segment_files",
-    "write_prediction": "writers",
+    "AutomaticMaskGenerator": "omniseg.inference.promptable.automatic_masks",
+    "ClassicalPromptEngine": "omniseg.inference.promptable.prompt_predictor",
+    "PredictionSummary": "omniseg.inference.prediction.predict_files",
+    "Predictor": "omniseg.inference.prediction.predictor",
+    "PromptPredictor": "omniseg.inference.promptable.prompt_predictor",
+    "PromptResult": "omniseg.inference.promptable.prompt_predictor",
+    "autolabel_images": "omniseg.inference.promptable.prompt_files",
+    "collect_images": "omniseg.inference.prediction.inputs",
+    "evaluate_folders": "omniseg.inference.evaluate",
+    "evaluate_model": "omniseg.inference.evaluate",
+    "evaluate_run": "omniseg.inference.evaluate",
+    "evaluate_unsupervised": "omniseg.inference.evaluate",
+    "list_runs": "omniseg.inference.runs",
+    "load_prompt_model": "omniseg.inference.promptable.prompt_predictor",
+    "predict_images": "omniseg.inference.prediction.predict_files",
+    "prompt_image": "omniseg.inference.promptable.prompt_files",
+    "segment_images": "omniseg.inference.prediction.segment_files",
+    "write_prediction": "omniseg.inference.writers",
 }
 
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str):
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'omniseg.inference' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"omniseg.inference.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PUBLIC))
+__getattr__, __dir__ = lazy_attributes(__name__, _PUBLIC, globals())

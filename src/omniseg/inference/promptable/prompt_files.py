@@ -85,9 +85,10 @@ def autolabel_images(model, inputs: Sequence[str | Path], out: str | Path, *, ar
     from omniseg.inference.prediction.predictor import Predictor
 
     defaults = {name: p.default for name, p in inspect.signature(AutomaticMaskGenerator).parameters.items()}
+    own = {name: p.default for name, p in inspect.signature(autolabel_images).parameters.items()}
     unused = [name for name, value in generator_options.items() if boxes_from is not None and value != defaults.get(name)]
-    unused += ["overlap"] if tile is None and overlap != 0.5 else []
-    unused += ["score_threshold"] if boxes_from is None and score_threshold != 0.5 else []
+    unused += ["overlap"] if tile is None and overlap != own["overlap"] else []
+    unused += ["score_threshold"] if boxes_from is None and score_threshold != own["score_threshold"] else []
     if unused:
         raise ConfigError(f"{', '.join(unused)} cannot be honoured here: the automatic generator's options need no "
                           "--boxes-from, --score-threshold needs --boxes-from, --overlap needs --tile; leave them out")

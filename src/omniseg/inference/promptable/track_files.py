@@ -9,7 +9,6 @@ the video and the PNGs again, frame by frame, so memory does not grow with the v
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +73,11 @@ def track_video(model, video: str | Path, out: str | Path, prompts: Sequence[Vid
     if not isinstance(predictor, PromptPredictor) or not isinstance(predictor.model, Sam2):
         raise ConfigError(f"tracking needs a Segment Anything 2 model (sam2.1_hiera_*); {model} is not one")
     (out / "masks").mkdir(parents=True, exist_ok=True)
-    with VideoFrames(video) as frames:
+    state_dir.mkdir(exist_ok=True)
+    if saved is None:  # a fresh run: whatever an earlier one left in the state folder is not ours to go on from
+        _clear_state(state_dir)
+    palette = voc_palette()
+    with VideoFrames(video) as frames, open(state_dir / "tracks.jsonl", "a") as log:
         tracker = VideoPredictor(predictor.model, device=device).start(frames)
         for prompt in sorted(prompts, key=lambda p: (p.frame, p.obj_id)):
             _apply(tracker, prompt, frames)
@@ -87,43 +90,63 @@ def track_video(model, video: str | Path, out: str | Path, prompts: Sequence[Vid
             tracker.load_state_dict(load_file(str(state_dir / "tracker.safetensors")), saved["tracker"])
             index = [name for name, _ in passes].index(saved["pass"])
             passes = [(saved["pass"], saved["next"])] + passes[index + 1:]
-            tracks = saved["tracks"]
+            for line in (state_dir / "tracks.jsonl").read_text().splitlines():  # frames redone since overwrite their lines
+                entry = json.loads(line)
+                for obj_id, values in entry["objects"].items():
+                    tracks[obj_id][str(entry["frame"])] = values
         total = len(frames)
         for number, (direction, start) in enumerate(passes):
             for frame, ids, masks in tracker.propagate(start=start, direction=direction):
                 labels = np.zeros((tracker.height, tracker.width), np.uint8)
+                written = {}
                 for obj_id, mask in zip(ids, masks):  # later objects on top where two overlap
                     labels[mask] = obj_id
-                    tracks[str(obj_id)][str(frame)] = {"visible": bool(mask.any()), "area": int(mask.sum()),
-                                                       "box": coco_bbox(mask), "rle": encode_rle(mask)}
-                write_with(out / "masks" / f"{frame:05d}.png", lambda path, labels=labels: write_index_png(path, labels, voc_palette()))
+                    written[str(obj_id)] = {"visible": bool(mask.any()), "area": int(mask.sum()), "box": coco_bbox(mask),
+                                            "rle": encode_rle(mask)}
+                    tracks[str(obj_id)][str(frame)] = written[str(obj_id)]
+                write_with(out / "masks" / f"{frame:05d}.png", lambda path, labels=labels: write_index_png(path, labels, palette))
+                log.write(json.dumps({"frame": frame, "objects": written}) + "\n")  # appended: a checkpoint rewrites no track
+                log.flush()
                 if progress is not None:  # frames written so far (the backward pass starts on one already written)
                     progress(len(next(iter(tracks.values()))), total)
                 step = 1 if direction == "forward" else -1
                 ended = frame + step < 0 or frame + step >= total
                 if checkpoint_every and (frame - start) % checkpoint_every == checkpoint_every - 1 and not ended:
-                    _save_state(state_dir, tracker, described, direction, frame + step, tracks)
+                    _save_state(state_dir, tracker, described, direction, frame + step)
             if number + 1 < len(passes):
-                _save_state(state_dir, tracker, described, passes[number + 1][0], passes[number + 1][1], tracks)
+                _save_state(state_dir, tracker, described, passes[number + 1][0], passes[number + 1][1])
         fps = frames.fps
     summary = {"video": str(video), "frames": total, "size": [tracker.height, tracker.width], "fps": fps,
                "objects": {obj_id: {"frames": dict(sorted(per_frame.items(), key=lambda item: int(item[0])))}
                            for obj_id, per_frame in tracks.items()}}
     write_text(out / "tracks.json", json.dumps(summary))
     write_overlays(video, out, fps=fps, contact_frames=contact_frames)
-    shutil.rmtree(state_dir, ignore_errors=True)
+    _clear_state(state_dir)
+    try:
+        state_dir.rmdir()  # only when nothing but our files was in it
+    except OSError:
+        pass
     return summary
 
 
-def _save_state(folder: Path, tracker: VideoPredictor, prompts: list, direction: str, next_frame: int, tracks: dict) -> None:
-    """The tracker's state and the tracks so far, for a resumed run to go on from ``next_frame`` of the ``direction`` pass."""
+STATE_FILES = ("tracker.safetensors", "tracker.json", "tracks.jsonl")
+
+
+def _clear_state(folder: Path) -> None:
+    """Remove the files tracking writes into its state folder (and nothing else there)."""
+    for name in STATE_FILES:
+        (folder / name).unlink(missing_ok=True)
+
+
+def _save_state(folder: Path, tracker: VideoPredictor, prompts: list, direction: str, next_frame: int) -> None:
+    """The tracker's state, for a resumed run to go on from ``next_frame`` of the ``direction`` pass (the tracks so far
+    are in ``tracks.jsonl``, appended frame by frame)."""
     from safetensors.torch import save_file
 
-    folder.mkdir(parents=True, exist_ok=True)
     tensors, description = tracker.state_dict()
     write_with(folder / "tracker.safetensors", lambda path: save_file(tensors, str(path)))
     write_text(folder / "tracker.json", json.dumps({"prompts": prompts, "pass": direction, "next": next_frame,
-                                                    "tracker": description, "tracks": tracks}))
+                                                    "tracker": description}))
 
 
 def _apply(tracker: VideoPredictor, prompt: VideoPrompt, frames: VideoFrames) -> None:

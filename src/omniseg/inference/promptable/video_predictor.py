@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from omniseg.core.device import resolve_device
 from omniseg.data.video import VideoFrames
 from omniseg.errors import ConfigError
+from omniseg.inference.promptable.automatic_masks import remove_small_regions
 from omniseg.models.promptable.sam2 import Sam2
 from omniseg.models.promptable.tracking import NO_OBJECT_SCORE, TrackingSettings, encode_memory, frame_features, track_step
 
@@ -148,12 +149,8 @@ class VideoPredictor:
             new = {key: torch.cat([old[key], new[key]], dim=1) for key in new}
         tracked.points[frame] = new
         tracked.masks.pop(frame, None)
-        first = frame not in tracked.reverse  # never tracked: no memory yet
         previous = tracked.cond.get(frame) or tracked.tracked.get(frame)
-        logits = None if previous is None else previous["pred_masks"].clamp(-32.0, 32.0)
-        out = track_step(self.model, self.settings, frame, first, self._frame(frame), new, None, tracked.outputs, self.num_frames,
-                         reverse=tracked.reverse.get(frame, False), run_mem_encoder=False, prev_sam_mask_logits=logits)
-        self._store_prompted(frame, tracked, out)
+        self._prompted_step(frame, tracked, new, None, None if previous is None else previous["pred_masks"].clamp(-32.0, 32.0))
 
     def _add_mask(self, frame: int, tracked: TrackedObject, mask) -> None:
         mask = torch.as_tensor(np.asarray(mask), device=self.device)
@@ -163,12 +160,14 @@ class VideoPredictor:
         resized = F.interpolate(mask.float()[None, None], (size, size), mode="bilinear", align_corners=False, antialias=True) >= 0.5
         tracked.masks[frame] = resized
         tracked.points.pop(frame, None)
-        first = frame not in tracked.reverse  # never tracked: no memory yet
-        out = track_step(self.model, self.settings, frame, first, self._frame(frame), None, resized, tracked.outputs, self.num_frames,
-                         reverse=tracked.reverse.get(frame, False), run_mem_encoder=False)
-        self._store_prompted(frame, tracked, out)
+        self._prompted_step(frame, tracked, None, resized, None)
 
-    def _store_prompted(self, frame: int, tracked: TrackedObject, out: dict) -> None:
+    def _prompted_step(self, frame: int, tracked: TrackedObject, points: dict | None, mask: torch.Tensor | None,
+                       logits: torch.Tensor | None) -> None:
+        """The memory step of a prompted frame (its memory is encoded before the next propagation)."""
+        first = frame not in tracked.reverse  # never tracked: no memory yet
+        out = track_step(self.model, self.settings, frame, first, self._frame(frame), points, mask, tracked.outputs, self.num_frames,
+                         reverse=tracked.reverse.get(frame, False), run_mem_encoder=False, prev_sam_mask_logits=logits)
         out["pred_masks"] = self._fill_holes(out["pred_masks"])
         tracked.cond[frame] = out
         tracked.tracked.pop(frame, None)
@@ -302,15 +301,12 @@ class VideoPredictor:
         """Background holes of at most ``fill_hole_area`` low-resolution pixels inside a mask become mask (score 0.1)."""
         if self.fill_hole_area <= 0:
             return logits
-        import cv2
-
         filled = logits.clone()
         for index in range(logits.shape[0]):
-            background = (logits[index, 0] <= 0).cpu().numpy().astype(np.uint8)
-            count, regions, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=8)
-            small = [k for k in range(1, count) if stats[k, cv2.CC_STAT_AREA] <= self.fill_hole_area]
-            if small:
-                holes = torch.from_numpy(np.isin(regions, small)).to(logits.device)
+            mask = (logits[index, 0] > 0).cpu().numpy()
+            closed, changed = remove_small_regions(mask, self.fill_hole_area + 1, "holes")
+            if changed:
+                holes = torch.from_numpy(closed & ~mask).to(logits.device)
                 filled[index, 0] = torch.where(holes, torch.full_like(logits[index, 0], 0.1), logits[index, 0])
         return filled
 

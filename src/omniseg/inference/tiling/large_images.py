@@ -25,10 +25,8 @@ import tifffile
 import torch
 
 from omniseg.core.atomic import commit, temporary_name
-from omniseg.data.imageio import check_image_size, read_image
+from omniseg.data.imageio import TIFF_SUFFIXES, check_image_size, read_image
 from omniseg.errors import DataError
-
-TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 class ImageBands:

@@ -163,12 +163,19 @@ class Sam2(nn.Module):
                           antialias=True)
         return (x - self.pixel_mean) / self.pixel_std
 
+    def backbone(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Preprocessed images -> the three feature levels (stride 4 and 8 projected for the decoder by ``conv_s0``
+        and ``conv_s1``, stride 16 as encoded) and their positions."""
+        out = self.image_encoder(x)
+        fpn = list(out["backbone_fpn"])
+        fpn[0], fpn[1] = self.sam_mask_decoder.conv_s0(fpn[0]), self.sam_mask_decoder.conv_s1(fpn[1])
+        return fpn, out["vision_pos_enc"]
+
     def image_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Preprocessed images -> ``(embedding [N, d, s/16, s/16] with no_mem_embed added, stride-4 and stride-8
-        high-resolution features projected for the decoder)``."""
-        fpn = self.image_encoder(x)["backbone_fpn"]
-        embedding = fpn[-1] + self.no_mem_embed.view(1, -1, 1, 1)
-        return embedding, self.sam_mask_decoder.conv_s0(fpn[0]), self.sam_mask_decoder.conv_s1(fpn[1])
+        high-resolution features)``: a still image is a video's first frame, with no memory yet."""
+        fpn, _ = self.backbone(x)
+        return fpn[-1] + self.no_mem_embed.view(1, -1, 1, 1), fpn[0], fpn[1]
 
     def predict(self, features: tuple[torch.Tensor, ...], *, points: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, boxes: torch.Tensor | None = None, mask_input: torch.Tensor | None = None,

@@ -56,10 +56,8 @@ class FrameFeatures:
 
 def frame_features(model, images: torch.Tensor) -> FrameFeatures:
     """Preprocessed frames ``[B, 3, s, s]`` -> :class:`FrameFeatures` (the two fine levels through ``conv_s0``/``conv_s1``)."""
-    out = model.image_encoder(images)
-    levels = list(out["backbone_fpn"])
-    levels[0], levels[1] = model.sam_mask_decoder.conv_s0(levels[0]), model.sam_mask_decoder.conv_s1(levels[1])
-    return FrameFeatures([x.flatten(2).permute(2, 0, 1) for x in levels], [x.flatten(2).permute(2, 0, 1) for x in out["vision_pos_enc"]],
+    levels, positions = model.backbone(images)
+    return FrameFeatures([x.flatten(2).permute(2, 0, 1) for x in levels], [x.flatten(2).permute(2, 0, 1) for x in positions],
                          [tuple(x.shape[-2:]) for x in levels])
 
 
