@@ -1,10 +1,12 @@
 """SAM 2 on a CPU against the official package: the same random Hiera weights on both sides (SAM 2.1 of the chosen
 size, ``torch.manual_seed(0)``), two objects clicked on the first frame of ``coffee.mp4`` and followed through its
-first ``--frames`` frames; per-frame latency of each video predictor, and the peak RSS of each process after
+first ``--frames`` frames; per-frame latency of each video predictor (omniseg in the precision ``auto`` picks on this
+processor, and in float32), the agreement of omniseg's masks with the float32 ones, and the peak RSS of each process after
 ``--frames`` and after ``--rss-frames`` frames (omniseg streams the video; the official predictor loads every frame
 as a 1024x1024 float tensor first, from a folder of JPEGs, as it reads videos without decord). The official memory
 attention is patched to read its bfloat16 memories in float32 (it fails on a CPU otherwise), and holes are left
-unfilled on both sides (its hole filling needs its CUDA extension). Image-encoder latency at 1024 px for each size.
+unfilled on both sides (its hole filling needs its CUDA extension). Image-encoder latency at 1024 px for each size, in
+float32 and in the precision ``auto`` picks.
 Each measurement runs in its own process; prints a table and saves JSON; nothing is asserted.
 
     python benchmarks/sam2.py [--frames 60] [--rss-frames 287] [--sizes tiny,small,base_plus,large]
@@ -25,6 +27,7 @@ from pathlib import Path
 # this file is named like the official package it measures against: keep its folder off the import path
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -33,7 +36,8 @@ CLICKS = {1: (640, 360), 2: (300, 500)}  # two objects of the first frame (pixel
 
 
 def child(kind: str, frames: int, size: str, folder: str) -> dict:
-    """Runs in its own process: one predictor over ``frames`` frames; returns seconds per frame and peak RSS (MB)."""
+    """Runs in its own process: one predictor over ``frames`` frames; returns seconds per frame and peak RSS (MB).
+    omniseg's predictors save their masks (bit-packed) in ``folder`` for the agreement."""
     import resource
 
     import torch
@@ -42,28 +46,33 @@ def child(kind: str, frames: int, size: str, folder: str) -> dict:
     from omniseg.models import create_model
 
     ours = create_model(f"sam2.1_hiera_{size}")
-    start = time.perf_counter()
-    times = []
-    if kind == "encoder":
-        x = torch.randn(1, 3, 1024, 1024)
-        with torch.inference_mode():
+    start, times, precision = time.perf_counter(), [], "32"
+    if kind.startswith("encoder"):
+        from omniseg.core.precision import autocast, resolve_precision
+
+        x, precision = torch.randn(1, 3, 1024, 1024), resolve_precision(kind.split("-")[1], torch.device("cpu"))
+        with torch.inference_mode(), autocast(precision, torch.device("cpu")):
             ours.image_encoder(x)
             start = time.perf_counter()
             ours.image_encoder(x)
-        return {"seconds": time.perf_counter() - start}
-    if kind == "omniseg":
+        return {"seconds": time.perf_counter() - start, "precision": precision}
+    if kind.startswith("omniseg"):
         from omniseg.data.video import VideoFrames
         from omniseg.inference.promptable.video_predictor import VideoPredictor
 
+        masks = []
         with VideoFrames(COFFEE) as video:
-            predictor = VideoPredictor(ours, device="cpu", fill_hole_area=0).start(_Clip(video, frames))
+            predictor = VideoPredictor(ours, device="cpu", fill_hole_area=0, precision=kind.split("-")[1]).start(_Clip(video, frames))
             for obj_id, (x, y) in CLICKS.items():
                 predictor.add_prompt(0, obj_id, points=[[x, y]], labels=[1])
             last = time.perf_counter()
-            for _ in predictor.propagate():
+            for _, _, frame_masks in predictor.propagate():
                 now = time.perf_counter()
                 times.append(now - last)
+                masks.append(np.packbits(frame_masks))
                 last = now
+        precision = predictor.precision
+        np.save(Path(folder) / f"{kind}_{frames}_masks.npy", np.stack(masks))
     else:
         from sam2.modeling.memory_attention import MemoryAttention
 
@@ -82,7 +91,7 @@ def child(kind: str, frames: int, size: str, folder: str) -> dict:
                 times.append(now - last)
                 last = now
     return {"seconds_per_frame": sum(times) / len(times), "first_seconds": times[0], "last_seconds": times[-1],
-            "frames": len(times), "wall": time.perf_counter() - start,
+            "frames": len(times), "wall": time.perf_counter() - start, "precision": precision,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -116,6 +125,16 @@ def _official(size: str):
     return instantiate(config.model, _recursive_=True).eval()
 
 
+def agreement(masks: np.ndarray, reference: np.ndarray) -> dict:
+    """Bit-packed masks ``[frames, bytes]`` against the reference's: the share of equal pixels and the mean IoU of an
+    object on a frame."""
+    equal = 1.0 - np.unpackbits(masks ^ reference).mean()
+    found, truth = (np.unpackbits(m, axis=1).reshape(len(m), len(CLICKS), -1).astype(bool) for m in (masks, reference))
+    union = (found | truth).sum(axis=2)
+    ious = np.where(union > 0, (found & truth).sum(axis=2) / np.maximum(union, 1), 1.0)
+    return {"pixel_agreement": float(equal), "mean_iou": float(ious.mean())}
+
+
 def run(kind: str, frames: int, size: str, folder: str) -> dict:
     """``child(...)`` in a fresh process (its own peak RSS)."""
     result = subprocess.run([sys.executable, __file__, "--child", kind, str(frames), size, folder], capture_output=True, text=True)
@@ -139,32 +158,47 @@ def main() -> None:
     from omniseg.data.video import VideoFrames
 
     results: dict = {"frames": args.frames, "rss_frames": args.rss_frames, "video": {}, "encoder_seconds": {}}
+    for size in args.sizes.split(","):
+        results["encoder_seconds"][size] = {p: run(f"encoder-{p}", 0, size, "") for p in ("32", "auto")}
+        console.print(f"encoder {size}: {results['encoder_seconds'][size]}")
     with tempfile.TemporaryDirectory() as folder:
         from PIL import Image
 
         with VideoFrames(COFFEE) as video:
             for k in range(max(args.frames, args.rss_frames)):
                 Image.fromarray(video[k]).save(Path(folder) / f"{k}.jpg", quality=95)
-        for count in sorted({args.frames, args.rss_frames}):
+        # latency (and agreement with float32) over --frames, then peak RSS over --rss-frames
+        for count, kinds in ((args.frames, ("omniseg-auto", "omniseg-32", "official")), (args.rss_frames, ("omniseg-auto", "official"))):
             subset = Path(folder) / f"first_{count}"
-            subset.mkdir()
-            for k in range(count):
-                os.link(Path(folder) / f"{k}.jpg", subset / f"{k}.jpg")
-            for kind in ("omniseg", "official"):
-                results["video"][f"{kind}_{count}"] = run(kind, count, "tiny", str(subset))
-                console.print(f"{kind}, {count} frames: {results['video'][f'{kind}_{count}']}")
-    for size in args.sizes.split(","):
-        results["encoder_seconds"][size] = run("encoder", 0, size, "")["seconds"]
+            if not subset.exists():
+                subset.mkdir()
+                for k in range(count):
+                    os.link(Path(folder) / f"{k}.jpg", subset / f"{k}.jpg")
+            for kind in kinds:
+                if f"{kind}_{count}" not in results["video"]:
+                    results["video"][f"{kind}_{count}"] = run(kind, count, "tiny", str(subset))
+                    console.print(f"{kind}, {count} frames: {results['video'][f'{kind}_{count}']}")
+        results["agreement"] = agreement(np.load(Path(folder) / f"first_{args.frames}" / f"omniseg-auto_{args.frames}_masks.npy"),
+                                         np.load(Path(folder) / f"first_{args.frames}" / f"omniseg-32_{args.frames}_masks.npy"))
+    video = results["video"]
+    results["speedup"] = video[f"official_{args.frames}"]["seconds_per_frame"] / video[f"omniseg-auto_{args.frames}"]["seconds_per_frame"]
+    results["rss_growth_mb"] = video[f"omniseg-auto_{args.rss_frames}"]["peak_rss_mb"] - video[f"omniseg-auto_{args.frames}"]["peak_rss_mb"]
+    results["rss_share_of_official"] = video[f"omniseg-auto_{args.rss_frames}"]["peak_rss_mb"] / video[f"official_{args.rss_frames}"]["peak_rss_mb"]
     table = Table(title=f"SAM 2.1 Hiera-T video predictors on a CPU ({os.cpu_count()} cores), 2 objects")
-    for column in ("predictor", "frames", "s / frame", "first / last frame (s)", "peak RSS (MB)"):
+    for column in ("predictor", "precision", "frames", "s / frame", "first / last frame (s)", "peak RSS (MB)"):
         table.add_column(column, justify="left" if column == "predictor" else "right")
-    for key, row in results["video"].items():
+    for key, row in video.items():
         kind, count = key.rsplit("_", 1)
-        table.add_row(kind, count, f"{row['seconds_per_frame']:.2f}", f"{row['first_seconds']:.2f} / {row['last_seconds']:.2f}",
-                      f"{row['peak_rss_mb']:.0f}")
+        table.add_row(kind.split("-")[0], row["precision"], count, f"{row['seconds_per_frame']:.2f}",
+                      f"{row['first_seconds']:.2f} / {row['last_seconds']:.2f}", f"{row['peak_rss_mb']:.0f}")
     console.print(table)
-    for size, seconds in results["encoder_seconds"].items():
-        console.print(f"image encoder Hiera-{size}, 1024 px: {seconds:.2f} s")
+    console.print(f"omniseg {results['speedup']:.2f}x faster than the official predictor over {args.frames} frames; masks against "
+                  f"float32: pixel agreement {results['agreement']['pixel_agreement']:.4f}, mean IoU {results['agreement']['mean_iou']:.4f}; "
+                  f"peak RSS {results['rss_growth_mb']:+.0f} MB from {args.frames} to {args.rss_frames} frames, "
+                  f"{results['rss_share_of_official']:.2f} of the official's")
+    for size, row in results["encoder_seconds"].items():
+        console.print(f"image encoder Hiera-{size}, 1024 px: {row['32']['seconds']:.2f} s float32, "
+                      f"{row['auto']['seconds']:.2f} s {row['auto']['precision']}")
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
     Path(args.out).write_text(json.dumps(results, indent=2))
     console.print(f"wrote {args.out}")

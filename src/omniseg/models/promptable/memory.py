@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from omniseg.errors import ConfigError
-from omniseg.models.promptable.blocks import LayerNorm2d
+from omniseg.models.promptable.blocks import LayerNorm2d, attend
 from omniseg.models.promptable.hiera import PositionEmbeddingSine
 
 
@@ -154,7 +154,7 @@ class RoPEAttention(nn.Module):
             if repeat != 1 and not self.rope_k_repeat:
                 raise ValueError(f"{rotated} rotated keys for {q.shape[-2]} queries: only repeated-grid keys (rope_k_repeat) differ")
             k = torch.cat([rotate(k[:, :, :rotated], angles.repeat(repeat, 1)), k[:, :, rotated:]], dim=2)
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout_p if self.training else 0.0)
+        out = attend(q, k, v, dropout=self.dropout_p if self.training else 0.0)
         return self.out_proj(out.transpose(1, 2).reshape(out.shape[0], -1, self.internal_dim))
 
 
