@@ -1,5 +1,8 @@
 """Segment Anything to ONNX: the prompt encoder + mask decoder with SAM's own ONNX input contract (what the
-official web demo and many deployments call), and the image encoder as a separate graph; onnxruntime parity."""
+official web demo and many deployments call), and the image encoder as a separate graph; onnxruntime parity.
+SAM 2's image path exports the same way, its encoder graph giving the two high-resolution feature maps beside the
+embedding and its decoder graph taking them (the names SAM 2's ONNX deployments use: ``image_embed``,
+``high_res_feats_0``, ``high_res_feats_1``) and giving the object score too."""
 
 from __future__ import annotations
 
@@ -14,6 +17,13 @@ from torch.nn import functional as F
 from omniseg.errors import ConfigError
 from omniseg.inference.deploy.export import _quiet
 from omniseg.models.promptable import Sam
+from omniseg.models.promptable.sam2 import Sam2
+
+
+def _dense_prompt(prompt_encoder, mask_input: torch.Tensor, has_mask_input: torch.Tensor) -> torch.Tensor:
+    """The mask prompt's dense embedding where ``has_mask_input`` is 1, the learned no-mask embedding where it is 0."""
+    return (has_mask_input * prompt_encoder.embed_masks(mask_input)
+            + (1 - has_mask_input) * prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1))
 
 
 class SamPromptDecoder(nn.Module):
@@ -32,7 +42,7 @@ class SamPromptDecoder(nn.Module):
     def forward(self, image_embeddings, point_coords, point_labels, mask_input, has_mask_input, orig_im_size):
         prompt = self.model.prompt_encoder
         sparse = prompt.embed_points(point_coords, point_labels)
-        dense = has_mask_input * prompt.embed_masks(mask_input) + (1 - has_mask_input) * prompt.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        dense = _dense_prompt(prompt, mask_input, has_mask_input)
         low_res, scores = self.model.mask_decoder.predict_masks(image_embeddings, prompt.get_dense_pe(), sparse, dense)
         if self.single_mask:
             bonus = torch.zeros_like(scores)
@@ -49,35 +59,69 @@ class SamPromptDecoder(nn.Module):
         return masks, scores, low_res
 
 
-class SamImageEncoder(nn.Module):
-    """``image`` [1, 3, S, S] (normalised and zero-padded, :meth:`Sam.preprocess`) -> ``image_embeddings``."""
+class Sam2PromptDecoder(nn.Module):
+    """SAM 2's decoder graph. Inputs: ``image_embed`` [1, D, h, w] (``no_mem_embed`` added, as the encoder graph gives
+    it), ``high_res_feats_0`` [1, D/8, 4h, 4w], ``high_res_feats_1`` [1, D/4, 2h, 2w], then SAM's prompt inputs
+    (:class:`SamPromptDecoder`; the image was squashed to the model's square input, so points are scaled by
+    ``image_size / W`` and ``image_size / H``). Outputs: ``masks`` [1, C, H, W] logits at the image size,
+    ``iou_predictions`` [1, C], ``low_res_masks`` [1, C, 4h, 4w], ``object_score_logits`` [1, 1] (the object is
+    present where > 0). C = 4 (the single-mask output, then the three proposals), or 1 with ``single_mask``: the
+    single-mask output where it is stable, else the best proposal (SAM 2's own rule)."""
 
-    def __init__(self, model: Sam) -> None:
+    def __init__(self, model: Sam2, *, single_mask: bool = False) -> None:
         super().__init__()
-        self.encoder = model.image_encoder
+        self.model, self.single_mask = model, single_mask
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.encoder(image)
+    def forward(self, image_embed, high_res_feats_0, high_res_feats_1, point_coords, point_labels, mask_input, has_mask_input,
+                orig_im_size):
+        prompt, decoder = self.model.sam_prompt_encoder, self.model.sam_mask_decoder
+        sparse = prompt.embed_points(point_coords, point_labels)
+        dense = _dense_prompt(prompt, mask_input, has_mask_input)
+        low_res, iou, _, tokens = decoder.decode((image_embed, high_res_feats_1, high_res_feats_0), prompt.get_dense_pe(), sparse, dense)
+        iou = iou.sigmoid() if decoder.iou_sigmoid else iou
+        scores = decoder.pred_obj_score_head(tokens[:, 0])
+        if self.single_mask:
+            low_res, iou = decoder._stable_single_mask(low_res, iou)
+        size = orig_im_size.to(torch.int64)
+        masks = F.interpolate(low_res, size=(size[0], size[1]), mode="bilinear", align_corners=False)
+        return masks, iou, low_res, scores
 
 
-def decoder_example(model: Sam, points: int = 3) -> dict[str, torch.Tensor]:
-    """Example inputs of :class:`SamPromptDecoder` (random embedding, points and box corners, no mask)."""
+class SamImageEncoder(nn.Module):
+    """``image`` [1, 3, S, S] (normalised, :meth:`Sam.preprocess`) -> ``image_embeddings``; for SAM 2 ``(image_embed,
+    high_res_feats_0, high_res_feats_1)``."""
+
+    def __init__(self, model: Sam | Sam2) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor):
+        if isinstance(self.model, Sam2):
+            return self.model.image_features(image)
+        return self.model.image_encoder(image)
+
+
+def decoder_example(model: Sam | Sam2, points: int = 3) -> dict[str, torch.Tensor]:
+    """Example inputs of the model's decoder graph (random features, points and box corners, a mask)."""
     generator = torch.Generator().manual_seed(0)
-    grid = model.prompt_encoder.image_embedding_size
-    dim = model.prompt_encoder.embed_dim
-    return {
-        "image_embeddings": torch.randn(1, dim, *grid, generator=generator),
-        "point_coords": torch.rand(1, points, 2, generator=generator) * model.img_size,
-        "point_labels": torch.tensor([[1, 0, 2, 3, -1][:points]], dtype=torch.float32),
-        "mask_input": torch.randn(1, 1, 4 * grid[0], 4 * grid[1], generator=generator),
-        "has_mask_input": torch.tensor([1.0]),
-        "orig_im_size": torch.tensor([0.75 * model.img_size, model.img_size], dtype=torch.float32),
-    }
+    prompt = model.prompt_encoder
+    grid, dim = prompt.image_embedding_size, prompt.embed_dim
+    features = {"image_embeddings": torch.randn(1, dim, *grid, generator=generator)}
+    if isinstance(model, Sam2):
+        features = {"image_embed": features["image_embeddings"],
+                    "high_res_feats_0": torch.randn(1, dim // 8, 4 * grid[0], 4 * grid[1], generator=generator),
+                    "high_res_feats_1": torch.randn(1, dim // 4, 2 * grid[0], 2 * grid[1], generator=generator)}
+    return {**features,
+            "point_coords": torch.rand(1, points, 2, generator=generator) * model.img_size,
+            "point_labels": torch.tensor([[1, 0, 2, 3, -1][:points]], dtype=torch.float32),
+            "mask_input": torch.randn(1, 1, 4 * grid[0], 4 * grid[1], generator=generator),
+            "has_mask_input": torch.tensor([1.0]),
+            "orig_im_size": torch.tensor([0.75 * model.img_size, model.img_size], dtype=torch.float32)}
 
 
-def export_sam_onnx(model: Sam, out_dir: str | Path, *, single_mask: bool = False, opset: int = 17) -> dict:
-    """Write ``decoder.onnx`` (:class:`SamPromptDecoder`; any number of points, any image size) and
-    ``encoder.onnx`` (:class:`SamImageEncoder`) into ``out_dir``, and check both with onnxruntime.
+def export_sam_onnx(model: Sam | Sam2, out_dir: str | Path, *, single_mask: bool = False, opset: int = 17) -> dict:
+    """Write ``decoder.onnx`` (:class:`SamPromptDecoder`, or :class:`Sam2PromptDecoder`; any number of points, any
+    image size) and ``encoder.onnx`` (:class:`SamImageEncoder`) into ``out_dir``, and check both with onnxruntime.
 
     Returns ``{"decoder", "encoder", "decoder_max_abs_difference", "encoder_max_abs_difference"}``."""
     try:
@@ -85,26 +129,30 @@ def export_sam_onnx(model: Sam, out_dir: str | Path, *, single_mask: bool = Fals
         import onnxruntime  # noqa: F401
     except ImportError:
         raise ConfigError("ONNX export needs the onnx extra: pip install 'omniseg[onnx]'") from None
-    if not isinstance(model, Sam):
-        raise ConfigError(f"export_sam_onnx takes a Segment Anything 1 model, got {type(model).__name__} (SAM 2's ONNX "
-                          "export is not in omniseg yet)")
-    if getattr(model.image_encoder, "high_res", None) is not None:
+    if not isinstance(model, (Sam, Sam2)):
+        raise ConfigError(f"export_sam_onnx takes a Segment Anything model (SAM, MobileSAM or SAM 2), got {type(model).__name__}")
+    if isinstance(model, Sam) and getattr(model.image_encoder, "high_res", None) is not None:
         raise ConfigError("this model's decoder takes high-resolution features besides the embedding, which SAM's ONNX "
                           "contract has no input for; export a model without high_res_features")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = model.eval()
-    decoder, encoder = SamPromptDecoder(model, single_mask=single_mask), SamImageEncoder(model)
+    sam2 = isinstance(model, Sam2)
+    # wrappers in eval mode: the exporter restores each wrapper's mode, and with it the model's, when it is done
+    decoder = (Sam2PromptDecoder if sam2 else SamPromptDecoder)(model, single_mask=single_mask).eval()
+    encoder = SamImageEncoder(model).eval()
     example = decoder_example(model)
     image = torch.randn(1, 3, model.img_size, model.img_size, generator=torch.Generator().manual_seed(1))
+    outputs = ["masks", "iou_predictions", "low_res_masks"] + (["object_score_logits"] if sam2 else [])
+    features = ["image_embed", "high_res_feats_0", "high_res_feats_1"] if sam2 else ["image_embeddings"]
     with warnings.catch_warnings(), _quiet("torch.onnx"), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(decoder, tuple(example.values()), str(out / "decoder.onnx"), input_names=list(example),
-                          output_names=["masks", "iou_predictions", "low_res_masks"], opset_version=opset, dynamo=False,
+                          output_names=outputs, opset_version=opset, dynamo=False,
                           dynamic_axes={"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"},
                                         "masks": {2: "height", 3: "width"}})
-        torch.onnx.export(encoder, (image,), str(out / "encoder.onnx"), input_names=["image"],
-                          output_names=["image_embeddings"], opset_version=opset, dynamo=False)
+        torch.onnx.export(encoder, (image,), str(out / "encoder.onnx"), input_names=["image"], output_names=features,
+                          opset_version=opset, dynamo=False)
     return {"decoder": str(out / "decoder.onnx"), "encoder": str(out / "encoder.onnx"),
             "decoder_max_abs_difference": onnx_difference(out / "decoder.onnx", decoder, example),
             "encoder_max_abs_difference": onnx_difference(out / "encoder.onnx", encoder, {"image": image})}
@@ -123,7 +171,7 @@ def onnx_difference(path: str | Path, module: nn.Module, inputs: dict[str, torch
     return max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected))
 
 
-def export_promptable(source: str | Path | Sam, out_dir: str | Path, *, arch: str | None = None, single_mask: bool = False) -> dict:
+def export_promptable(source: str | Path | Sam | Sam2, out_dir: str | Path, *, arch: str | None = None, single_mask: bool = False) -> dict:
     """:func:`export_sam_onnx` of a promptable run directory, or of a checkpoint file with its ``arch``."""
     from omniseg.inference.promptable.prompt_predictor import PromptPredictor, load_prompt_model
 
