@@ -115,6 +115,7 @@ class PromptConfig:
     lora_rank: int = 0  # > 0: low-rank adapters on the image encoder's attention, the rest of the encoder frozen
     lora_alpha: float | None = None  # the adapters' scale is alpha / rank (default alpha = rank)
     max_clicks: int = 20  # validation: clicks an object gets at most (NoC counts one never reached as this)
+    clip_frames: int = 0  # >= 2: SAM 2 trains on clips of this many frames of a video dataset (0: on images)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 once, prompts up to ``objects_per_image`` of their objects as a person would (a point or a jittered box, then
 corrective clicks in the error region with the last mask's logits as the mask input; :mod:`simulated_prompts`),
 and learns from every pass: focal + Dice (20:1) on the best of the three masks of a single click (on the one mask
-otherwise), plus the MSE of the IoU head. Validation clicks every object of the val images with the standard
+otherwise), plus the MSE of the IoU head (and, for SAM 2, the cross entropy of its object score: every prompted
+object is there). Validation clicks every object of the val images with the standard
 simulator (:mod:`omniseg.metrics.clicks`): mIoU after 1, 3 and 5 clicks, NoC@85/90."""
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from omniseg.inference.promptable.prompt_predictor import PromptPredictor
 from omniseg.losses import binary_dice_loss, binary_focal_loss
 from omniseg.metrics.clicks import click_metrics
 from omniseg.models.promptable import Sam
+from omniseg.models.promptable.sam2 import Sam2
 from omniseg.models.promptable.lora import add_lora, merge_lora
 
 PARTS = ("image_encoder", "prompt_encoder", "mask_decoder")
 MAX_LOSS_SIZE = 256  # the loss resolution at most (SAM's low-res masks at 1024 px)
 
 
-def prepare_for_finetuning(model: Sam, prompt: PromptConfig) -> None:
+def prepare_for_finetuning(model: Sam | Sam2, prompt: PromptConfig) -> None:
     """Freeze the parts ``prompt.freeze`` names and add low-rank adapters (``prompt.lora_rank``) to the image
     encoder's attention, whose other weights are then frozen."""
     unknown = sorted(set(prompt.freeze) - set(PARTS))
@@ -47,10 +49,10 @@ def prepare_for_finetuning(model: Sam, prompt: PromptConfig) -> None:
 
 
 class PromptableTask(OptimisedTask):
-    """Trains a :class:`~omniseg.models.promptable.Sam` with simulated prompts (see the module); the monitored
-    metric is the one-click mIoU (``val_miou_1``)."""
+    """Trains a :class:`~omniseg.models.promptable.Sam` or a SAM 2 with simulated prompts (see the module); the
+    monitored metric is the one-click mIoU (``val_miou_1``)."""
 
-    def __init__(self, model: Sam, *, prompt: PromptConfig, optim: OptimConfig) -> None:
+    def __init__(self, model: Sam | Sam2, *, prompt: PromptConfig, optim: OptimConfig) -> None:
         super().__init__(model, optim=optim)
         for key in ("objects_per_image", "max_clicks"):
             if getattr(prompt, key) < 1:
@@ -71,9 +73,9 @@ class PromptableTask(OptimisedTask):
         if self.encoder_frozen:  # no gradient and no BatchNorm statistics to update in a frozen encoder
             model.image_encoder.eval()
             with torch.no_grad():
-                embeddings = model.image_encoder(model.preprocess(x))
+                embeddings = model.embed_images(model.preprocess(x))
         else:
-            embeddings = model.image_encoder(model.preprocess(x))
+            embeddings = model.embed_images(model.preprocess(x))
         owners, truth = self._objects(targets, size=min(frame, MAX_LOSS_SIZE))
         if not len(truth):  # crops without objects: nothing to prompt (a zero loss keeps every parameter in the graph)
             return self.check_loss(sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0, len(images))
@@ -117,7 +119,6 @@ class PromptableTask(OptimisedTask):
         low_res = predicted = None  # the last pass's chosen masks: logits (the next mask prompt) and bool
         passes = ["first"] + ["click"] * prompt.corrective_clicks + ["refine"] * prompt.refine_iterations
         total = truth.new_zeros((), dtype=torch.float32)
-        image_pe = model.prompt_encoder.get_dense_pe()
         for kind in passes:
             if kind == "click":
                 point, label = corrective_clicks(predicted, truth, frame)
@@ -135,7 +136,9 @@ class PromptableTask(OptimisedTask):
                                                            None if kind == "first" else low_res[rows])
                 sparse.append(tokens)
                 dense.append(mask_prompt)
-            masks, iou_predictions = model.mask_decoder.predict_masks(embeddings, image_pe, torch.cat(sparse), torch.cat(dense))
+            masks, iou_predictions, object_scores = model.decode_all(embeddings, torch.cat(sparse), torch.cat(dense))
+            if object_scores is not None:  # every prompted object is in its image
+                total = total + F.binary_cross_entropy_with_logits(object_scores, torch.ones_like(object_scores), reduction="sum")
             logits = F.interpolate(masks, size=truth.shape[-2:], mode="bilinear", align_corners=False)
             carried = []
             for rows, by_box in groups:

@@ -30,6 +30,7 @@ from omniseg.engine.instance import InstanceDataModule, InstanceTask
 from omniseg.engine.module import SemanticTask
 from omniseg.engine.panoptic import PanopticTask
 from omniseg.engine.promptable import PromptableTask, prepare_for_finetuning
+from omniseg.engine.promptable_clips import ClipDataModule, ClipPromptableTask, write_clip_report
 from omniseg.engine.report import write_instance_report, write_promptable_report, write_report
 from omniseg.engine.trackers import ExperimentTrackers, tracker_names
 from omniseg.errors import ConfigError, DataError, NonFiniteLoss
@@ -290,10 +291,19 @@ def _train_promptable(config: RunConfig, source: DataSource, *, resume: bool, ov
     """Promptable training: a Segment Anything model (from scratch, or from ``model.kwargs.checkpoint``) on a
     dataset with instances, prompted as :mod:`omniseg.engine.promptable` simulates, scored in clicks."""
     require_instances(source, config.data.path, "promptable")
-    promptable = [name for name in list_models("promptable") if not name.startswith("sam2")]
+    promptable = list_models("promptable")
     if config.model.name not in promptable:
-        sam2 = " (fine-tuning SAM 2 is not in omniseg yet: it predicts images, see issue 29)" if config.model.name.startswith("sam2") else ""
-        raise ConfigError(f"--task promptable trains {', '.join(promptable)}, not {config.model.name!r}{sam2}")
+        raise ConfigError(f"--task promptable trains {', '.join(promptable)}, not {config.model.name!r}")
+    clips = config.prompt.clip_frames
+    if clips:
+        if clips < 2:
+            raise ConfigError(f"prompt.clip_frames {clips}: a clip needs at least 2 frames (0 trains on images)")
+        if not config.model.name.startswith("sam2"):
+            raise ConfigError(f"prompt.clip_frames trains SAM 2's memory on clips; {config.model.name} has no memory: "
+                              "choose a sam2 model or leave prompt.clip_frames at 0")
+        if not hasattr(source, "clips"):
+            raise ConfigError(f"prompt.clip_frames needs a video dataset (DAVIS layout: JPEGImages/<video>/, "
+                              f"Annotations/<video>/); {config.data.path} is {source.description}")
     _require_splits(source, config.data.path)
     kwargs = _model_kwargs(config, None)
     if "img_size" in inspect.signature(MODELS.get(config.model.name)).parameters:  # the model sees the training crops at their size
@@ -307,11 +317,21 @@ def _train_promptable(config: RunConfig, source: DataSource, *, resume: bool, ov
     info = DatasetInfo(["background", "object"], ignore_index=source.info.ignore_index)
     card = ModelCard(architecture=config.model.name, kwargs=kwargs, info=info, task="promptable",
                      preprocessing={"resize": f"longest side to {model.img_size} px, zero-padded to a square"})
-    task = PromptableTask(model, prompt=config.prompt, optim=config.optim)
     writer = RunWriter(Path(config.train.out), card, monitor="val_miou_1", fields=PROMPTABLE_HISTORY_FIELDS)
-    datamodule = InstanceDataModule(source, config.data, seed=config.train.seed)
-    return _fit_and_report(config, source, task, datamodule, writer, write_promptable_report, resume=resume,
-                           overwrite=overwrite, progress=progress, plan=plan)
+    if clips:
+        task = ClipPromptableTask(model, prompt=config.prompt, optim=config.optim)
+        datamodule = ClipDataModule(source, config.data, length=clips, seed=config.train.seed)
+        report = functools.partial(_report_clips, datamodule.val_set)
+    else:
+        task = PromptableTask(model, prompt=config.prompt, optim=config.optim)
+        datamodule, report = InstanceDataModule(source, config.data, seed=config.train.seed), write_promptable_report
+    return _fit_and_report(config, source, task, datamodule, writer, report, resume=resume, overwrite=overwrite,
+                           progress=progress, plan=plan)
+
+
+def _report_clips(clips, run_dir: Path, _frames, *, config: RunConfig, extra: dict) -> dict:
+    """The clip run's report reads the val clips (the frames of the val split, as clips)."""
+    return write_clip_report(run_dir, clips, config=config, extra=extra)
 
 
 def _keeps_determinism(function):

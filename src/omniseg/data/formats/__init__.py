@@ -12,6 +12,7 @@ from omniseg.data.formats.camvid import CamVidSource
 from omniseg.data.formats.cityscapes import CityscapesSource
 from omniseg.data.formats.coco import CocoPanopticSource, CocoSource
 from omniseg.data.formats.cvat import CVATSource
+from omniseg.data.formats.davis import DavisSource
 from omniseg.data.formats.dsb import DSBSource
 from omniseg.data.formats.folder import FolderSource
 from omniseg.data.formats.labelme import LabelMeSource
@@ -36,6 +37,7 @@ FORMATS.add("coco_panoptic", CocoPanopticSource, description="annotations/panopt
 FORMATS.add("labelme", LabelMeSource, description="*.json LabelMe files (shapes, imagePath), optional labels.txt")
 FORMATS.add("via", VIASource, description="a VIA 2.x JSON (export with regions, or project with _via_img_metadata)")
 FORMATS.add("cvat", CVATSource, description="a CVAT for images 1.1 XML (<annotations><image>...)")
+FORMATS.add("davis", DavisSource, description="JPEGImages/<video>/*.jpg + Annotations/<video>/*.png indexed by object id (DAVIS)")
 FORMATS.add("dsb", DSBSource, description="<id>/images/<id>.png + <id>/masks/*.png, one PNG per instance")
 FORMATS.add("bsds", BSDSSource, description="images/<split>/*.jpg + groundTruth/<split>/*.mat (BSDS human segmentations)")
 FORMATS.add("volumes", VolumePairsSource, description="X.nii.gz + X_label.nii.gz or X_image.nrrd + X_label.nrrd pairs")
@@ -72,6 +74,6 @@ def load_dataset(path: str | Path, *, format: str = "auto", ignore_index: int | 
 
 __all__ = [
     "ADE20KFullSource", "ADE20KSource", "BSDSSource", "CVATSource", "CamVidSource", "CityscapesSource", "CocoPanopticSource",
-    "CocoSource", "DSBSource", "DataSource", "FORMATS", "FolderSource", "LabelMeSource", "NiftiSource", "VIASource", "VOCSource",
+    "CocoSource", "DSBSource", "DavisSource", "DataSource", "FORMATS", "FolderSource", "LabelMeSource", "NiftiSource", "VIASource", "VOCSource",
     "VolumePairsSource", "YOLOSource", "detect_format", "load_dataset", "require_instances",
 ]

@@ -74,14 +74,12 @@ class Sam2PromptDecoder(nn.Module):
 
     def forward(self, image_embed, high_res_feats_0, high_res_feats_1, point_coords, point_labels, mask_input, has_mask_input,
                 orig_im_size):
-        prompt, decoder = self.model.sam_prompt_encoder, self.model.sam_mask_decoder
+        prompt = self.model.sam_prompt_encoder
         sparse = prompt.embed_points(point_coords, point_labels)
         dense = _dense_prompt(prompt, mask_input, has_mask_input)
-        low_res, iou, _, tokens = decoder.decode((image_embed, high_res_feats_1, high_res_feats_0), prompt.get_dense_pe(), sparse, dense)
-        iou = iou.sigmoid() if decoder.iou_sigmoid else iou
-        scores = decoder.pred_obj_score_head(tokens[:, 0])
+        low_res, iou, scores = self.model.decode_all((image_embed, high_res_feats_0, high_res_feats_1), sparse, dense)
         if self.single_mask:
-            low_res, iou = decoder._stable_single_mask(low_res, iou)
+            low_res, iou = self.model.sam_mask_decoder._stable_single_mask(low_res, iou)
         size = orig_im_size.to(torch.int64)
         masks = F.interpolate(low_res, size=(size[0], size[1]), mode="bilinear", align_corners=False)
         return masks, iou, low_res, scores

@@ -248,7 +248,8 @@ class VideoPredictor:
     def _compact(self, out: dict) -> None:
         """Keep what later frames read: the memory in bfloat16, logits, scores and pointers in float32, no
         high-resolution mask."""
-        out.pop("pred_masks_high_res", None)
+        for key in ("pred_masks_high_res", "multimasks", "ious"):
+            out.pop(key, None)
         for key in ("pred_masks", "obj_ptr", "object_score_logits"):
             out[key] = out[key].float()
         if out.get("maskmem_features") is not None:

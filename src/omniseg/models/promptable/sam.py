@@ -106,6 +106,17 @@ class Sam(nn.Module):
         sparse, dense = self.prompt_encoder(None if points is None else (points, labels), boxes, mask_input)
         return self.mask_decoder(features, self.prompt_encoder.get_dense_pe(), sparse, dense, multimask)
 
+    # the training contract (engine/promptable.py): features of preprocessed crops, every output token decoded
+    def embed_images(self, x: torch.Tensor):
+        """Preprocessed images -> what :meth:`decode_all` takes (the embedding, or with its high-resolution features)."""
+        return self.image_encoder(x)
+
+    def decode_all(self, features, sparse: torch.Tensor, dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        """``(logits [B, 4, h, w], IoU predictions [B, 4], None)``: the single-mask output, then the three proposals
+        (SAM has no object score)."""
+        masks, iou = self.mask_decoder.predict_masks(features, self.prompt_encoder.get_dense_pe(), sparse, dense)
+        return masks, iou, None
+
 
 def longest_side_shape(height: int, width: int, longest: int) -> tuple[int, int]:
     """``(h, w)`` with the longest side ``longest`` and the aspect ratio kept (rounded half up, as SAM does)."""

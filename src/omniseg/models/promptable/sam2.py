@@ -140,6 +140,10 @@ class Sam2(nn.Module):
         return self.sam_prompt_encoder
 
     @property
+    def mask_decoder(self) -> Sam2MaskDecoder:
+        return self.sam_mask_decoder
+
+    @property
     def mask_input_size(self) -> tuple[int, int]:
         return tuple(self.sam_prompt_encoder.mask_input_size)
 
@@ -152,6 +156,18 @@ class Sam2(nn.Module):
         """Low-resolution logits and IoU predictions for prompts in the input frame (the prompt predictor's contract)."""
         masks, iou, _ = self.predict(features, points=points, labels=labels, boxes=boxes, mask_input=mask_input, multimask=multimask)
         return masks, iou
+
+    def embed_images(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Preprocessed images -> :meth:`decode_all`'s features (the training contract: an image is a first frame)."""
+        return self.image_features(x)
+
+    def decode_all(self, features, sparse: torch.Tensor, dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(logits [B, 4, h, w], IoU predictions [B, 4] (through the sigmoid), object-score logits [B, 1])``: the
+        single-mask output, then the three proposals."""
+        embedding, at_4x, at_2x = features
+        decoder = self.sam_mask_decoder
+        masks, iou, _, tokens = decoder.decode((embedding, at_2x, at_4x), self.sam_prompt_encoder.get_dense_pe(), sparse, dense)
+        return masks, iou.sigmoid() if decoder.iou_sigmoid else iou, decoder.pred_obj_score_head(tokens[:, 0])
 
     def postprocess_masks(self, masks: torch.Tensor, input_size: tuple[int, int], original_size: tuple[int, int]) -> torch.Tensor:
         """Low-resolution logits -> logits at the original image size (the input was squashed, not padded)."""

@@ -215,7 +215,7 @@ def track_step(model, settings: TrackingSettings, frame_idx: int, is_init_cond_f
                point_inputs: dict | None, mask_inputs: torch.Tensor | None, outputs: dict, num_frames: int, *,
                reverse: bool = False, run_mem_encoder: bool = True, prev_sam_mask_logits: torch.Tensor | None = None) -> dict:
     """One frame: ``{"point_inputs", "mask_inputs", "pred_masks" (low-res logits), "pred_masks_high_res", "obj_ptr",
-    "object_score_logits", "maskmem_features", "maskmem_pos_enc"}``; ``outputs`` holds the earlier frames' dictionaries
+    "object_score_logits", "maskmem_features", "maskmem_pos_enc", "multimasks", "ious"}``; ``outputs`` holds the earlier frames' dictionaries
     under ``cond_frame_outputs`` (prompted frames) and ``non_cond_frame_outputs``."""
     current = {"point_inputs": point_inputs, "mask_inputs": mask_inputs}
     high_res = features.high_res
@@ -230,8 +230,9 @@ def track_step(model, settings: TrackingSettings, frame_idx: int, is_init_cond_f
         points = 0 if point_inputs is None else point_inputs["point_labels"].shape[1]
         multimask = settings.multimask_min_points <= points <= settings.multimask_max_points
         heads = sam_heads(model, pix_feat, point_inputs, mask_inputs, high_res, multimask)
-    _, _, _, low, high, pointer, scores = heads
-    current.update(pred_masks=low, pred_masks_high_res=high, obj_ptr=pointer, object_score_logits=scores)
+    multimasks, _, ious, low, high, pointer, scores = heads
+    current.update(pred_masks=low, pred_masks_high_res=high, obj_ptr=pointer, object_score_logits=scores,
+                   multimasks=multimasks, ious=ious)  # every proposal and its predicted IoU (what training learns from)
     if run_mem_encoder:
         current["maskmem_features"], current["maskmem_pos_enc"] = encode_memory(model, settings, features, high, scores,
                                                                                point_inputs is not None)
