@@ -1,15 +1,20 @@
-"""SAM 2 on a CPU against the official package: the same random Hiera weights on both sides (SAM 2.1 of the chosen
-size, ``torch.manual_seed(0)``), two objects clicked on the first frame of ``coffee.mp4`` and followed through its
-first ``--frames`` frames; per-frame latency of each video predictor (omniseg in the precision ``auto`` picks on this
-processor, and in float32), the agreement of omniseg's masks with the float32 ones, and the peak RSS of each process after
-``--frames`` and after ``--rss-frames`` frames (omniseg streams the video; the official predictor loads every frame
-as a 1024x1024 float tensor first, from a folder of JPEGs, as it reads videos without decord). The official memory
-attention is patched to read its bfloat16 memories in float32 (it fails on a CPU otherwise), and holes are left
-unfilled on both sides (its hole filling needs its CUDA extension). Image-encoder latency at 1024 px for each size, in
-float32 and in the precision ``auto`` picks.
+"""SAM 2 on a CPU against the official package: the same random Hiera weights on both sides (SAM 2.1 Hiera-T,
+``torch.manual_seed(0)``), two objects clicked on the first frame of ``coffee.mp4`` and followed through it.
+
+- omniseg (the precision ``auto`` picks on this processor) follows them through the first ``--rss-frames`` frames (all
+  287 by default): its per-frame latency over the first ``--frames`` frames, and its peak RSS after ``--frames`` and
+  after ``--rss-frames`` frames (it streams the video: a frame is decoded when it is needed).
+- The official predictor loads the ``--rss-frames`` frames (as 1024x1024 float tensors, from a folder of JPEGs, as it
+  reads videos without decord) and follows the objects through the first ``--frames``: its per-frame latency, and its
+  peak RSS, a lower bound of its peak over all ``--rss-frames`` (the frames are held from the start and every frame's
+  outputs are kept, so it only grows). Its memory attention is patched to read its bfloat16 memories in float32 (it
+  fails on a CPU otherwise); holes are left unfilled on both sides (its hole filling needs its CUDA extension).
+- omniseg in float32 over the first ``--agreement-frames``: how many mask pixels the chosen precision changes.
+- Image-encoder latency at 1024 px for each size, in float32 and in the precision ``auto`` picks.
+
 Each measurement runs in its own process; prints a table and saves JSON; nothing is asserted.
 
-    python benchmarks/sam2.py [--frames 60] [--rss-frames 287] [--sizes tiny,small,base_plus,large]
+    python benchmarks/sam2.py [--frames 60] [--rss-frames 287] [--agreement-frames 12] [--sizes tiny,small,base_plus,large]
 """
 
 from __future__ import annotations
@@ -32,21 +37,26 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 COFFEE = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "coffee.mp4"
-CLICKS = {1: (640, 360), 2: (300, 500)}  # two objects of the first frame (pixels of the 1280x720 frame)
+CLICKS = {1: (640, 360), 2: (300, 500)}
+AGREEMENT_FRAMES_KEPT = 64  # omniseg's first masks kept for the agreement with float32  # two objects of the first frame (pixels of the 1280x720 frame)
 
 
-def child(kind: str, frames: int, size: str, folder: str) -> dict:
-    """Runs in its own process: one predictor over ``frames`` frames; returns seconds per frame and peak RSS (MB).
-    omniseg's predictors save their masks (bit-packed) in ``folder`` for the agreement."""
+def child(kind: str, frames: int, size: str, folder: str, measured: int) -> dict:
+    """Runs in its own process: one predictor over ``frames`` frames (the official one over ``measured`` of them);
+    returns the seconds per frame and the peak RSS (MB) over the first ``measured`` frames, and the peak RSS at the end.
+    omniseg's predictors save their first masks (bit-packed) in ``folder`` for the agreement."""
     import resource
 
     import torch
+
+    def peak_mb() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     torch.manual_seed(0)
     from omniseg.models import create_model
 
     ours = create_model(f"sam2.1_hiera_{size}")
-    start, times, precision = time.perf_counter(), [], "32"
+    start, times, precision, peak_measured = time.perf_counter(), [], "32", None
     if kind.startswith("encoder"):
         from omniseg.core.precision import autocast, resolve_precision
 
@@ -66,13 +76,16 @@ def child(kind: str, frames: int, size: str, folder: str) -> dict:
             for obj_id, (x, y) in CLICKS.items():
                 predictor.add_prompt(0, obj_id, points=[[x, y]], labels=[1])
             last = time.perf_counter()
-            for _, _, frame_masks in predictor.propagate():
+            for index, _, frame_masks in predictor.propagate():
                 now = time.perf_counter()
                 times.append(now - last)
-                masks.append(np.packbits(frame_masks))
-                last = now
+                if index < AGREEMENT_FRAMES_KEPT:
+                    masks.append(np.packbits(frame_masks))
+                if len(times) == measured:
+                    peak_measured = peak_mb()
+                last = time.perf_counter()
         precision = predictor.precision
-        np.save(Path(folder) / f"{kind}_{frames}_masks.npy", np.stack(masks))
+        np.save(Path(folder) / f"{kind}_masks.npy", np.stack(masks))
     else:
         from sam2.modeling.memory_attention import MemoryAttention
 
@@ -86,13 +99,15 @@ def child(kind: str, frames: int, size: str, folder: str) -> dict:
             for obj_id, (x, y) in CLICKS.items():
                 official.add_new_points_or_box(state, 0, obj_id, points=[[x, y]], labels=[1])
             last = time.perf_counter()
-            for _ in official.propagate_in_video(state):
+            for _ in official.propagate_in_video(state, max_frame_num_to_track=measured - 1):
                 now = time.perf_counter()
                 times.append(now - last)
                 last = now
-    return {"seconds_per_frame": sum(times) / len(times), "first_seconds": times[0], "last_seconds": times[-1],
-            "frames": len(times), "wall": time.perf_counter() - start, "precision": precision,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        peak_measured = peak_mb()
+    latency = times[:measured]
+    return {"seconds_per_frame": sum(latency) / len(latency), "first_seconds": latency[0], "last_seconds": latency[-1],
+            "frames": len(times), "measured_frames": len(latency), "wall": time.perf_counter() - start, "precision": precision,
+            "peak_rss_mb_measured": peak_measured or peak_mb(), "peak_rss_mb": peak_mb()}
 
 
 class _Clip:
@@ -135,9 +150,10 @@ def agreement(masks: np.ndarray, reference: np.ndarray) -> dict:
     return {"pixel_agreement": float(equal), "mean_iou": float(ious.mean())}
 
 
-def run(kind: str, frames: int, size: str, folder: str) -> dict:
+def run(kind: str, frames: int, size: str, folder: str, measured: int = 0) -> dict:
     """``child(...)`` in a fresh process (its own peak RSS)."""
-    result = subprocess.run([sys.executable, __file__, "--child", kind, str(frames), size, folder], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, __file__, "--child", kind, str(frames), size, folder, str(measured)], capture_output=True,
+                            text=True)
     if result.returncode:
         raise RuntimeError(result.stderr[-2000:])
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -145,19 +161,23 @@ def run(kind: str, frames: int, size: str, folder: str) -> dict:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        kind, frames, size, folder = sys.argv[2:6]
-        print(json.dumps(child(kind, int(frames), size, folder)))
+        kind, frames, size, folder, measured = sys.argv[2:7]
+        print(json.dumps(child(kind, int(frames), size, folder, int(measured))))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--rss-frames", type=int, default=287)
+    parser.add_argument("--agreement-frames", type=int, default=12)
     parser.add_argument("--sizes", default="tiny,small,base_plus,large", help="image encoders to time")
     parser.add_argument("--out", default="benchmarks/results/sam2.json")
     args = parser.parse_args()
+    if not 1 <= args.agreement_frames <= min(args.frames, AGREEMENT_FRAMES_KEPT) or args.rss_frames < args.frames:
+        parser.error(f"--agreement-frames is 1..min(--frames, {AGREEMENT_FRAMES_KEPT}) and --rss-frames at least --frames")
     console = Console()
     from omniseg.data.video import VideoFrames
 
-    results: dict = {"frames": args.frames, "rss_frames": args.rss_frames, "video": {}, "encoder_seconds": {}}
+    results: dict = {"frames": args.frames, "rss_frames": args.rss_frames, "agreement_frames": args.agreement_frames, "video": {},
+                     "encoder_seconds": {}}
     for size in args.sizes.split(","):
         results["encoder_seconds"][size] = {p: run(f"encoder-{p}", 0, size, "") for p in ("32", "auto")}
         console.print(f"encoder {size}: {results['encoder_seconds'][size]}")
@@ -165,37 +185,34 @@ def main() -> None:
         from PIL import Image
 
         with VideoFrames(COFFEE) as video:
-            for k in range(max(args.frames, args.rss_frames)):
+            for k in range(args.rss_frames):
                 Image.fromarray(video[k]).save(Path(folder) / f"{k}.jpg", quality=95)
-        # latency (and agreement with float32) over --frames, then peak RSS over --rss-frames
-        for count, kinds in ((args.frames, ("omniseg-auto", "omniseg-32", "official")), (args.rss_frames, ("omniseg-auto", "official"))):
-            subset = Path(folder) / f"first_{count}"
-            if not subset.exists():
-                subset.mkdir()
-                for k in range(count):
-                    os.link(Path(folder) / f"{k}.jpg", subset / f"{k}.jpg")
-            for kind in kinds:
-                if f"{kind}_{count}" not in results["video"]:
-                    results["video"][f"{kind}_{count}"] = run(kind, count, "tiny", str(subset))
-                    console.print(f"{kind}, {count} frames: {results['video'][f'{kind}_{count}']}")
-        results["agreement"] = agreement(np.load(Path(folder) / f"first_{args.frames}" / f"omniseg-auto_{args.frames}_masks.npy"),
-                                         np.load(Path(folder) / f"first_{args.frames}" / f"omniseg-32_{args.frames}_masks.npy"))
-    video = results["video"]
-    results["speedup"] = video[f"official_{args.frames}"]["seconds_per_frame"] / video[f"omniseg-auto_{args.frames}"]["seconds_per_frame"]
-    results["rss_growth_mb"] = video[f"omniseg-auto_{args.rss_frames}"]["peak_rss_mb"] - video[f"omniseg-auto_{args.frames}"]["peak_rss_mb"]
-    results["rss_share_of_official"] = video[f"omniseg-auto_{args.rss_frames}"]["peak_rss_mb"] / video[f"official_{args.rss_frames}"]["peak_rss_mb"]
-    table = Table(title=f"SAM 2.1 Hiera-T video predictors on a CPU ({os.cpu_count()} cores), 2 objects")
-    for column in ("predictor", "precision", "frames", "s / frame", "first / last frame (s)", "peak RSS (MB)"):
+        video = results["video"]
+        video["omniseg"] = run("omniseg-auto", args.rss_frames, "tiny", folder, args.frames)
+        console.print(f"omniseg: {video['omniseg']}")
+        ours = np.load(Path(folder) / "omniseg-auto_masks.npy")[: args.agreement_frames]
+        video["omniseg-32"] = run("omniseg-32", args.agreement_frames, "tiny", folder, args.agreement_frames)
+        console.print(f"omniseg float32: {video['omniseg-32']}")
+        results["agreement"] = agreement(ours, np.load(Path(folder) / "omniseg-32_masks.npy"))
+        video["official"] = run("official", args.rss_frames, "tiny", folder, args.frames)
+        console.print(f"official: {video['official']}")
+    results["speedup"] = video["official"]["seconds_per_frame"] / video["omniseg"]["seconds_per_frame"]
+    results["rss_growth_mb"] = video["omniseg"]["peak_rss_mb"] - video["omniseg"]["peak_rss_mb_measured"]
+    results["rss_share_of_official"] = video["omniseg"]["peak_rss_mb"] / video["official"]["peak_rss_mb"]
+    table = Table(title=f"SAM 2.1 Hiera-T video predictors on a CPU ({os.cpu_count()} cores), 2 objects, coffee.mp4")
+    for column in ("predictor", "precision", "frames followed", "s / frame", "first / last frame (s)",
+                   f"peak RSS after {args.frames} (MB)", "peak RSS at the end (MB)"):
         table.add_column(column, justify="left" if column == "predictor" else "right")
     for key, row in video.items():
-        kind, count = key.rsplit("_", 1)
-        table.add_row(kind.split("-")[0], row["precision"], count, f"{row['seconds_per_frame']:.2f}",
-                      f"{row['first_seconds']:.2f} / {row['last_seconds']:.2f}", f"{row['peak_rss_mb']:.0f}")
+        table.add_row(key.split("-")[0], row["precision"], str(row["frames"]), f"{row['seconds_per_frame']:.2f}",
+                      f"{row['first_seconds']:.2f} / {row['last_seconds']:.2f}", f"{row['peak_rss_mb_measured']:.0f}",
+                      f"{row['peak_rss_mb']:.0f}")
     console.print(table)
     console.print(f"omniseg {results['speedup']:.2f}x faster than the official predictor over {args.frames} frames; masks against "
-                  f"float32: pixel agreement {results['agreement']['pixel_agreement']:.4f}, mean IoU {results['agreement']['mean_iou']:.4f}; "
-                  f"peak RSS {results['rss_growth_mb']:+.0f} MB from {args.frames} to {args.rss_frames} frames, "
-                  f"{results['rss_share_of_official']:.2f} of the official's")
+                  f"float32 over {args.agreement_frames} frames: pixel agreement {results['agreement']['pixel_agreement']:.4f}, "
+                  f"mean IoU {results['agreement']['mean_iou']:.4f}; omniseg's peak RSS {results['rss_growth_mb']:+.0f} MB from "
+                  f"{args.frames} to {args.rss_frames} frames, {results['rss_share_of_official']:.2f} of the official's with "
+                  f"{args.rss_frames} frames loaded")
     for size, row in results["encoder_seconds"].items():
         console.print(f"image encoder Hiera-{size}, 1024 px: {row['32']['seconds']:.2f} s float32, "
                       f"{row['auto']['seconds']:.2f} s {row['auto']['precision']}")

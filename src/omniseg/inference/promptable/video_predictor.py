@@ -79,6 +79,7 @@ class VideoPredictor:
         self.frames: Sequence[np.ndarray] | None = None
         self.objects: dict[int, TrackedObject] = {}
         self._features: tuple[int, object] | None = None
+        self._positions: dict[tuple, torch.Tensor] = {}
 
     # -- the video ------------------------------------------------------------------------------------------
     def start(self, video: str | Path | Iterable[np.ndarray]) -> VideoPredictor:
@@ -252,6 +253,9 @@ class VideoPredictor:
             out.pop(key, None)
         for key in ("pred_masks", "obj_ptr", "object_score_logits"):
             out[key] = out[key].float()
+        if out.get("maskmem_pos_enc") is not None:  # the memory's positions depend on its size only: one copy serves all
+            position = out["maskmem_pos_enc"][-1]
+            out["maskmem_pos_enc"] = [self._positions.setdefault((tuple(position.shape), position.dtype), position)]
         if out.get("maskmem_features") is not None:
             out["maskmem_features"] = out["maskmem_features"].to(torch.bfloat16)
 
@@ -271,7 +275,8 @@ class VideoPredictor:
         tensors, description = {}, {}
         for obj_id, tracked in self.objects.items():
             entry = {"points": sorted(tracked.points), "masks": sorted(tracked.masks), "cond": {}, "tracked": {},
-                     "reverse": {str(t): r for t, r in tracked.reverse.items()}, "pending": sorted(tracked.pending)}
+                     "reverse": {str(t): r for t, r in tracked.reverse.items()}, "pending": sorted(tracked.pending),
+                     "positioned": []}
             for frame, points in tracked.points.items():
                 tensors[f"{obj_id}/points/{frame}/coords"] = points["point_coords"]
                 tensors[f"{obj_id}/points/{frame}/labels"] = points["point_labels"]
@@ -283,8 +288,9 @@ class VideoPredictor:
                     entry[kind][str(frame)] = present
                     for key in present:
                         tensors[f"{obj_id}/{kind}/{frame}/{key}"] = out[key]
-                    if out.get("maskmem_pos_enc") is not None:
-                        tensors[f"{obj_id}/{kind}/{frame}/maskmem_pos_enc"] = out["maskmem_pos_enc"][0]
+                    if out.get("maskmem_pos_enc") is not None:  # one copy: every memory's positions are the same
+                        entry["positioned"].append(f"{kind}/{frame}")
+                        tensors["memory_positions"] = out["maskmem_pos_enc"][0]
             description[str(obj_id)] = entry
         return {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, {"objects": description, "frames": self.num_frames}
 
@@ -295,6 +301,9 @@ class VideoPredictor:
             raise ConfigError(f"the saved tracking state is of a {description['frames']}-frame video, this one has {self.num_frames}")
         get = (lambda key: tensors[key].to(self.device))
         self.reset()
+        positions = get("memory_positions") if "memory_positions" in tensors else None
+        if positions is not None:
+            self._positions[(tuple(positions.shape), positions.dtype)] = positions
         for obj_id, entry in description["objects"].items():
             tracked = TrackedObject()
             for frame in entry["points"]:
@@ -305,8 +314,7 @@ class VideoPredictor:
             for kind in ("cond", "tracked"):
                 for frame, present in entry[kind].items():
                     out = {key: get(f"{obj_id}/{kind}/{frame}/{key}") for key in present}
-                    position = f"{obj_id}/{kind}/{frame}/maskmem_pos_enc"
-                    out["maskmem_pos_enc"] = [get(position)] if position in tensors else None
+                    out["maskmem_pos_enc"] = [positions] if f"{kind}/{frame}" in entry["positioned"] else None
                     out.setdefault("maskmem_features", None)
                     getattr(tracked, kind)[int(frame)] = out
             tracked.reverse = {int(t): r for t, r in entry["reverse"].items()}
