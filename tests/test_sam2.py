@@ -228,6 +228,10 @@ def test_a_sam1_checkpoint_given_to_sam2_names_its_keys(tmp_path):
                tmp_path / "sam_vit_b.pth")
     with torch.device("meta"), pytest.raises(ConfigError, match="is a Segment Anything 1 checkpoint .*sam2.1_hiera_tiny is SAM 2"):
         create_model("sam2.1_hiera_tiny", checkpoint=str(tmp_path / "sam_vit_b.pth"))
+    # an official file name with other bytes: its published sha256 catches it before it is read
+    (tmp_path / "sam2.1_hiera_small.pt").write_bytes((tmp_path / "sam_vit_b.pth").read_bytes())
+    with torch.device("meta"), pytest.raises(ConfigError, match=r"sha256 .*not the official file's 6d1aa6f30de5"):
+        create_model("sam2.1_hiera_small", checkpoint=str(tmp_path / "sam2.1_hiera_small.pt"))
 
 
 def test_the_memory_step_follows_the_official_track_step_frame_by_frame():

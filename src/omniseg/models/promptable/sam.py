@@ -8,7 +8,6 @@ file's sha256 checked against the published one when its name is an official fil
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,18 +23,13 @@ from omniseg.models.encoders.weights import read_state_dict
 from omniseg.models.hub import check_state_dict
 from omniseg.models.promptable.image_encoder import ImageEncoderViT
 from omniseg.models.promptable.mask_decoder import MaskDecoder, TwoWayTransformer
+from omniseg.models.promptable.official_files import verify_official_file
 from omniseg.models.promptable.prompt_encoder import PromptEncoder
 from omniseg.models.promptable.sam2 import SAM2_ARCHITECTURE
 from omniseg.models.promptable.timm_image_encoder import TimmImageEncoder
 from omniseg.models.promptable.tiny_vit import TinyViT
 
 #: sha256 of the official checkpoint files, by file name (published by their users; the releases give none)
-OFFICIAL_SHA256 = {
-    "sam_vit_b_01ec64.pth": "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
-    "sam_vit_l_0b3195.pth": "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
-    "sam_vit_h_4b8939.pth": "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
-    "mobile_sam.pt": "6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
-}
 #: the architecture of each official file (SAM 2's too), so a checkpoint with its official name needs no ``arch``
 OFFICIAL_ARCHITECTURE = {"sam_vit_b_01ec64.pth": "sam_vit_b", "sam_vit_l_0b3195.pth": "sam_vit_l",
                          "sam_vit_h_4b8939.pth": "sam_vit_h", "mobile_sam.pt": "mobile_sam", **SAM2_ARCHITECTURE}
@@ -124,24 +118,11 @@ def longest_side_shape(height: int, width: int, longest: int) -> tuple[int, int]
     return int(height * scale + 0.5), int(width * scale + 0.5)
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def load_sam_checkpoint(model: Sam, checkpoint: str | Path, *, architecture: str = "sam") -> Sam:
     """Load an official (or omniseg-saved) SAM state dict into ``model``: a known official file's sha256 is
     verified, then every key and shape must match."""
     path = Path(checkpoint)
-    expected = OFFICIAL_SHA256.get(path.name)
-    if expected is not None and path.is_file():
-        actual = file_sha256(path)
-        if actual != expected:
-            raise ConfigError(f"{path} has sha256 {actual[:12]}..., not the official file's {expected[:12]}...; "
-                              "the download is incomplete or altered: download it again")
+    verify_official_file(path)
     state = read_state_dict(path, f"{architecture} checkpoint")
     check_state_dict(model, state, f"{architecture} checkpoint {path}")
     model.load_state_dict(state)

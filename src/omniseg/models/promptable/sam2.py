@@ -2,7 +2,8 @@
 high-resolution features, scores whether the object is visible at all and gives an object pointer; plus the streaming
 memory (``memory.py``) that carries each object from frame to frame. The SAM 2.0 and 2.1 releases of the four Hiera
 sizes are registered (``sam2.1_hiera_tiny`` ... ``sam2_hiera_large``); their official checkpoint files
-(``{"model": state_dict}``) load unchanged, read with ``weights_only=True`` and checked key by key.
+(``{"model": state_dict}``) load unchanged, their published sha256 checked, read with ``weights_only=True`` and
+checked key by key.
 
 The image path is the official image predictor's: the image squashed to ``image_size`` squared, ImageNet-normalised,
 ``no_mem_embed`` added to the coarsest features (an image is a video's first frame, with no memory yet).
@@ -25,6 +26,7 @@ from omniseg.models.promptable.blocks import MLP
 from omniseg.models.promptable.hiera import HIERA_SIZES, hiera_image_encoder
 from omniseg.models.promptable.mask_decoder import MaskDecoder, TwoWayTransformer
 from omniseg.models.promptable.memory import MemoryAttention, MemoryEncoder
+from omniseg.models.promptable.official_files import verify_official_file
 from omniseg.models.promptable.prompt_encoder import PromptEncoder
 
 #: the official checkpoint file of each registered architecture (the name gives the architecture)
@@ -215,6 +217,7 @@ def load_sam2_checkpoint(model: Sam2, checkpoint: str | Path, *, architecture: s
     """Load an official SAM 2 file (``{"model": state_dict}``) or an omniseg-saved state dict: every key and shape must
     match (the first mismatches are named: a SAM 1 file given to a SAM 2 architecture says so)."""
     path = Path(checkpoint)
+    verify_official_file(path)
     state = read_state_dict(path, f"{architecture} checkpoint")
     if any(key.startswith(("image_encoder.blocks.", "mask_decoder.", "prompt_encoder.")) for key in state):
         raise ConfigError(f"{path} is a Segment Anything 1 checkpoint (keys such as mask_decoder.*, image_encoder.blocks.*); "
