@@ -100,6 +100,23 @@ def test_sam2_trains_on_frames_as_images_and_clip_training_is_refused_where_it_c
     metrics = json.loads((tmp_path / "images" / "metrics.json").read_text())
     assert metrics["objects"] > 0 and 0.0 <= metrics["mIoU@1"] <= 1.0
     assert isinstance(load_prompt_model(tmp_path / "images", device="cpu"), PromptPredictor)
+    # the run in omniseg eval (clicks), omniseg autolabel and the web page's prompt API, as a SAM 1 run
+    code, out, err = run_cli("eval", tmp_path / "images", "--data", shapes, "--max-clicks", "2", "--json", tmp_path / "clicks.json")
+    assert code == 0, err
+    assert json.loads((tmp_path / "clicks.json").read_text())["objects"] == metrics["objects"]
+    frames = shapes / "JPEGImages" / "shapes000"
+    code, _, err = run_cli("autolabel", tmp_path / "images", frames, "--out", tmp_path / "labels", "--points-per-side", "4",
+                           "--pred-iou-thresh", "0", "--stability-thresh", "0")
+    assert code == 0, err
+    assert len(json.loads((tmp_path / "labels" / "annotations" / "instances.json").read_text())["images"]) == 6
+    from fastapi.testclient import TestClient
+
+    from omniseg.server import create_app
+
+    with TestClient(create_app([tmp_path / "images"])) as client:
+        embedded = client.post("/api/embed", files={"file": ("f.png", (frames / "00000.png").read_bytes())}).json()
+        answer = client.post("/api/prompt", json={"embedding_id": embedded["embedding_id"], "points": [[30, 30]]}).json()
+    assert len(answer["masks"]) == 3
     code, _, err = run_cli("train", "--task", "promptable", "--data", shapes, "--model", "sam", "--set", "prompt.clip_frames=4",
                            "--out", tmp_path / "x", "--no-progress")
     assert code == 2 and "sam has no memory" in err
