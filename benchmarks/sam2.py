@@ -5,10 +5,10 @@
   287 by default): its per-frame latency over the first ``--frames`` frames, and its peak RSS after ``--frames`` and
   after ``--rss-frames`` frames (it streams the video: a frame is decoded when it is needed).
 - The official predictor loads the ``--rss-frames`` frames (as 1024x1024 float tensors, from a folder of JPEGs, as it
-  reads videos without decord) and follows the objects through the first ``--frames``: its per-frame latency, and its
-  peak RSS, a lower bound of its peak over all ``--rss-frames`` (the frames are held from the start and every frame's
-  outputs are kept, so it only grows). Its memory attention is patched to read its bfloat16 memories in float32 (it
-  fails on a CPU otherwise); holes are left unfilled on both sides (its hole filling needs its CUDA extension).
+  reads videos without decord) and follows the objects through all of them: its per-frame latency over the first
+  ``--frames``, its peak RSS after ``--frames`` and at the end. Its memory attention is patched to read its bfloat16
+  memories in float32 (it fails on a CPU otherwise); holes are left unfilled on both sides (its hole filling needs its
+  CUDA extension).
 - omniseg in float32 over the first ``--agreement-frames``: how many mask pixels the chosen precision changes.
 - Image-encoder latency at 1024 px for each size, in float32 and in the precision ``auto`` picks.
 
@@ -42,8 +42,8 @@ AGREEMENT_FRAMES_KEPT = 64  # omniseg's first masks kept for the agreement with 
 
 
 def child(kind: str, frames: int, size: str, folder: str, measured: int) -> dict:
-    """Runs in its own process: one predictor over ``frames`` frames (the official one over ``measured`` of them);
-    returns the seconds per frame and the peak RSS (MB) over the first ``measured`` frames, and the peak RSS at the end.
+    """Runs in its own process: one predictor over ``frames`` frames; returns the seconds per frame and the peak RSS
+    (MB) over the first ``measured`` frames, and the peak RSS at the end.
     omniseg's predictors save their first masks (bit-packed) in ``folder`` for the agreement."""
     import resource
 
@@ -99,11 +99,12 @@ def child(kind: str, frames: int, size: str, folder: str, measured: int) -> dict
             for obj_id, (x, y) in CLICKS.items():
                 official.add_new_points_or_box(state, 0, obj_id, points=[[x, y]], labels=[1])
             last = time.perf_counter()
-            for _ in official.propagate_in_video(state, max_frame_num_to_track=measured - 1):
+            for _ in official.propagate_in_video(state):
                 now = time.perf_counter()
                 times.append(now - last)
-                last = now
-        peak_measured = peak_mb()
+                if len(times) == measured:
+                    peak_measured = peak_mb()
+                last = time.perf_counter()
     latency = times[:measured]
     return {"seconds_per_frame": sum(latency) / len(latency), "first_seconds": latency[0], "last_seconds": latency[-1],
             "frames": len(times), "measured_frames": len(latency), "wall": time.perf_counter() - start, "precision": precision,
@@ -211,8 +212,8 @@ def main() -> None:
     console.print(f"omniseg {results['speedup']:.2f}x faster than the official predictor over {args.frames} frames; masks against "
                   f"float32 over {args.agreement_frames} frames: pixel agreement {results['agreement']['pixel_agreement']:.4f}, "
                   f"mean IoU {results['agreement']['mean_iou']:.4f}; omniseg's peak RSS {results['rss_growth_mb']:+.0f} MB from "
-                  f"{args.frames} to {args.rss_frames} frames, {results['rss_share_of_official']:.2f} of the official's with "
-                  f"{args.rss_frames} frames loaded")
+                  f"{args.frames} to {args.rss_frames} frames, {results['rss_share_of_official']:.2f} of the official's over "
+                  f"{args.rss_frames} frames")
     for size, row in results["encoder_seconds"].items():
         console.print(f"image encoder Hiera-{size}, 1024 px: {row['32']['seconds']:.2f} s float32, "
                       f"{row['auto']['seconds']:.2f} s {row['auto']['precision']}")

@@ -14,15 +14,22 @@ SMALL = dict(image_size=128, d_model=32, mem_dim=16, memory_layers=1, memory_fee
              stages=(1, 1, 2, 1), global_att_blocks=(3,), window_pos_embed_bkg_spatial_size=(4, 4), window_spec=(4, 2, 2, 2))
 
 
-def test_sam2_exports_to_onnx_and_answers_as_the_model(tmp_path):
+def test_sam2_exports_to_onnx_and_answers_as_the_model(tmp_path, run_cli):
+    import json
+
     import onnxruntime as ort
 
-    from omniseg.inference.promptable.export_sam import export_sam_onnx
+    from omniseg.core.info import DatasetInfo
+    from omniseg.models import ModelCard, save_model
     from omniseg.models.promptable.sam2 import sam2_model
 
     torch.manual_seed(3)
     model = sam2_model(**SMALL).eval()
-    report = export_sam_onnx(model, tmp_path)
+    save_model(model, tmp_path / "run", ModelCard("sam2", {"size": None, **SMALL}, DatasetInfo(["background", "object"], ignore_index=255),
+                                                  task="promptable"))
+    code, _, err = run_cli("export", tmp_path / "run", "--out", tmp_path / "onnx", "--json", tmp_path / "export.json")
+    assert code == 0, err
+    report = json.loads((tmp_path / "export.json").read_text())
     assert report["decoder_max_abs_difference"] <= 1e-4 and report["encoder_max_abs_difference"] <= 1e-4
     encoder = ort.InferenceSession(report["encoder"], providers=["CPUExecutionProvider"])
     decoder = ort.InferenceSession(report["decoder"], providers=["CPUExecutionProvider"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.console import Console
 
@@ -17,8 +18,9 @@ def add_parser(sub, name: str) -> None:
         "the preprocessing and class names are written beside it as JSON. Segment Anything (a promptable run, or "
         "a checkpoint with --arch) exports to the --out folder as decoder.onnx (SAM's ONNX contract: embeddings, "
         "points and labels, mask input, has-mask flag, original size) and encoder.onnx."))
-    p.add_argument("run_dir", help="run directory written by `omniseg train` (or a SAM checkpoint file with --arch)")
-    p.add_argument("--arch", help="the SAM checkpoint's architecture: sam_vit_b, sam_vit_l, sam_vit_h, mobile_sam")
+    p.add_argument("run_dir", help="run directory written by `omniseg train`, or a SAM / SAM 2 checkpoint file (an official "
+                   "file name gives its architecture; another needs --arch)")
+    p.add_argument("--arch", help="the SAM checkpoint's architecture: sam_vit_b, sam_vit_l, sam_vit_h, mobile_sam, sam2.1_hiera_tiny, ...")
     p.add_argument("--single-mask", action="store_true", help="SAM: the decoder returns the best mask only")
     p.add_argument("--format", choices=("onnx", "torch"), default="onnx")
     p.add_argument("--size", default="512x512", help="input size HxW, or DxHxW for volumetric models (default 512x512)")
@@ -41,7 +43,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from omniseg.inference.deploy.export import export_run
     from omniseg.inference.promptable.export_sam import export_promptable, is_promptable_run
 
-    if args.arch is not None or is_promptable_run(args.run_dir):
+    from omniseg.models.promptable.sam import OFFICIAL_ARCHITECTURE
+
+    if args.arch is not None or is_promptable_run(args.run_dir) or Path(args.run_dir).name in OFFICIAL_ARCHITECTURE:
         result = export_promptable(args.run_dir, args.out, arch=args.arch, single_mask=args.single_mask)
         console.print(f"wrote {result['decoder']} and {result['encoder']}; largest difference to PyTorch: decoder "
                       f"{result['decoder_max_abs_difference']:.2e}, encoder {result['encoder_max_abs_difference']:.2e}")

@@ -31,6 +31,7 @@ from omniseg.engine.module import SemanticTask
 from omniseg.engine.panoptic import PanopticTask
 from omniseg.engine.promptable import PromptableTask, prepare_for_finetuning
 from omniseg.engine.promptable_clips import ClipDataModule, ClipPromptableTask, write_clip_report
+from omniseg.models.promptable.sam2 import Sam2
 from omniseg.engine.report import write_instance_report, write_promptable_report, write_report
 from omniseg.engine.trackers import ExperimentTrackers, tracker_names
 from omniseg.errors import ConfigError, DataError, NonFiniteLoss
@@ -316,7 +317,8 @@ def _train_promptable(config: RunConfig, source: DataSource, *, resume: bool, ov
     # the classes are those of the objects; a promptable model predicts "object" for whatever it is prompted with
     info = DatasetInfo(["background", "object"], ignore_index=source.info.ignore_index)
     card = ModelCard(architecture=config.model.name, kwargs=kwargs, info=info, task="promptable",
-                     preprocessing={"resize": f"longest side to {model.img_size} px, zero-padded to a square"})
+                     preprocessing={"resize": f"squashed to {model.img_size} x {model.img_size} px" if isinstance(model, Sam2)
+                                    else f"longest side to {model.img_size} px, zero-padded to a square"})
     writer = RunWriter(Path(config.train.out), card, monitor="val_miou_1", fields=PROMPTABLE_HISTORY_FIELDS)
     if clips:
         task = ClipPromptableTask(model, prompt=config.prompt, optim=config.optim)
