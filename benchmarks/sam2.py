@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 # this file is named like the official package it measures against: keep its folder off the import path
@@ -111,7 +112,7 @@ def child(kind: str, frames: int, size: str, folder: str, measured: int) -> dict
             "peak_rss_mb_measured": peak_measured or peak_mb(), "peak_rss_mb": peak_mb()}
 
 
-class _Clip:
+class _Clip(Sequence):
     """The first ``count`` frames of an open video, read on demand."""
 
     def __init__(self, video, count: int) -> None:
@@ -171,7 +172,10 @@ def main() -> None:
     parser.add_argument("--agreement-frames", type=int, default=12)
     parser.add_argument("--sizes", default="tiny,small,base_plus,large", help="image encoders to time")
     parser.add_argument("--out", default="benchmarks/results/sam2.json")
+    parser.add_argument("--only", help="measure only these, comma-separated (encoders, omniseg, omniseg-32, official), keeping "
+                                       "the other measurements of --out (same options)")
     args = parser.parse_args()
+    parts = set((args.only or "encoders,omniseg,omniseg-32,official").split(","))
     if not 1 <= args.agreement_frames <= min(args.frames, AGREEMENT_FRAMES_KEPT) or args.rss_frames < args.frames:
         parser.error(f"--agreement-frames is 1..min(--frames, {AGREEMENT_FRAMES_KEPT}) and --rss-frames at least --frames")
     console = Console()
@@ -179,7 +183,12 @@ def main() -> None:
 
     results: dict = {"frames": args.frames, "rss_frames": args.rss_frames, "agreement_frames": args.agreement_frames, "video": {},
                      "encoder_seconds": {}}
-    for size in args.sizes.split(","):
+    if args.only:
+        kept = json.loads(Path(args.out).read_text())
+        if [kept[k] for k in ("frames", "rss_frames", "agreement_frames")] != [args.frames, args.rss_frames, args.agreement_frames]:
+            parser.error(f"{args.out} was measured with other --frames, --rss-frames or --agreement-frames")
+        results.update(video=kept["video"], encoder_seconds=kept["encoder_seconds"], agreement=kept.get("agreement"))
+    for size in args.sizes.split(",") if "encoders" in parts else []:
         results["encoder_seconds"][size] = {p: run(f"encoder-{p}", 0, size, "") for p in ("32", "auto")}
         console.print(f"encoder {size}: {results['encoder_seconds'][size]}")
     with tempfile.TemporaryDirectory() as folder:
@@ -189,14 +198,20 @@ def main() -> None:
             for k in range(args.rss_frames):
                 Image.fromarray(video[k]).save(Path(folder) / f"{k}.jpg", quality=95)
         video = results["video"]
-        video["omniseg"] = run("omniseg-auto", args.rss_frames, "tiny", folder, args.frames)
-        console.print(f"omniseg: {video['omniseg']}")
-        ours = np.load(Path(folder) / "omniseg-auto_masks.npy")[: args.agreement_frames]
-        video["omniseg-32"] = run("omniseg-32", args.agreement_frames, "tiny", folder, args.agreement_frames)
-        console.print(f"omniseg float32: {video['omniseg-32']}")
-        results["agreement"] = agreement(ours, np.load(Path(folder) / "omniseg-32_masks.npy"))
-        video["official"] = run("official", args.rss_frames, "tiny", folder, args.frames)
-        console.print(f"official: {video['official']}")
+        if "omniseg" in parts:
+            video["omniseg"] = run("omniseg-auto", args.rss_frames, "tiny", folder, args.frames)
+            console.print(f"omniseg: {video['omniseg']}")
+        if "omniseg-32" in parts:
+            video["omniseg-32"] = run("omniseg-32", args.agreement_frames, "tiny", folder, args.agreement_frames)
+            console.print(f"omniseg float32: {video['omniseg-32']}")
+        if "omniseg" in parts or "omniseg-32" in parts:
+            if not {"omniseg", "omniseg-32"} <= parts:
+                parser.error("the agreement compares omniseg's masks with float32 ones: measure omniseg and omniseg-32 together")
+            ours = np.load(Path(folder) / "omniseg-auto_masks.npy")[: args.agreement_frames]
+            results["agreement"] = agreement(ours, np.load(Path(folder) / "omniseg-32_masks.npy"))
+        if "official" in parts:
+            video["official"] = run("official", args.rss_frames, "tiny", folder, args.frames)
+            console.print(f"official: {video['official']}")
     results["speedup"] = video["official"]["seconds_per_frame"] / video["omniseg"]["seconds_per_frame"]
     results["rss_growth_mb"] = video["omniseg"]["peak_rss_mb"] - video["omniseg"]["peak_rss_mb_measured"]
     results["rss_share_of_official"] = video["omniseg"]["peak_rss_mb"] / video["official"]["peak_rss_mb"]

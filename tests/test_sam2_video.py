@@ -103,11 +103,24 @@ def test_memory_stays_bounded_and_objects_join_after_propagation(models):
     from omniseg.inference.promptable.video_predictor import VideoPredictor
 
     _, ours = models
-    frames = moving_scene(30)
+    class Reader:  # frames read by index, each read recorded (an open video file reads this way)
+        def __init__(self, frames: list) -> None:
+            self.frames, self.reads = frames, []
+
+        def __len__(self) -> int:
+            return len(self.frames)
+
+        def __getitem__(self, index: int):
+            self.reads.append(index)
+            return self.frames[index]
+
+    frames = Reader(moving_scene(30))
     predictor = VideoPredictor(ours, device="cpu", keep_frames=16).start(frames)
     predictor.add_prompt(0, 1, box=[8, 28, 42, 62])
+    assert frames.reads == [0, 0]  # the size, then the prompted frame: nothing read ahead
     tracked = [t for t, ids, masks in predictor.propagate()]
     assert tracked == list(range(30)) and len(predictor.objects[1].tracked) <= 17  # old frames' outputs dropped
+    assert frames.reads[2:] == list(range(1, 30))  # each frame decoded once, when it is needed
     assert predictor.objects[1].tracked[29]["maskmem_features"].dtype == torch.bfloat16  # half the memory
     _, ids, masks = predictor.add_prompt(20, 7, points=[[100, 100]], labels=[1])  # a new object, no reset
     assert ids == [1, 7] and masks.shape == (2, 128, 128)

@@ -9,7 +9,7 @@ the keyframe before it, then decodes forward). A frame is RGB uint8 ``[H, W, 3]`
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -25,7 +25,7 @@ def natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
-class VideoFrames:
+class VideoFrames(Sequence):
     """The frames of ``source`` (a video file, a folder of images sorted naturally, or a multi-page TIFF), read on
     demand: ``len(frames)``, ``frames[i]``, ``for frame in frames``; ``fps``, ``height``, ``width``. Use it as a
     context manager (or call :meth:`close`) to release the file.

@@ -187,7 +187,7 @@ class ClipPromptableTask(PromptableTask):
 
 def write_clip_report(run_dir: Path, clips: torch.utils.data.Dataset, *, config: RunConfig, extra: dict) -> dict:
     """Click each object of the val ``clips`` once with the saved model and follow it; write ``curves.png`` and, for
-    the first clips, ``samples/<video>_<start>.png`` (the frames with the followed masks beside the truth)."""
+    the first clips, ``samples/<video>_<start>.png`` (the frames, the followed masks, the truth)."""
     from omniseg.models.hub import load_model
     from omniseg.viz.plots import plot_curves
 
@@ -207,10 +207,11 @@ def write_clip_report(run_dir: Path, clips: torch.utils.data.Dataset, *, config:
 
 
 def write_clip_sheet(model: Sam2, clip: dict, path: Path) -> None:
-    """The clip's frames in a row with the followed masks (top) and the truth (bottom), objects in the DAVIS palette."""
+    """The clip's frames in a row (top), with the followed masks (middle) and with the truth (bottom), each object in
+    its own bright colour."""
     from PIL import Image
 
-    from omniseg.data.formats.voc import voc_palette
+    from omniseg.core.info import default_palette
     from omniseg.inference.promptable.video_predictor import VideoPredictor
     from omniseg.viz.overlay import overlay
 
@@ -221,13 +222,16 @@ def write_clip_sheet(model: Sam2, clip: dict, path: Path) -> None:
         click = next_click(np.zeros_like(truth[0, k]), truth[0, k])
         predictor.add_prompt(0, k + 1, points=[[click.x, click.y]], labels=[1])
     found = {t: masks for t, _, masks in predictor.propagate()}
-    palette = voc_palette()
+    palette = default_palette(truth.shape[1] + 1)
 
     def painted(frame: np.ndarray, masks: np.ndarray) -> np.ndarray:
         labels = np.zeros(frame.shape[:2], np.int64)
         for k, mask in enumerate(masks):
             labels[mask] = k + 1
-        return overlay(frame, labels, palette, alpha=0.5, background=0, ignore_index=-1)
+        return overlay(frame, labels, palette, alpha=0.65, background=0, ignore_index=255)  # DAVIS void
 
-    rows = [np.concatenate([painted(frames[t], masks[t]) for t in range(len(frames))], axis=1) for masks in (found, truth)]
-    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+    rows = [np.concatenate(frames, axis=1)]
+    rows += [np.concatenate([painted(frames[t], masks[t]) for t in range(len(frames))], axis=1) for masks in (found, truth)]
+    sheet = Image.fromarray(np.concatenate(rows, axis=0))
+    scale = max(1, 192 // frames[0].shape[0])  # small frames enlarged (pixels kept sharp) to be seen
+    sheet.resize((sheet.width * scale, sheet.height * scale), Image.NEAREST).save(path)

@@ -83,12 +83,14 @@ class VideoPredictor:
 
     # -- the video ------------------------------------------------------------------------------------------
     def start(self, video: str | Path | Iterable[np.ndarray]) -> VideoPredictor:
-        """Track in ``video``: a video file, a folder of frames, a TIFF stack, or any sequence of RGB uint8 frames
-        (an iterable that is not a sequence is read into a list). Any earlier video and its objects are dropped."""
+        """Track in ``video``: a video file, a folder of frames, a TIFF stack, or any sequence of RGB uint8 frames (read
+        by index when needed: anything with ``len`` and ``[index]``, such as an open :class:`VideoFrames`; an iterable
+        without them is read into a list). Any earlier video and its objects are dropped."""
         if isinstance(video, (str, Path)):
             self.frames = VideoFrames(video)
         else:
-            self.frames = video if isinstance(video, Sequence) else list(video)
+            indexed = hasattr(video, "__len__") and hasattr(video, "__getitem__")
+            self.frames = video if isinstance(video, Sequence) or indexed else list(video)
         if len(self.frames) == 0:
             raise ConfigError("the video has no frames")
         first = np.asarray(self.frames[0])
