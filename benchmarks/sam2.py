@@ -212,6 +212,10 @@ def main() -> None:
         if "official" in parts:
             video["official"] = run("official", args.rss_frames, "tiny", folder, args.frames)
             console.print(f"official: {video['official']}")
+    if not {"omniseg", "official"} <= set(video):
+        Path(args.out).write_text(json.dumps(results, indent=2))
+        console.print(f"wrote {args.out} (measure the other predictors with --only to compare)")
+        return
     results["speedup"] = video["official"]["seconds_per_frame"] / video["omniseg"]["seconds_per_frame"]
     results["rss_growth_mb"] = video["omniseg"]["peak_rss_mb"] - video["omniseg"]["peak_rss_mb_measured"]
     results["rss_share_of_official"] = video["omniseg"]["peak_rss_mb"] / video["official"]["peak_rss_mb"]
