@@ -62,13 +62,14 @@ def test_the_davis_reader_splits_whole_videos_and_cuts_consecutive_clips(shapes,
 
 def test_sam2_fine_tuned_on_clips_follows_clicked_objects_better(shapes, tmp_path, run_cli):
     from omniseg.data.formats import load_dataset
-    from omniseg.engine.promptable_clips import clip_click_ious
+    from omniseg.engine.promptable_clips import clip_click_ious, follow_clicked
     from omniseg.models import create_model
 
     held_out = load_dataset(shapes, val_fraction=0.25).clips("val", 4, step=4)  # the run's own val split (same seed)
     torch.manual_seed(0)
     untrained = create_model("sam2", **TINY_SAM2)
-    before = float(np.mean([v for clip in held_out for v in clip_click_ious(untrained, clip, device="cpu")]))
+    before = float(np.mean([v for clip in held_out
+                            for v in clip_click_ious(follow_clicked(untrained, clip, device="cpu"), clip)]))
     run = tmp_path / "run"
     code, _, err = run_cli("train", "--task", "promptable", "--data", shapes, "--model", "sam2", *ARCH, "--set", "prompt.clip_frames=4",
                            "--batch-size", "2", "--lr", "1e-3", "--set", "train.epochs=null", "--set", "train.max_steps=100",

@@ -78,6 +78,14 @@ class OptimisedTask(L.LightningModule):
     def _distributed(self) -> bool:
         return dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1
 
+    def _gathered(self, items: list) -> list:
+        """This process's ``items`` followed by every other process's (as they are on one process)."""
+        if not self._distributed():
+            return items
+        parts = [None] * self.trainer.world_size
+        dist.all_gather_object(parts, items)
+        return [item for part in parts for item in part]
+
     def _all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
         tensor = tensor.clone()
         if self._distributed():

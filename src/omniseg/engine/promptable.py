@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
@@ -178,11 +177,7 @@ class PromptableTask(OptimisedTask):
             self._curves += object_curves(self._predictor, image, target["masks"], max_clicks=self.prompt.max_clicks)
 
     def on_validation_epoch_end(self) -> None:
-        curves = self._curves
-        if self._distributed():
-            gathered = [None] * self.trainer.world_size
-            dist.all_gather_object(gathered, curves)
-            curves = [c for part in gathered for c in part]
+        curves = self._gathered(self._curves)
         table = click_metrics(curves, max_clicks=self.prompt.max_clicks) if curves else {}
         summary = {f"val_{validation_name(key)}": value for key, value in table.items() if key != "objects"}
         self.last_validation = {**summary, "train_loss": self.mean_train_loss(), "objects": table.get("objects", 0.0)}

@@ -20,7 +20,6 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.nn import functional as F
 
 from omniseg.config import DataConfig, PromptConfig, RunConfig
@@ -85,9 +84,9 @@ def _frame(features: FrameFeatures, t: int, objects: int) -> FrameFeatures:
                          [x[:, t:t + 1].expand(-1, objects, -1) for x in features.vision_pos], features.sizes)
 
 
-def clip_click_ious(model: Sam2, clip: dict, *, device: torch.device | str) -> list[float]:
+def follow_clicked(model: Sam2, clip: dict, *, device: torch.device | str) -> list[np.ndarray]:
     """Each object of ``clip`` clicked once on the first frame (the simulated person's first click) and followed by
-    the video predictor: its IoU on every frame, object by object."""
+    the video predictor: the masks ``[objects, H, W]`` of every frame."""
     from omniseg.inference.promptable.video_predictor import VideoPredictor
 
     frames = [frame.permute(1, 2, 0).numpy() for frame in clip["frames"]]
@@ -95,11 +94,14 @@ def clip_click_ious(model: Sam2, clip: dict, *, device: torch.device | str) -> l
     predictor = VideoPredictor(model, device=str(device), fill_hole_area=0, precision="32").start(frames)
     for k in range(truth.shape[1]):
         click = next_click(np.zeros_like(truth[0, k]), truth[0, k])
-        predictor.add_prompt(0, k, points=[[click.x, click.y]], labels=[1])
-    ious = []
-    for t, _, masks in predictor.propagate():
-        ious += [mask_iou(masks[k], truth[t, k]) for k in range(truth.shape[1])]
-    return ious
+        predictor.add_prompt(0, k + 1, points=[[click.x, click.y]], labels=[1])
+    return [masks for _, _, masks in predictor.propagate()]
+
+
+def clip_click_ious(found: list[np.ndarray], clip: dict) -> list[float]:
+    """The IoU of each followed object (:func:`follow_clicked`) on every frame of ``clip``, object by object."""
+    truth = clip["masks"].numpy()
+    return [mask_iou(masks[k], truth[t, k]) for t, masks in enumerate(found) for k in range(truth.shape[1])]
 
 
 class ClipPromptableTask(PromptableTask):
@@ -171,14 +173,10 @@ class ClipPromptableTask(PromptableTask):
 
     def validation_step(self, batch: list[dict], batch_idx: int) -> None:
         for clip in batch:
-            self._ious += clip_click_ious(self.model, clip, device=self.device)
+            self._ious += clip_click_ious(follow_clicked(self.model, clip, device=self.device), clip)
 
     def on_validation_epoch_end(self) -> None:
-        ious = self._ious
-        if self._distributed():
-            gathered = [None] * self.trainer.world_size
-            dist.all_gather_object(gathered, ious)
-            ious = [v for part in gathered for v in part]
+        ious = self._gathered(self._ious)
         miou = float(np.mean(ious)) if ious else math.nan
         self.last_validation = {"val_miou_1": miou, "train_loss": self.mean_train_loss(), "objects": float(len(ious))}
         if not self.trainer.sanity_checking:
@@ -192,43 +190,39 @@ def write_clip_report(run_dir: Path, clips: torch.utils.data.Dataset, *, config:
     from omniseg.viz.plots import plot_curves
 
     model = load_model(run_dir)
-    ious = [v for clip in clips for v in clip_click_ious(model, clip, device="cpu")]
-    if (run_dir / "history.csv").exists():
-        plot_curves(run_dir / "history.csv", run_dir / "curves.png", metrics=("val_miou_1",))
     samples = run_dir / "samples"
     samples.mkdir(exist_ok=True)
-    for index in range(min(config.train.num_samples, len(clips))):
-        clip = clips[index]
-        write_clip_sheet(model, clip, samples / f"{clip['video']}_{clip['start']}.png")
+    ious = []
+    for index, clip in enumerate(clips):
+        found = follow_clicked(model, clip, device="cpu")
+        ious += clip_click_ious(found, clip)
+        if index < config.train.num_samples:
+            write_clip_sheet(clip, found, samples / f"{clip['video']}_{clip['start']}.png")
+    if (run_dir / "history.csv").exists():
+        plot_curves(run_dir / "history.csv", run_dir / "curves.png", metrics=("val_miou_1",))
     objects = sum(clip["masks"].shape[1] for clip in clips)
     # mIoU@1: the mean IoU over every object on every frame of its clip after one click on the first frame
     return {"task": "promptable", "split": "val", "mIoU@1": float(np.mean(ious)) if ious else math.nan, "objects": objects,
             "clips": len(clips), "object_frames": len(ious), "prompt": "one click on the first frame, followed", **extra}
 
 
-def write_clip_sheet(model: Sam2, clip: dict, path: Path) -> None:
-    """The clip's frames in a row (top), with the followed masks (middle) and with the truth (bottom), each object in
-    its own bright colour."""
+def write_clip_sheet(clip: dict, found: list[np.ndarray], path: Path) -> None:
+    """The clip's frames in a row (top), with the followed masks ``found`` (middle) and with the truth (bottom), each
+    object in its own bright colour."""
     from PIL import Image
 
     from omniseg.core.info import default_palette
-    from omniseg.inference.promptable.video_predictor import VideoPredictor
     from omniseg.viz.overlay import overlay
 
     frames = [frame.permute(1, 2, 0).numpy() for frame in clip["frames"]]
     truth = clip["masks"].numpy()
-    predictor = VideoPredictor(model, device="cpu", fill_hole_area=0, precision="32").start(frames)
-    for k in range(truth.shape[1]):
-        click = next_click(np.zeros_like(truth[0, k]), truth[0, k])
-        predictor.add_prompt(0, k + 1, points=[[click.x, click.y]], labels=[1])
-    found = {t: masks for t, _, masks in predictor.propagate()}
     palette = default_palette(truth.shape[1] + 1)
 
     def painted(frame: np.ndarray, masks: np.ndarray) -> np.ndarray:
         labels = np.zeros(frame.shape[:2], np.int64)
         for k, mask in enumerate(masks):
             labels[mask] = k + 1
-        return overlay(frame, labels, palette, alpha=0.65, background=0, ignore_index=255)  # DAVIS void
+        return overlay(frame, labels, palette, alpha=0.65, background=0, ignore_index=-1)
 
     rows = [np.concatenate(frames, axis=1)]
     rows += [np.concatenate([painted(frames[t], masks[t]) for t in range(len(frames))], axis=1) for masks in (found, truth)]

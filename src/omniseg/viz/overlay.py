@@ -11,10 +11,12 @@ from omniseg.core.instance_masks import mask_crops
 
 
 def colorize(mask: np.ndarray, palette: Sequence[Sequence[int]], *, ignore_index: int) -> np.ndarray:
-    """Class ids [H, W] -> RGB uint8 [H, W, 3]; ignored and unknown ids are white."""
+    """Class ids [H, W] -> RGB uint8 [H, W, 3]; ignored and unknown ids are white (a negative ``ignore_index``: none
+    is ignored)."""
     lut = np.full((max(len(palette), ignore_index + 1, int(mask.max(initial=0)) + 1), 3), 255, np.uint8)
     lut[: len(palette)] = np.asarray(palette, np.uint8)
-    lut[ignore_index] = 255
+    if ignore_index >= 0:
+        lut[ignore_index] = 255
     return lut[np.asarray(mask, np.int64)]
 
 
