@@ -196,3 +196,91 @@ def test_the_page_predicts_prompts_downloads_and_saves_labels(server, tmp_path, 
     code, out, err = run_cli("train", "--task", "instance", "--data", root / "labels", *TINY_MASK_RCNN, "--img-size", "48",
                              "--out", tmp_path / "run")
     assert code == 0, err
+
+
+def moving_rectangles(path: Path) -> list[dict[int, tuple[int, int, int, int]]]:
+    """A 14-frame MP4 (128 x 96): a yellow rectangle crossing the frame, and a cyan one that leaves on the right after
+    frame 4 and comes back from the left on frame 8 (a tracker must give it a new id: it is a new track to join).
+    Returns each frame's boxes (x0, y0, x1, y1) by object (1 yellow, 2 cyan)."""
+    from omniseg.data.video import Mp4Writer
+
+    boxes = []
+    with Mp4Writer(path, 7, (128, 96)) as writer:
+        for t in range(14):
+            image = np.full((96, 128, 3), 35, np.uint8)
+            frame = {1: (10 + 4 * t, 20, 40 + 4 * t, 40)}
+            if t < 5 or t >= 8:
+                x = 70 + 12 * t if t < 5 else 4 * (t - 8)
+                frame[2] = (x, 60, min(x + 24, 128), 76)
+            for k, (x0, y0, x1, y1) in frame.items():
+                image[y0:y1, x0:x1] = (YELLOW, CYAN)[k - 1]
+            writer.write(image)
+            boxes.append(frame)
+    return boxes
+
+
+def test_the_video_page_plays_scrubs_selects_joins_and_downloads(server, tmp_path):
+    """Open a video with the semantic run served (its regions tracked as objects), scrub to a frame and see the masks
+    in their tracks' colours, click the returning cyan rectangle (a new track), join it into the first cyan track,
+    and download tracks.json."""
+    url, _ = server
+    boxes = moving_rectangles(tmp_path / "rectangles.mp4")
+    shots = tmp_path / "video_screenshots"
+    shots.mkdir()
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{url}/video")
+        page.wait_for_selector("#model option", state="attached")
+        page.select_option("#model", "scenes")
+        page.set_input_files("#file", tmp_path / "rectangles.mp4")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('tracked')", timeout=60000)
+        page.screenshot(path=shots / "1_tracked.png")
+        tracks = page.locator("#tracks li").all_inner_texts()
+        assert len(tracks) == 3, tracks  # yellow, cyan, and cyan again after it left
+        page.locator("#scrub").fill("10")
+        page.wait_for_function("document.getElementById('frame-number').textContent === '11 / 14'")
+        page.wait_for_function("document.getElementById('status').textContent === 'frame 11 of 14'")
+        page.screenshot(path=shots / "2_scrubbed.png")
+        info = page.evaluate("window.omnisegVideo.info")
+        painted = np.array(page.evaluate("Array.from(window.omnisegVideo.painted.data)"), np.uint8).reshape(96, 128, 4)
+
+        def track_of(frame: int, box) -> str:
+            x0, y0, x1, y1 = box
+            return next(k for k, t in info["objects"].items() if str(frame) in t["boxes"]
+                        and abs(t["boxes"][str(frame)][0] - x0) <= 2 and abs(t["boxes"][str(frame)][1] - y0) <= 2)
+
+        yellow, returning = track_of(10, boxes[10][1]), track_of(10, boxes[10][2])
+        first_cyan = track_of(2, boxes[2][2])
+        assert len({yellow, returning, first_cyan}) == 3
+        x0, y0, x1, y1 = boxes[10][1]  # the yellow rectangle is painted in its track's colour (the DAVIS palette)
+        colours = painted[y0 + 3:y1 - 3, x0 + 3:x1 - 3, :3].reshape(-1, 3)
+        expected = page.evaluate(f"(() => {{ let r = 0, g = 0, b = 0, c = {yellow}; for (let j = 0; j < 8; j++) {{ r |= ((c >> 0) & 1) << (7 - j);"
+                                 " g |= ((c >> 1) & 1) << (7 - j); b |= ((c >> 2) & 1) << (7 - j); c >>= 3; } return [r, g, b]; })()")
+        assert (np.abs(colours.astype(int) - expected).max(1) == 0).mean() > 0.95
+
+        def at(x: float, y: float) -> tuple[float, float]:
+            frame = page.locator("#overlay").bounding_box()
+            return frame["x"] + (x + 0.5) * frame["width"] / 128, frame["y"] + (y + 0.5) * frame["height"] / 96
+
+        cx, cy = (boxes[10][2][0] + boxes[10][2][2]) / 2, (boxes[10][2][1] + boxes[10][2][3]) / 2
+        page.mouse.click(*at(cx, cy))
+        page.wait_for_function(f"document.getElementById('status').textContent === 'selected track {returning}'")
+        page.screenshot(path=shots / "3_selected.png")
+        page.fill("#merge-target", first_cyan)
+        page.click("#merge")
+        page.wait_for_function(f"document.getElementById('status').textContent === 'joined track {returning} into {first_cyan}'")
+        assert page.locator("#tracks li").count() == 2
+        page.screenshot(path=shots / "4_joined.png")
+        page.locator("#play").click()
+        page.wait_for_function("window.omnisegVideo.frame !== 10")  # playing moves on
+        page.locator("#play").click()
+        with page.expect_download() as download:
+            page.click("#download-tracks")
+        summary = json.loads(Path(download.value.path()).read_text())
+        browser.close()
+    assert not errors
+    cyan = summary["objects"][first_cyan]["frames"]
+    assert returning not in summary["objects"] and {"2", "10", "13"} <= set(cyan) and "6" not in cyan

@@ -87,7 +87,7 @@ def test_data_formats_lists_every_reader_with_the_fallback_last(run_cli):
 
     code, out, _ = run_cli("data", "formats")
     listed = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│") and line.split("│")[1].strip()]
-    assert code == 0 and set(listed) == set(FORMATS) and listed[-1] == "folder" and len(listed) == 17
+    assert code == 0 and set(listed) == set(FORMATS) and listed[-1] == "folder" and len(listed) == 21
 
 
 def test_data_check_cli_exit_codes_and_json(run_cli, tmp_path, shapes_dir):

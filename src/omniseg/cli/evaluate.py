@@ -18,7 +18,9 @@ def add_parser(sub, name: str) -> None:
                     "--unsupervised compare --pred segmentation PNGs with the human segmentations of a BSDS folder --gt.",
     )
     p.add_argument("run_dir", nargs="?", help="run directory written by `omniseg train`, or a Segment Anything checkpoint "
-                   "file (measured in clicks)")
+                   "file (measured in clicks); with --task video also a folder of tracked videos")
+    p.add_argument("--task", choices=["video"], help="video: track every video of --data's split with the run (or read tracked "
+                   "videos: <video>/masks/<frame>.png) and measure HOTA, MOTSA, IDF1, ID switches and J&F")
     p.add_argument("--arch", help="the architecture of a checkpoint file (sam_vit_b, sam_vit_l, sam_vit_h, mobile_sam, sam, "
                    "sam_timm); an official file's name gives it")
     p.add_argument("--engine", choices=["grabcut", "random-walker"], help="measure a weight-free prompt engine in clicks")
@@ -56,6 +58,8 @@ def _refuse(args: argparse.Namespace, options: tuple[str, ...], why: str) -> Non
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    if args.task == "video":
+        return _run_video(args, console)
     if not args.unsupervised:
         _refuse(args, UNSUPERVISED_ONLY, "without --unsupervised")
     if args.pred or args.gt or args.unsupervised:
@@ -103,3 +107,16 @@ def _run_unsupervised(args: argparse.Namespace, console: Console) -> int:
     with progress_bar(console, "evaluating", disable=args.json == "-") as progress:
         report = evaluate_unsupervised(args.pred, args.gt, tolerance=args.tolerance, progress=progress)
     return _print(console, report, f"{args.pred} vs {args.gt}", args.json)
+
+
+def _run_video(args: argparse.Namespace, console: Console) -> int:
+    from omniseg.inference.evaluate.video import evaluate_video
+
+    if not (args.run_dir and args.data) or args.pred or args.gt or args.unsupervised:
+        raise ConfigError("--task video evaluates RUN_OR_PREDICTIONS on --data DATA (a video dataset); it takes no --pred, --gt "
+                          "or --unsupervised")
+    _refuse(args, ("arch", "engine", "max_clicks", "num_classes", "ignore_index", "tolerance", "batch_size"), "with --task video")
+    with progress_bar(console, "tracking", disable=args.json == "-") as progress:
+        report = evaluate_video(args.run_dir, args.data, split=args.split, format=args.format or "auto", device=args.device,
+                                progress=progress)
+    return _print(console, report, f"{args.run_dir} on {args.data} ({args.split})", args.json)

@@ -100,10 +100,22 @@ def print_click_report(console: Console, report: dict, *, title: str) -> None:
     console.print(table)
 
 
+def print_video_report(console: Console, report: dict, *, title: str) -> None:
+    """Tracking per video (HOTA, MOTSA, IDF1, ID switches, J&F), then the summary over all videos."""
+    columns = ["video", "HOTA", "DetA", "AssA", "MOTSA", "IDF1", "IDSW", "J&F"]
+    rows = [[name, *(_fmt(v[k]) if k != "IDSW" else str(v[k]) for k in ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "J&F"))]
+            for name, v in report.get("videos", {}).items()]
+    if rows:
+        print_rows(console, title, columns, rows, right=tuple(columns[1:]))
+    console.print("   ".join(f"{k} {_fmt(report[k])}" for k in ("HOTA", "DetA", "AssA", "LocA", "MOTSA", "sMOTSA", "IDF1")))
+    console.print(f"ID switches {report['IDSW']}   fragmentations {report['Frag']}   mostly tracked {report['MT']}   mostly lost "
+                  f"{report['ML']}   J&F {_fmt(report['J&F'])} (J {_fmt(report['J-Mean'])}, F {_fmt(report['F-Mean'])})")
+
+
 def print_any_report(console: Console, report: dict, *, title: str) -> None:
-    """The report table of the task the report comes from (semantic, instance, panoptic or promptable)."""
+    """The report table of the task the report comes from (semantic, instance, panoptic, promptable or video)."""
     printer = {"instance": print_instance_report, "panoptic": print_panoptic_report, "promptable": print_click_report,
-               "unsupervised": print_unsupervised_report}.get(report.get("task"), print_report)
+               "unsupervised": print_unsupervised_report, "video": print_video_report}.get(report.get("task"), print_report)
     printer(console, report, title=title)
 
 

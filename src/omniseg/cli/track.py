@@ -1,4 +1,5 @@
-"""``omniseg track``: objects prompted on frames of a video followed through all of it with Segment Anything 2."""
+"""``omniseg track``: every object of a video detected and tracked by a trained run, or objects prompted on frames
+followed through all of it with Segment Anything 2."""
 
 from __future__ import annotations
 
@@ -11,21 +12,40 @@ from omniseg.errors import ConfigError
 
 
 def add_parser(sub, name: str) -> None:
-    p = sub.add_parser(name, help="follow objects through a video (Segment Anything 2)",
-                       description="Prompt objects on any frames (clicks, boxes, masks) and follow them through the whole "
-                                   "video: OUT/masks/<frame>.png (pixel value = object id, DAVIS's palette), tracks.json "
-                                   "(per object and frame: RLE, box, area, visible), overlay.mp4 and contact_sheet.png.")
-    p.add_argument("video", help="a video file (MP4, MOV, AVI, WebM, ...), a folder of frames or a TIFF stack")
-    p.add_argument("--model", required=True, help="a SAM 2 checkpoint (sam2.1_hiera_tiny.pt, ...) or a promptable run")
+    p = sub.add_parser(name, help="track objects through a video (a trained run, or Segment Anything 2 prompts)",
+                       description="omniseg track RUN VIDEO: a trained instance (or panoptic) run detects every frame and the "
+                                   "detections are joined into tracks (Kalman-predicted mask and box IoU, Hungarian assignment, "
+                                   "ByteTrack's second round for weak detections, a lost-track buffer); a semantic run predicts "
+                                   "every frame's classes (--smooth over time). omniseg track VIDEO --model SAM2 --point ...: "
+                                   "prompted objects followed by Segment Anything 2. Either writes OUT/masks/<frame>.png (pixel "
+                                   "value = object id, DAVIS's palette), tracks.json (per object and frame: RLE, box, score), "
+                                   "overlay.mp4 (ids and trails) and contact_sheet.png.")
+    p.add_argument("inputs", nargs="+", metavar="[RUN] VIDEO", help="a trained run, then a video file (MP4, MOV, AVI, WebM, ...), "
+                   "a folder of frames or a TIFF stack; or the video alone with --model and prompts")
+    p.add_argument("--model", help="a SAM 2 checkpoint (sam2.1_hiera_tiny.pt, ...) or a promptable run, followed from the prompts")
     p.add_argument("--arch", help="the checkpoint's architecture (e.g. sam2.1_hiera_tiny); an official file's name gives it")
     p.add_argument("--point", action="append", default=[], type=_point, metavar="F:X,Y[,L][:ID]",
                    help="a click on frame F (L=0: background; object ID, default 1); repeatable")
     p.add_argument("--box", action="append", default=[], type=_box, metavar="F:X0,Y0,X1,Y1[:ID]", help="a box on frame F; repeatable")
     p.add_argument("--mask", action="append", default=[], type=_mask, metavar="F:PNG[:ID]", help="a mask on frame F (nonzero = "
                    "object); repeatable")
-    p.add_argument("--out", required=True, help="output folder (a killed run started again with the same prompts goes on "
+    p.add_argument("--out", required=True, help="output folder (a killed run started again with the same options goes on "
                    "from its last checkpoint; a finished one is left as it is)")
     p.add_argument("--overwrite", action="store_true", help="track again from the start, whatever OUT holds")
+    tracking = p.add_argument_group("tracking a run's detections")
+    tracking.add_argument("--high-score", type=float, default=0.5, help="detections at or above it are matched first (default 0.5)")
+    tracking.add_argument("--low-score", type=float, default=0.1, help="weaker detections are dropped; those between keep tracks "
+                          "alive in a second round (default 0.1)")
+    tracking.add_argument("--birth-score", type=float, default=0.6, help="the least score that starts a track (default 0.6)")
+    tracking.add_argument("--match-iou", type=float, default=0.2, help="the least IoU of a match to a track's prediction (default 0.2)")
+    tracking.add_argument("--min-hits", type=int, default=2, help="frames in a row before a new track is reported (default 2)")
+    tracking.add_argument("--lost-frames", type=int, default=30, help="frames a lost track waits to be found again (default 30)")
+    tracking.add_argument("--no-motion", action="store_true", help="no Kalman prediction: a track is looked for where it was")
+    tracking.add_argument("--smooth", type=float, default=0.0, help="semantic runs: weight of the previous frames' class "
+                          "probabilities, 0..1 (default 0: each frame alone)")
+    tracking.add_argument("--instances", action="store_true", help="semantic runs: track each connected region of a thing class "
+                          "as an object (as predict --instances) instead of writing classes")
+    tracking.add_argument("--max-frames", type=int, help="stop after this many frames")
     add_device_argument(p)
 
 
@@ -77,14 +97,41 @@ def _mask(text: str):
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from omniseg.inference.promptable.track_files import track_video
-
+    if len(args.inputs) > 2:
+        raise ConfigError(f"give RUN VIDEO or VIDEO alone, not {len(args.inputs)} paths: {' '.join(args.inputs)}")
     prompts = [*args.point, *args.box, *args.mask]
-    if not prompts:
-        raise ConfigError("give at least one prompt: --point F:X,Y[:ID], --box F:X0,Y0,X1,Y1[:ID] or --mask F:PNG[:ID]")
+    if len(args.inputs) == 2 and args.model:
+        raise ConfigError("give the model once: RUN VIDEO, or VIDEO --model MODEL")
+    model, video = (args.inputs if len(args.inputs) == 2 else (args.model, args.inputs[0]))
+    if model is None:
+        raise ConfigError("give a trained run (omniseg track RUN VIDEO) or a SAM 2 model with prompts (--model MODEL --point ...)")
+    if prompts:
+        from omniseg.inference.promptable.track_files import track_video
+
+        with progress_bar(console, "frames") as progress:
+            summary = track_video(model, video, args.out, prompts, arch=args.arch, device=args.device, progress=progress,
+                                  overwrite=args.overwrite)
+        console.print(f"followed {len(summary['objects'])} object(s) through {summary['frames']} frames; wrote {args.out}/masks/, "
+                      "tracks.json, overlay.mp4 and contact_sheet.png")
+        return 0
+    from pathlib import Path
+
+    if not (Path(model) / "model.json").is_file():
+        raise ConfigError(f"{model} is not a trained run (no model.json); a SAM 2 checkpoint follows prompted objects: add --point, "
+                          "--box or --mask")
+    from omniseg.inference.tracking.association import TrackerConfig
+    from omniseg.inference.tracking.track_detections import track_objects
+
+    try:
+        config = TrackerConfig(high_score=args.high_score, low_score=args.low_score, birth_score=args.birth_score,
+                               match_iou=args.match_iou, min_hits=args.min_hits, lost_frames=args.lost_frames, motion=not args.no_motion)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     with progress_bar(console, "frames") as progress:
-        summary = track_video(args.model, args.video, args.out, prompts, arch=args.arch, device=args.device, progress=progress,
-                              overwrite=args.overwrite)
-    console.print(f"followed {len(summary['objects'])} object(s) through {summary['frames']} frames; wrote {args.out}/masks/, "
-                  "tracks.json, overlay.mp4 and contact_sheet.png")
+        summary = track_objects(model, video, args.out, tracker=config, smooth=args.smooth, instances=args.instances, device=args.device,
+                                progress=progress,
+                                overwrite=args.overwrite, max_frames=args.max_frames)
+    what = f"{len(summary['objects'])} track(s)" if "objects" in summary else "the classes of every frame"
+    console.print(f"tracked {what} through {summary['frames']} frames; wrote {args.out}/masks/, tracks.json, overlay.mp4 and "
+                  "contact_sheet.png")
     return 0

@@ -1,4 +1,5 @@
-"""Conversion between formats: read anything omniseg reads, write folder, COCO, VOC or YOLO."""
+"""Conversion between formats: read anything omniseg reads, write folder, COCO, VOC or YOLO; video datasets also DAVIS or
+YouTube-VIS."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ from pathlib import Path
 
 from omniseg.data.formats import load_dataset
 from omniseg.data.formats.coco import write_coco
+from omniseg.data.formats.davis import write_davis
 from omniseg.data.formats.folder import write_folder
 from omniseg.data.formats.voc import write_voc
 from omniseg.data.formats.yolo import write_yolo
+from omniseg.data.formats.youtube_vis import write_youtube_vis
 from omniseg.errors import DataError
 
-WRITERS = {"folder": write_folder, "coco": write_coco, "voc": write_voc, "yolo": write_yolo}
+WRITERS = {"folder": write_folder, "coco": write_coco, "voc": write_voc, "yolo": write_yolo, "davis": write_davis,
+           "youtube_vis": write_youtube_vis}  # the last two from video datasets
 
 
 def convert(source: str | Path, to: str, out: str | Path, *, format: str = "auto", split: float | None = None) -> Path:

@@ -26,7 +26,8 @@ def natural_key(path: Path) -> list:
 
 
 class VideoFrames(Sequence):
-    """The frames of ``source`` (a video file, a folder of images sorted naturally, or a multi-page TIFF), read on
+    """The frames of ``source`` (a video file, a folder of images sorted naturally, a multi-page TIFF, or a list of frame
+    files), read on
     demand: ``len(frames)``, ``frames[i]``, ``for frame in frames``; ``fps``, ``height``, ``width``. Use it as a
     context manager (or call :meth:`close`) to release the file.
 
@@ -35,13 +36,14 @@ class VideoFrames(Sequence):
         ...     first, count = frames[0], len(frames)
     """
 
-    def __init__(self, source: str | Path) -> None:
-        self.path = Path(source)
+    def __init__(self, source: str | Path | Sequence[Path]) -> None:
+        listed = not isinstance(source, (str, Path))  # a dataset's video: its frame files, in order
+        self.path = Path(source[0]).parent if listed and len(source) else Path(source if not listed else ".")
         self._capture = None
         self._tiff = None
         self._next = 0  # the index the capture decodes next
-        if self.path.is_dir():
-            self._files = sorted(list_image_files(self.path), key=natural_key)
+        if listed or self.path.is_dir():
+            self._files = [Path(f) for f in source] if listed else sorted(list_image_files(self.path), key=natural_key)
             if not self._files:
                 raise DataError(f"{self.path} holds no frames (looked for {', '.join(IMAGE_SUFFIXES)}); give a video or a frame folder")
             self.kind, self.fps, self._count = "frames", 0.0, len(self._files)

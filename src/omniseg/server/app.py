@@ -1,9 +1,11 @@
 """The FastAPI application: the served models in one :class:`~omniseg.server.state.ServerState`, the routers
-(``routes/``: models, dense prediction, prompting, classical methods, labelling), error handlers and the page."""
+(``routes/``: models, dense prediction, prompting, classical methods, labelling, videos), error handlers and the pages
+(``/``: images, ``/video``: videos)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -11,7 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from omniseg.errors import OmnisegError
-from omniseg.server.routes import classical, dense, info, labelling, promptable
+from omniseg.server.routes import classical, dense, info, labelling, promptable, video
 from omniseg.server.settings import ServerSettings
 from omniseg.server.state import LoadedModel, ServerState
 from omniseg.server.uploads import UploadError
@@ -31,14 +33,22 @@ def create_app(models: Sequence[str | Path] | dict[str, str | Path] = (), settin
               for name, source in named.items()}
     if settings.prompt_engines:
         loaded.update({engine: LoadedModel(engine, None, engine=engine) for engine in ENGINES if engine not in loaded})
-    app = FastAPI(title="omniseg", summary="Segmentation models and classical methods over HTTP", version="1")
-    app.state.omniseg = ServerState(loaded, settings)
+    state = ServerState(loaded, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        state.videos.close_all()  # the opened videos' folders go with the server
+
+    app = FastAPI(title="omniseg", summary="Segmentation models and classical methods over HTTP", version="1", lifespan=lifespan)
+    app.state.omniseg = state
     app.add_exception_handler(UploadError, _upload_error)
     app.add_exception_handler(OmnisegError, _omniseg_error)
-    for router in (info.router, dense.router, promptable.router, classical.router, labelling.router):
+    for router in (info.router, dense.router, promptable.router, classical.router, labelling.router, video.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_api_route("/", lambda: FileResponse(STATIC / "index.html"), include_in_schema=False)
+    app.add_api_route("/video", lambda: FileResponse(STATIC / "video.html"), include_in_schema=False)
     app.add_api_route("/favicon.ico", lambda: Response(status_code=204), include_in_schema=False)
     return app
 

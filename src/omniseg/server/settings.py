@@ -12,6 +12,7 @@ class ServerSettings:
 
     Attributes:
         max_upload_bytes: larger uploads are refused with 413.
+        max_video_bytes: larger videos are refused with 413.
         max_pixels: larger images (width x height, read from the header before decoding) are refused with 413.
         cache_bytes: the embeddings of promptable models kept for later prompts, least recently used first out.
         workers: inference calls running at once; further requests wait their turn.
@@ -23,6 +24,7 @@ class ServerSettings:
     """
 
     max_upload_bytes: int = 25 * 1024 * 1024
+    max_video_bytes: int = 500 * 1024 * 1024
     max_pixels: int = 40_000_000
     cache_bytes: int = 512 * 1024 * 1024
     workers: int = 2

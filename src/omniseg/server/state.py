@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from omniseg.server.cache import EmbeddingCache
 from omniseg.server.settings import ServerSettings
+from omniseg.server.videos import VideoSessions
 from omniseg.server.uploads import decode_upload
 
 
@@ -74,6 +75,7 @@ class ServerState:
         self.cache = EmbeddingCache(settings.cache_bytes)
         self.logits = LogitsStore(settings.kept_logits)
         self.slots = asyncio.Semaphore(settings.workers)
+        self.videos = VideoSessions()
 
     def model(self, name: str | None, *, promptable: bool) -> LoadedModel:
         """The model ``name``; without one, the only loaded model of the kind asked for (a learned promptable model

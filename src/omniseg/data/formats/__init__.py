@@ -9,6 +9,7 @@ from omniseg.data.formats.ade20k import ADE20KFullSource, ADE20KSource
 from omniseg.data.formats.base import DataSource, override_ignore_index, require_instances
 from omniseg.data.formats.bsds import BSDSSource
 from omniseg.data.formats.camvid import CamVidSource
+from omniseg.data.formats.cell_tracking import CellTrackingSource
 from omniseg.data.formats.cityscapes import CityscapesSource
 from omniseg.data.formats.coco import CocoPanopticSource, CocoSource
 from omniseg.data.formats.cvat import CVATSource
@@ -16,11 +17,14 @@ from omniseg.data.formats.davis import DavisSource
 from omniseg.data.formats.dsb import DSBSource
 from omniseg.data.formats.folder import FolderSource
 from omniseg.data.formats.labelme import LabelMeSource
+from omniseg.data.formats.mots import MOTSSource
 from omniseg.data.formats.nifti import NiftiSource
 from omniseg.data.formats.via import VIASource
 from omniseg.data.formats.voc import VOCSource
 from omniseg.data.formats.volumes import VolumePairsSource
 from omniseg.data.formats.yolo import YOLOSource
+from omniseg.data.formats.youtube_vis import YouTubeVISSource
+from omniseg.data.formats.youtube_vos import YouTubeVOSSource
 from omniseg.errors import DataError
 from omniseg.registry import Registry
 
@@ -38,6 +42,10 @@ FORMATS.add("labelme", LabelMeSource, description="*.json LabelMe files (shapes,
 FORMATS.add("via", VIASource, description="a VIA 2.x JSON (export with regions, or project with _via_img_metadata)")
 FORMATS.add("cvat", CVATSource, description="a CVAT for images 1.1 XML (<annotations><image>...)")
 FORMATS.add("davis", DavisSource, description="JPEGImages/<video>/*.jpg + Annotations/<video>/*.png indexed by object id (DAVIS)")
+FORMATS.add("youtube_vos", YouTubeVOSSource, description="<split>/JPEGImages/<video>/, <split>/Annotations/<video>/*.png, <split>/meta.json")
+FORMATS.add("youtube_vis", YouTubeVISSource, description="<split>/JPEGImages/<video>/ + <split>/instances.json or <split>.json (YouTube-VIS)")
+FORMATS.add("mots", MOTSSource, description="instances_txt/<seq>.txt + images (KITTI-MOTS), or <split>/<seq>/gt/gt.txt + img1/ (MOTSChallenge)")
+FORMATS.add("cell_tracking", CellTrackingSource, description="<NN>/t*.tif + <NN>_GT/TRA/man_track*.tif, man_track.txt (Cell Tracking Challenge)")
 FORMATS.add("dsb", DSBSource, description="<id>/images/<id>.png + <id>/masks/*.png, one PNG per instance")
 FORMATS.add("bsds", BSDSSource, description="images/<split>/*.jpg + groundTruth/<split>/*.mat (BSDS human segmentations)")
 FORMATS.add("volumes", VolumePairsSource, description="X.nii.gz + X_label.nii.gz or X_image.nrrd + X_label.nrrd pairs")
@@ -74,6 +82,6 @@ def load_dataset(path: str | Path, *, format: str = "auto", ignore_index: int | 
 
 __all__ = [
     "ADE20KFullSource", "ADE20KSource", "BSDSSource", "CVATSource", "CamVidSource", "CityscapesSource", "CocoPanopticSource",
-    "CocoSource", "DSBSource", "DavisSource", "DataSource", "FORMATS", "FolderSource", "LabelMeSource", "NiftiSource", "VIASource", "VOCSource",
+    "CellTrackingSource", "CocoSource", "DSBSource", "DavisSource", "MOTSSource", "YouTubeVISSource", "YouTubeVOSSource", "DataSource", "FORMATS", "FolderSource", "LabelMeSource", "NiftiSource", "VIASource", "VOCSource",
     "VolumePairsSource", "YOLOSource", "detect_format", "load_dataset", "require_instances",
 ]

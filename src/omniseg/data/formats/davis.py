@@ -5,24 +5,23 @@
     DATA/Annotations/[480p/]<video>/00000.png ...
     DATA/ImageSets/2017/train.txt, val.txt       optional: the videos of each split
 
-Each annotated frame is an image with instances (every object is class ``object``), so instance and promptable
-training read it as any object dataset; :meth:`DavisSource.clips` gives clips of consecutive annotated frames with
-each object's mask through the clip, for training what follows objects through time (SAM 2's memory). Without the
-ImageSets lists the split is seeded by video, so neighbouring frames of one video never land in both splits.
+Every object is class ``object`` (DAVIS has no classes); the same data serve the semi-supervised task (the first
+frame's masks given) and the unsupervised one (objects found and matched). Without the ImageSets lists the split is
+seeded by video. :func:`write_davis` writes any video dataset in this layout (object ids renumbered 1.. per video).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from omniseg.core.atomic import write_text
 from omniseg.data.formats.base import read_text
-from omniseg.data.formats.objects import AnnotatedObject, ObjectItem, ObjectSource
-from omniseg.data.formats.paired import seeded_split
-from omniseg.data.imageio import list_image_files, read_image, read_label_png
+from omniseg.data.formats.video_objects import TrackedObject, Video, VideoSource
+from omniseg.data.formats.voc import voc_palette
+from omniseg.data.imageio import list_image_files, read_label_png, write_index_png
 from omniseg.data.sample import DEFAULT_IGNORE_INDEX, DatasetInfo
 from omniseg.data.video import natural_key
 from omniseg.errors import DataError
@@ -39,15 +38,6 @@ def _folders(root: Path) -> tuple[Path, Path] | None:
     return None
 
 
-@dataclass
-class Video:
-    """One video: its frames in order and the annotation of each annotated frame (by position in ``frames``)."""
-
-    name: str
-    frames: list[Path]
-    annotations: dict[int, Path]
-
-
 def read_objects(path: Path, size: tuple[int, int]) -> dict[int, np.ndarray]:
     """The objects of an indexed annotation PNG: ``{object id: mask [H, W] bool}`` (void 255 and background 0 left out)."""
     raw, mode, _ = read_label_png(path)
@@ -59,7 +49,7 @@ def read_objects(path: Path, size: tuple[int, int]) -> dict[int, np.ndarray]:
     return {obj_id: raw == obj_id for obj_id in ids}
 
 
-class DavisSource(ObjectSource):
+class DavisSource(VideoSource):
     """A DAVIS-layout video dataset (see the module docstring)."""
 
     name = "davis"
@@ -68,13 +58,13 @@ class DavisSource(ObjectSource):
     def detect(root: Path) -> bool:
         return _folders(root) is not None
 
-    def __init__(self, root: str | Path, *, val_fraction: float = 0.2, split_seed: int = 0) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path, *, val_fraction: float = 0.2, split_seed: int = 0, frames_per_video: int | None = 50) -> None:
+        self.root, self.frames_per_video = Path(root), frames_per_video
         folders = _folders(self.root)
         if folders is None:
             raise DataError(f"{self.root} has no JPEGImages/<video>/ frames beside Annotations/<video>/ (DAVIS layout)")
         frames_dir, annotations_dir = folders
-        self.videos: dict[str, Video] = {}
+        self.videos = {}
         for folder in sorted(d for d in frames_dir.iterdir() if d.is_dir()):
             frames = sorted(list_image_files(folder), key=natural_key)  # 9.jpg before 10.jpg where names are not padded
             by_stem = {p.stem: p for p in list_image_files(annotations_dir / folder.name)} if (annotations_dir / folder.name).is_dir() else {}
@@ -83,7 +73,7 @@ class DavisSource(ObjectSource):
             if stray:
                 raise DataError(f"annotation {by_stem[stray[0]]} has no frame {stray[0]} in {folder}; name each annotation as its frame")
             if frames and annotated:
-                self.videos[folder.name] = Video(folder.name, frames, annotated)
+                self.videos[folder.name] = Video(folder.name, frames, sorted(annotated), annotation_files=annotated)
         if not self.videos:
             raise DataError(f"{self.root}: no video has both frames ({frames_dir}) and annotations ({annotations_dir})")
         lists = {split: self.root / "ImageSets" / "2017" / f"{split}.txt" for split in ("train", "val")}
@@ -96,58 +86,40 @@ class DavisSource(ObjectSource):
             self.split_videos = names
             how = "ImageSets/2017 lists"
         else:
-            self.split_videos = seeded_split(sorted(self.videos), val_fraction, split_seed)
-            how = "seeded split by video"
+            how = self._split_by_video(val_fraction, split_seed)
         self.info = DatasetInfo(["background", "object"], things=[1], ignore_index=DEFAULT_IGNORE_INDEX)
-        self.items = {split: [ObjectItem(video.frames[i], annotation=path, extra={"video": name, "frame": i})
-                              for name in names for video in [self.videos[name]] for i, path in sorted(video.annotations.items())]
-                      for split, names in self.split_videos.items()}
-        frames = sum(len(v.annotations) for v in self.videos.values())
-        self.description = f"davis videos ({len(self.videos)} videos, {frames} annotated frames, {how})"
+        self._finish(how)
 
-    def load_objects(self, item: ObjectItem, size: tuple[int, int]) -> list[AnnotatedObject]:
-        return [AnnotatedObject(1, mask) for mask in read_objects(item.annotation, size).values()]
-
-    def clips(self, split: str, length: int, *, step: int = 1) -> ClipDataset:
-        """Clips of ``length`` consecutive annotated frames of the ``split``'s videos, starting every ``step`` frames."""
-        if length < 2:
-            raise DataError(f"a clip needs at least 2 frames, got {length}")
-        if not self.split_videos.get(split):
-            raise DataError(f"{self.root} has no videos in split {split!r}; splits found: {', '.join(self.splits()) or 'none'}")
-        starts = []
-        for name in self.split_videos[split]:
-            annotated = sorted(self.videos[name].annotations)
-            runs = [annotated[i:i + length] for i in range(0, len(annotated) - length + 1, step)]
-            starts += [(name, run) for run in runs if run[-1] - run[0] == length - 1]  # consecutive frames only
-        if not starts:
-            raise DataError(f"no video of split {split!r} in {self.root} has {length} consecutive annotated frames; "
-                            "use shorter clips (prompt.clip_frames)")
-        return ClipDataset(self, starts)
+    def frame_objects(self, video: Video, index: int, size: tuple[int, int]) -> list[TrackedObject]:
+        return [TrackedObject(obj_id, 1, mask) for obj_id, mask in read_objects(video.annotation_files[index], size).items()]
 
 
-class ClipDataset(torch.utils.data.Dataset):
-    """``{"frames": uint8 [K, 3, H, W], "masks": bool [K, N, H, W], "ids": [N], "video", "start"}``: the objects are
-    those of the clip's first frame (the ones a person prompts there), followed through every frame."""
-
-    def __init__(self, source: DavisSource, clips: list[tuple[str, list[int]]]) -> None:
-        self.source, self.clips = source, clips
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def __getitem__(self, index: int) -> dict:
-        name, frames = self.clips[index]
-        video = self.source.videos[name]
-        images = [read_image(video.frames[i]) for i in frames]
-        size = tuple(images[0].shape[-2:])
-        for i, image in zip(frames, images):
-            if image.shape[0] != 3 or tuple(image.shape[-2:]) != size:
-                raise DataError(f"frame {video.frames[i]} is {tuple(image.shape)}; the clip's frames are RGB {size[1]}x{size[0]}")
-        objects = [read_objects(video.annotations[i], size) for i in frames]
-        ids = sorted(objects[0])
-        masks = torch.zeros(len(frames), len(ids), *size, dtype=torch.bool)
-        for t, found in enumerate(objects):
-            for k, obj_id in enumerate(ids):
-                if obj_id in found:
-                    masks[t, k] = torch.from_numpy(found[obj_id])
-        return {"frames": torch.stack(images), "masks": masks, "ids": ids, "video": name, "start": frames[0]}
+def write_davis(source: VideoSource, out: Path) -> Path:
+    """Any video dataset in the DAVIS layout under ``out``: its frame files copied as they are, each annotated frame
+    an indexed PNG (its objects' track ids renumbered 1.. per video, in order of first appearance) and the splits as
+    ``ImageSets/2017/<split>.txt``. Classes are not kept (DAVIS has none)."""
+    if not isinstance(source, VideoSource):
+        raise DataError(f"{source.root} is not a video dataset ({source.description}); DAVIS is written from video formats")
+    palette = voc_palette()
+    for split in source.splits():
+        names = source.split_names(split)
+        for name in names:
+            video = source.videos[name]
+            (out / "JPEGImages" / name).mkdir(parents=True, exist_ok=True)
+            (out / "Annotations" / name).mkdir(parents=True, exist_ok=True)
+            stems = [f"{i:05d}" for i in range(len(video.frames))]
+            for stem, frame in zip(stems, video.frames):
+                shutil.copyfile(frame, out / "JPEGImages" / name / f"{stem}{frame.suffix.lower()}")
+            numbers: dict[int, int] = {}
+            for index in video.annotated:
+                masks = source.frame_masks(video, index)
+                labels = np.zeros(source.frame_size(video, index), np.uint8)
+                for track_id, (_, mask) in sorted(masks.items()):
+                    number = numbers.setdefault(track_id, len(numbers) + 1)
+                    if number > 254:
+                        raise DataError(f"video {name} of {source.root} has more than 254 objects; DAVIS annotations hold 1..254")
+                    labels[mask] = number
+                write_index_png(out / "Annotations" / name / f"{stems[index]}.png", labels, palette)
+        (out / "ImageSets" / "2017").mkdir(parents=True, exist_ok=True)
+        write_text(out / "ImageSets" / "2017" / f"{split}.txt", "\n".join(names) + "\n")
+    return out

@@ -19,12 +19,12 @@ from omniseg.core.atomic import write_text, write_with
 from omniseg.core.rle import coco_bbox, encode_rle
 from omniseg.data.formats.voc import voc_palette
 from omniseg.data.imageio import read_label_png, write_index_png
-from omniseg.data.video import Mp4Writer, VideoFrames
-from omniseg.errors import ConfigError, DataError
+from omniseg.data.video import VideoFrames
+from omniseg.errors import ConfigError
 from omniseg.inference.promptable.prompt_predictor import PromptPredictor, load_prompt_model
 from omniseg.inference.promptable.video_predictor import VideoPredictor
 from omniseg.models.promptable.sam2 import Sam2
-from omniseg.viz.overlay import overlay
+from omniseg.inference.tracking.video_output import write_overlays
 
 Progress = Callable[[int, int], None]
 
@@ -120,7 +120,7 @@ def track_video(model, video: str | Path, out: str | Path, prompts: Sequence[Vid
                "objects": {obj_id: {"frames": dict(sorted(per_frame.items(), key=lambda item: int(item[0])))}
                            for obj_id, per_frame in tracks.items()}}
     write_text(out / "tracks.json", json.dumps(summary))
-    write_overlays(video, out, fps=fps, contact_frames=contact_frames)
+    write_overlays(video, out, fps=fps, contact_frames=contact_frames, tracks=summary["objects"])
     _clear_state(state_dir)
     try:
         state_dir.rmdir()  # only when nothing but our files was in it
@@ -161,35 +161,3 @@ def _apply(tracker: VideoPredictor, prompt: VideoPrompt, frames: VideoFrames) ->
         mask, _, _ = read_label_png(prompt.value)
         mask = np.asarray(mask)
         tracker.add_prompt(prompt.frame, prompt.obj_id, mask=mask.any(-1) if mask.ndim == 3 else mask > 0)
-
-
-def write_overlays(video: str | Path, out: Path, *, fps: float, contact_frames: int = 8) -> None:
-    """``overlay.mp4`` (every frame with its objects painted) and ``contact_sheet.png`` (``contact_frames`` evenly
-    spaced overlays), read back from the video and ``masks/`` frame by frame."""
-    from PIL import Image
-
-    palette = voc_palette()
-    with VideoFrames(video) as frames:
-        count = len(frames)
-        chosen = set(np.linspace(0, count - 1, min(contact_frames, count)).round().astype(int).tolist())
-        sheet = []
-        with Mp4Writer(out / "overlay.mp4", fps, (frames.width, frames.height)) as writer:
-            for index, frame in enumerate(frames):
-                path = out / "masks" / f"{index:05d}.png"
-                if not path.is_file():
-                    raise DataError(f"{path} is missing: the tracking did not reach frame {index}; run omniseg track again")
-                labels, _, _ = read_label_png(path)
-                painted = overlay(frame, labels, palette, alpha=0.5, background=0, ignore_index=-1)
-                writer.write(painted)
-                if index in chosen:
-                    thumb = Image.fromarray(painted)
-                    thumb.thumbnail((320, 320))
-                    sheet.append(np.asarray(thumb))
-    columns = min(4, len(sheet))
-    rows = -(-len(sheet) // columns)
-    height, width = sheet[0].shape[:2]
-    canvas = np.full((rows * height, columns * width, 3), 255, np.uint8)
-    for k, thumb in enumerate(sheet):
-        r, c = divmod(k, columns)
-        canvas[r * height: r * height + thumb.shape[0], c * width: c * width + thumb.shape[1]] = thumb
-    write_with(out / "contact_sheet.png", lambda path: Image.fromarray(canvas).save(path))
