@@ -19,6 +19,9 @@ $(DEV_STAMP): $(STAMP)
 	# the official SAM 2 package, the parity reference of omniseg's SAM 2 (pure Python without its CUDA extension;
 	# it needs the torch already installed, hence no build isolation)
 	SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install --no-build-isolation 'sam2>=1.1'
+	# TrackEval, the parity reference of the tracking metrics, without its dependencies: it asks for opencv-python,
+	# whose cv2 would overwrite the headless one omniseg uses (its other needs are installed already)
+	$(BIN)/python -m pip install --no-deps 'trackeval>=1.3' 'tabulate>=0.9'
 	touch $(DEV_STAMP)
 
 install: $(STAMP)

@@ -75,7 +75,8 @@ INFERENCE_ALLOWED = {
     "runs": set(), "writers": set(), "tiling": set(), "deploy": set(),
     "prediction": {"deploy", "tiling", "writers"},
     "promptable": {"prediction", "deploy", "tiling", "writers"},
-    "evaluate": {"prediction", "promptable"},
+    "tracking": {"prediction", "promptable"},
+    "evaluate": {"prediction", "promptable", "tracking"},
 }
 
 

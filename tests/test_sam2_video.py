@@ -186,7 +186,7 @@ def test_omniseg_track_writes_masks_tracks_an_overlay_and_a_contact_sheet(models
 def test_a_killed_track_resumes_where_it_stopped_and_writes_what_an_uninterrupted_run_writes(models, tmp_path):
     from omniseg.core.info import DatasetInfo
     from omniseg.data.imageio import read_label_png
-    from omniseg.inference.promptable.track_files import VideoPrompt, track_video
+    from omniseg.inference.tracking.track_prompts import VideoPrompt, track_video
     from omniseg.models import ModelCard, save_model
 
     kwargs = dict(size=None, image_size=128, d_model=32, mem_dim=16, memory_layers=2, memory_feedforward=64, **SMALL)

@@ -103,18 +103,13 @@ class OracleDetector:
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    return write_tracking_videos(tmp_path_factory.mktemp("videos"), splits={"train": 1, "valid": 2}, frames=30, size=64, seed=0)
+    return write_tracking_videos(tmp_path_factory.mktemp("videos"), splits={"train": 1, "valid": 2}, frames=20, size=64, seed=0)
 
 
-def test_track_objects_writes_resumes_and_scores(videos, tmp_path, monkeypatch):
+def test_track_objects_writes_resumes_and_scores(videos, tmp_path):
     from omniseg.inference.evaluate.video import evaluate_video
-    from omniseg.inference.prediction import predictor as predictor_module
-    from omniseg.inference.tracking import track_detections
     from omniseg.inference.tracking.track_detections import track_objects
-
-    monkeypatch.setattr(track_detections, "Predictor", OracleDetector)  # the oracle passes for a predictor
-    monkeypatch.setattr(predictor_module, "Predictor", OracleDetector)
-    source_videos = [tracking_video(1, v, frames=30, size=64) for v in range(2)]
+    source_videos = [tracking_video(1, v, frames=20, size=64) for v in range(2)]
     frames_of = lambda v: sorted((videos / "valid" / "JPEGImages" / f"valid{v:03d}").iterdir())  # noqa: E731
     config = TrackerConfig(min_hits=1)
     whole = track_objects(OracleDetector(source_videos[0]), frames_of(0), tmp_path / "whole", tracker=config, checkpoint_every=7)
@@ -131,7 +126,7 @@ def test_track_objects_writes_resumes_and_scores(videos, tmp_path, monkeypatch):
     assert (tmp_path / "resumed" / "state" / "tracker.json").is_file() and not (tmp_path / "resumed" / "tracks.json").exists()
     resumed = track_objects(OracleDetector(source_videos[0]), frames_of(0), tmp_path / "resumed", tracker=config, checkpoint_every=7)
     assert resumed["objects"] == whole["objects"] and not (tmp_path / "resumed" / "state").exists()
-    for k in range(30):
+    for k in range(20):
         assert (tmp_path / "resumed" / "masks" / f"{k:05d}.png").read_bytes() == (tmp_path / "whole" / "masks" / f"{k:05d}.png").read_bytes()
     assert {(tmp_path / "whole" / name).is_file() for name in ("overlay.mp4", "contact_sheet.png", "tracks.json")} == {True}
     assert set(whole["objects"]["1"]) == {"label", "class", "frames"}
@@ -174,3 +169,39 @@ def test_track_and_eval_commands_on_a_run(run_cli, videos, tmp_path):
     assert set(report["videos"]) == {"valid000", "valid001"} and 0 <= report["HOTA"] <= 1
     code, _, err = run_cli("track", frames, "--out", tmp_path / "x")
     assert code == 2 and "trained run" in err
+
+
+def test_sam2_carries_objects_between_detections(videos, tmp_path):
+    """``--propagate sam2``: births are the detector's masks prompted to SAM 2 (a small SAM 2, random weights), ids
+    follow SAM 2's memory, a frame's objects are SAM 2's masks, and a killed run resumes to the same tracks."""
+    import torch
+
+    from omniseg.inference.tracking.track_detections import track_objects
+    from omniseg.models.promptable.sam2 import sam2_model
+    from tests.test_sam2 import SMALL
+
+    torch.manual_seed(0)
+    model = sam2_model(image_size=128, d_model=32, mem_dim=16, memory_layers=2, memory_feedforward=64, **SMALL).eval()
+    video = tracking_video(1, 0, frames=20, size=64)
+    frames = sorted((videos / "valid" / "JPEGImages" / "valid000").iterdir())[:8]
+    config = TrackerConfig(min_hits=1)
+    whole = track_objects(OracleDetector(video), frames, tmp_path / "whole", tracker=config, propagate=model, contact_frames=2)
+    first = {int(k): v["frames"]["0"] for k, v in whole["objects"].items() if "0" in v["frames"]}
+    assert sorted(first) == list(range(1, len(video.tracks[0]) + 1))  # every object of frame 0 born, ids from 1
+    from pycocotools import mask as mask_utils
+
+    born = sorted(mask_utils.area({"size": e["rle"]["size"], "counts": e["rle"]["counts"].encode()}) for e in first.values())
+    assert born == sorted(int(m.sum()) for m in video.tracks[0].values())  # a birth is its detection's mask
+
+    class Killed(Exception):
+        pass
+
+    def kill_at(done, total):
+        if done == 6:
+            raise Killed
+    with pytest.raises(Killed):
+        track_objects(OracleDetector(video), frames, tmp_path / "resumed", tracker=config, propagate=model, checkpoint_every=4,
+                      progress=kill_at)
+    resumed = track_objects(OracleDetector(video), frames, tmp_path / "resumed", tracker=config, propagate=model, checkpoint_every=4,
+                            contact_frames=2)
+    assert resumed["objects"] == whole["objects"]

@@ -45,6 +45,8 @@ def add_parser(sub, name: str) -> None:
                           "probabilities, 0..1 (default 0: each frame alone)")
     tracking.add_argument("--instances", action="store_true", help="semantic runs: track each connected region of a thing class "
                           "as an object (as predict --instances) instead of writing classes")
+    tracking.add_argument("--propagate", choices=["sam2"], help="sam2: Segment Anything 2 (--model) carries the objects between "
+                          "detections, through the detector's misses, instead of the Kalman tracker")
     tracking.add_argument("--max-frames", type=int, help="stop after this many frames")
     add_device_argument(p)
 
@@ -70,7 +72,7 @@ def _numbers(text: str, count: tuple[int, ...], what: str, usage: str) -> tuple[
 
 
 def _point(text: str):
-    from omniseg.inference.promptable.track_files import VideoPrompt
+    from omniseg.inference.tracking.track_prompts import VideoPrompt
 
     usage = "FRAME:X,Y[,LABEL][:ID], e.g. 0:640,360 or 12:100,80,0:2"
     frame, coords, obj_id = _split(text, "--point", usage)
@@ -82,7 +84,7 @@ def _point(text: str):
 
 
 def _box(text: str):
-    from omniseg.inference.promptable.track_files import VideoPrompt
+    from omniseg.inference.tracking.track_prompts import VideoPrompt
 
     usage = "FRAME:X0,Y0,X1,Y1[:ID], e.g. 0:100,80,300,240"
     frame, coords, obj_id = _split(text, "--box", usage)
@@ -90,7 +92,7 @@ def _box(text: str):
 
 
 def _mask(text: str):
-    from omniseg.inference.promptable.track_files import VideoPrompt
+    from omniseg.inference.tracking.track_prompts import VideoPrompt
 
     frame, path, obj_id = _split(text, "--mask", "FRAME:PNG[:ID], e.g. 0:first_mask.png")
     return VideoPrompt(frame, obj_id, "mask", path)
@@ -100,13 +102,16 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if len(args.inputs) > 2:
         raise ConfigError(f"give RUN VIDEO or VIDEO alone, not {len(args.inputs)} paths: {' '.join(args.inputs)}")
     prompts = [*args.point, *args.box, *args.mask]
-    if len(args.inputs) == 2 and args.model:
-        raise ConfigError("give the model once: RUN VIDEO, or VIDEO --model MODEL")
-    model, video = (args.inputs if len(args.inputs) == 2 else (args.model, args.inputs[0]))
+    if len(args.inputs) == 2 and args.model and not args.propagate:
+        raise ConfigError("give the model once: RUN VIDEO, or VIDEO --model MODEL (or RUN VIDEO --propagate sam2 --model SAM2)")
+    if args.propagate and (len(args.inputs) != 2 or not args.model or prompts):
+        raise ConfigError("--propagate sam2 tracks a run's detections with SAM 2: omniseg track RUN VIDEO --propagate sam2 --model "
+                          "SAM2_CHECKPOINT, without prompts")
+    model, video = args.inputs if len(args.inputs) == 2 else (args.model, args.inputs[0])
     if model is None:
         raise ConfigError("give a trained run (omniseg track RUN VIDEO) or a SAM 2 model with prompts (--model MODEL --point ...)")
     if prompts:
-        from omniseg.inference.promptable.track_files import track_video
+        from omniseg.inference.tracking.track_prompts import track_video
 
         with progress_bar(console, "frames") as progress:
             summary = track_video(model, video, args.out, prompts, arch=args.arch, device=args.device, progress=progress,
@@ -128,8 +133,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     with progress_bar(console, "frames") as progress:
-        summary = track_objects(model, video, args.out, tracker=config, smooth=args.smooth, instances=args.instances, device=args.device,
-                                progress=progress,
+        summary = track_objects(model, video, args.out, tracker=config, smooth=args.smooth, instances=args.instances,
+                                propagate=args.model if args.propagate else None, device=args.device, progress=progress,
                                 overwrite=args.overwrite, max_frames=args.max_frames)
     what = f"{len(summary['objects'])} track(s)" if "objects" in summary else "the classes of every frame"
     console.print(f"tracked {what} through {summary['frames']} frames; wrote {args.out}/masks/, tracks.json, overlay.mp4 and "

@@ -1,5 +1,6 @@
 """Inference without a trainer, grouped by concern: ``prediction`` (Predictor, prediction and classical segmentation
-over files), ``promptable`` (prompt predictor, automatic masks), ``tiling`` (sliding windows, large rasters, TTA, tiled
+over files), ``promptable`` (prompt predictor, automatic masks), ``tracking`` (videos: tracking by detection or by SAM 2,
+``omniseg track``), ``tiling`` (sliding windows, large rasters, TTA, tiled
 instances), ``deploy`` (export, onnxruntime), ``evaluate`` (runs, folders, clicks), ``writers`` and ``runs``.
 
 The names below load on first use, so importing one part does not import the others."""
@@ -13,6 +14,11 @@ _PUBLIC = {
     "ClassicalPromptEngine": "omniseg.inference.promptable.prompt_predictor",
     "PredictionSummary": "omniseg.inference.prediction.predict_files",
     "Predictor": "omniseg.inference.prediction.predictor",
+    "Tracker": "omniseg.inference.tracking.association",
+    "TrackerConfig": "omniseg.inference.tracking.association",
+    "evaluate_video": "omniseg.inference.evaluate.video",
+    "track_objects": "omniseg.inference.tracking.track_detections",
+    "track_video": "omniseg.inference.tracking.track_prompts",
     "PromptPredictor": "omniseg.inference.promptable.prompt_predictor",
     "PromptResult": "omniseg.inference.promptable.prompt_predictor",
     "autolabel_images": "omniseg.inference.promptable.prompt_files",

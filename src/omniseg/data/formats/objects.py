@@ -247,4 +247,4 @@ class ObjectDataset(ItemDataset):
         with reading(item.annotation or item.image, f"the objects of {item.image.name}"):
             semantic, masks, labels = self.source.rasterise(self.source.objects_of(item, size), size, item.annotation or item.image)
         return make_sample(image, mask=semantic, instance_masks=masks, instance_labels=labels,
-                           sample_id=item.image.stem, path=str(item.image))
+                           sample_id=item.extra.get("id", item.image.stem), path=str(item.image))

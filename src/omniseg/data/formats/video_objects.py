@@ -74,7 +74,7 @@ class VideoSource(ObjectSource):
         if not self.videos:
             raise DataError(f"{self.root}: no video with annotated frames was found ({self.name} layout)")
         self.items = {split: [ObjectItem(self.videos[name].frames[i], annotation=self.videos[name].annotation_of(i),
-                                         extra={"video": name, "frame": i})
+                                         extra={"video": name, "frame": i, "id": f"{name}_{self.videos[name].frames[i].stem}"})
                               for name in names for i in self._sampled(self.videos[name], split)]
                       for split, names in self.split_videos.items()}
         frames = sum(len(v.annotated) for v in self.videos.values())

@@ -27,6 +27,7 @@ from omniseg.data.video import VideoFrames
 from omniseg.errors import ConfigError
 from omniseg.inference.prediction.predictor import Predictor
 from omniseg.inference.tracking.association import Tracker, TrackerConfig
+from omniseg.inference.tracking.sam2_propagation import Sam2Propagation
 from omniseg.inference.tracking.video_output import write_label_frame, write_overlays
 
 Progress = Callable[[int, int], None]
@@ -34,10 +35,13 @@ STATE_FILES = ("tracker.npz", "tracker.json", "frames.jsonl")
 
 
 def track_objects(run: str | Path | Predictor, video: str | Path | list[Path], out: str | Path, *, tracker: TrackerConfig | None = None,
-                  smooth: float = 0.0, instances: bool = False, device: str | None = None, progress: Progress | None = None, contact_frames: int = 8,
+                  smooth: float = 0.0, instances: bool = False, propagate=None, device: str | None = None, progress: Progress | None = None, contact_frames: int = 8,
                   overwrite: bool = False, checkpoint_every: int = 25, max_frames: int | None = None) -> dict:
     """Track every object of ``video`` (a file, a frame folder or a TIFF stack) with the trained ``run`` and write
-    ``out`` (see the module docstring); ``max_frames`` stops early. Returns the summary written to tracks.json.
+    ``out`` (see the module docstring); ``max_frames`` stops early. ``propagate``: a Segment Anything 2 model (a
+    checkpoint file, a run, or the model) that carries the objects between detections (see
+    :mod:`~omniseg.inference.tracking.sam2_propagation`) instead of the Kalman tracker. Returns the summary written to
+    tracks.json.
 
     Example:
         >>> summary = track_objects("runs/demo-video", "street.mp4", "tracked/")  # doctest: +SKIP
@@ -50,38 +54,41 @@ def track_objects(run: str | Path | Predictor, video: str | Path | list[Path], o
     config = tracker or TrackerConfig()
     named = str(video) if isinstance(video, (str, Path)) else str(Path(video[0]).parent)  # a list of frame files: their folder
     options = {"tracker": dataclasses.asdict(config), "smooth": smooth, "video": named, "max_frames": max_frames,
-               "instances": instances}
+               "instances": instances, "propagate": None if propagate is None else str(getattr(propagate, "name", propagate))}
     state_dir = out / "state"
     saved = json.loads((state_dir / "tracker.json").read_text()) if (state_dir / "tracker.json").is_file() and not overwrite else None
     if saved is not None and saved["options"] != options:
         raise ConfigError(f"{out} holds an unfinished tracking run with other options; give another --out, or --overwrite to start again")
     if saved is None and not overwrite and (out / "tracks.json").is_file():
         return json.loads((out / "tracks.json").read_text())  # finished earlier
-    predictor = run if isinstance(run, Predictor) else Predictor(run, device=device)
+    predictor = run if hasattr(run, "predict_instances") else Predictor(run, device=device)  # a Predictor, or one like it
     semantic = predictor.task == "semantic" and not instances
     if predictor.volumetric:
         raise ConfigError(f"{predictor.card.architecture} is a volumetric model; tracking takes a 2D semantic, instance or panoptic run")
+    if propagate is not None and semantic:
+        raise ConfigError("--propagate carries objects: track a semantic run's regions as objects (--instances), or an instance run")
+    sam2 = None if propagate is None else _sam2_model(propagate, device)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     state_dir.mkdir(exist_ok=True)
     if saved is None:
         for name in STATE_FILES:
             (state_dir / name).unlink(missing_ok=True)
-    associate = Tracker(config)
     objects: dict[str, dict] = {}
     areas: dict[str, dict] = {}
     previous = None  # the smoothed class probabilities of the last frame (semantic runs)
     start = 0
-    if saved is not None:
-        start = saved["next"]
-        arrays = dict(np.load(state_dir / "tracker.npz", allow_pickle=False))
-        if semantic:
-            previous = arrays.get("previous")
-        else:
-            associate.load_state_dict(arrays, saved["tracker"])
-        for line in (state_dir / "frames.jsonl").read_text().splitlines():
-            _record(json.loads(line), objects, areas)
     names = predictor.info.class_names
     with VideoFrames(video) as frames, open(state_dir / "frames.jsonl", "a") as log:
+        associate = Tracker(config) if sam2 is None else Sam2Propagation(sam2, frames, config, device=device)
+        if saved is not None:
+            start = saved["next"]
+            arrays = dict(np.load(state_dir / "tracker.npz", allow_pickle=False))
+            if semantic:
+                previous = arrays.get("previous")
+            else:
+                associate.load_state_dict(arrays, saved["tracker"])
+            for line in (state_dir / "frames.jsonl").read_text().splitlines():
+                _record(json.loads(line), objects, areas)
         total = len(frames) if max_frames is None else min(len(frames), max_frames)
         for index in range(start, total):
             frame = frames[index]
@@ -92,7 +99,8 @@ def track_objects(run: str | Path | Predictor, video: str | Path | list[Path], o
                 entry = {"frame": index, "areas": {names[c]: int(n) for c, n in enumerate(np.bincount(labels.ravel(), minlength=len(names))) if n}}
             else:
                 found = predictor.predict_instances(frame, score_threshold=config.low_score)
-                reported = associate.update(found["masks"], found["boxes"], found["scores"], found["labels"])
+                detections = (found["masks"], found["boxes"], found["scores"], found["labels"])
+                reported = associate.update(*detections) if sam2 is None else associate.update(index, *detections)
                 labels = np.zeros(frame.shape[:2], np.int32)
                 entry = {"frame": index, "objects": {}}
                 for obj in sorted(reported, key=lambda o: o["score"]):  # the surest object on top where two overlap
@@ -112,7 +120,7 @@ def track_objects(run: str | Path | Predictor, video: str | Path | list[Path], o
                 _save_state(state_dir, associate, previous if semantic else None, options, index + 1)
         fps = frames.fps or 10.0
         size = [frames.height, frames.width]
-    summary = {"video": named, "frames": total, "size": size, "fps": fps, "run": predictor.card.architecture if isinstance(run, Predictor) else str(run),
+    summary = {"video": named, "frames": total, "size": size, "fps": fps, "run": predictor.card.architecture if hasattr(run, "predict_instances") else str(run),
                "task": predictor.task, "tracker": options["tracker"], "smooth": smooth}
     if semantic:
         summary["areas"] = areas
@@ -135,6 +143,19 @@ def track_objects(run: str | Path | Predictor, video: str | Path | list[Path], o
     return summary
 
 
+def _sam2_model(model, device: str | None):
+    """The Segment Anything 2 model of a checkpoint file or a promptable run (or the model itself)."""
+    from torch import nn
+
+    from omniseg.inference.promptable.prompt_predictor import load_prompt_model
+    from omniseg.models.promptable.sam2 import Sam2
+
+    loaded = model if isinstance(model, nn.Module) else getattr(load_prompt_model(model, device=device), "model", None)
+    if not isinstance(loaded, Sam2):
+        raise ConfigError(f"--propagate sam2 needs a Segment Anything 2 model (sam2.1_hiera_*.pt or a SAM 2 run); {model} is not one")
+    return loaded
+
+
 def _record(entry: dict, objects: dict, areas: dict) -> None:
     """Add one frame's line to the tracks (or the class areas) kept for tracks.json."""
     if "areas" in entry:
@@ -145,7 +166,7 @@ def _record(entry: dict, objects: dict, areas: dict) -> None:
         track["frames"][str(entry["frame"])] = {k: v for k, v in values.items() if k not in ("label", "class")}
 
 
-def _save_state(folder: Path, tracker: Tracker, previous: np.ndarray | None, options: dict, next_frame: int) -> None:
+def _save_state(folder: Path, tracker, previous: np.ndarray | None, options: dict, next_frame: int) -> None:
     arrays, described = tracker.state_dict()
     if previous is not None:
         arrays["previous"] = previous
