@@ -32,6 +32,15 @@ YELLOW, CYAN = (220, 200, 40), (60, 200, 220)
 PALETTE = [[0, 0, 0], [230, 200, 0], [0, 190, 230]]
 
 
+def open_browser(p):
+    """Headless Chromium with a 1280 x 800 page that accepts downloads, and the list its script errors go to."""
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return browser, page, errors
+
+
 def write_coloured_rectangles(root: Path, rng: np.random.Generator) -> None:
     """A folder dataset of 64 x 64 dark noisy images with yellow (class 1) and cyan (class 2) rectangles."""
     for split, count in (("train", 48), ("val", 8)):
@@ -86,10 +95,7 @@ def test_the_page_predicts_prompts_downloads_and_saves_labels(server, tmp_path, 
     shots = tmp_path / "screenshots"
     shots.mkdir()
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 800}, accept_downloads=True)
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        browser, page, errors = open_browser(p)
         page.goto(url)
         page.wait_for_selector("#model option", state="attached")
         page.screenshot(path=shots / "1_open.png")
@@ -228,10 +234,7 @@ def test_the_video_page_plays_scrubs_selects_joins_and_downloads(server, tmp_pat
     shots = tmp_path / "video_screenshots"
     shots.mkdir()
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 800}, accept_downloads=True)
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        browser, page, errors = open_browser(p)
         page.goto(f"{url}/video")
         page.wait_for_selector("#model option", state="attached")
         page.select_option("#model", "scenes")

@@ -101,6 +101,18 @@ class OracleDetector:
         return {"masks": masks, "boxes": boxes, "scores": np.full(len(ids), 0.9), "labels": np.array([self.video.labels[k] for k in ids])}
 
 
+class Killed(Exception):
+    """What stops a run in the middle, as a kill would."""
+
+
+def killed_after(frames: int):
+    """A progress callback that stops the run once ``frames`` frames are written."""
+    def progress(done, total):
+        if done == frames:
+            raise Killed
+    return progress
+
+
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     return write_tracking_videos(tmp_path_factory.mktemp("videos"), splits={"train": 1, "valid": 2}, frames=20, size=64, seed=0)
@@ -114,15 +126,9 @@ def test_track_objects_writes_resumes_and_scores(videos, tmp_path):
     config = TrackerConfig(min_hits=1)
     whole = track_objects(OracleDetector(source_videos[0]), frames_of(0), tmp_path / "whole", tracker=config, checkpoint_every=7)
 
-    class Killed(Exception):
-        pass
-
-    def kill_at(done, total):
-        if done == 17:
-            raise Killed
     with pytest.raises(Killed):
         track_objects(OracleDetector(source_videos[0]), frames_of(0), tmp_path / "resumed", tracker=config, checkpoint_every=7,
-                      progress=kill_at)
+                      progress=killed_after(17))
     assert (tmp_path / "resumed" / "state" / "tracker.json").is_file() and not (tmp_path / "resumed" / "tracks.json").exists()
     resumed = track_objects(OracleDetector(source_videos[0]), frames_of(0), tmp_path / "resumed", tracker=config, checkpoint_every=7)
     assert resumed["objects"] == whole["objects"] and not (tmp_path / "resumed" / "state").exists()
@@ -193,15 +199,9 @@ def test_sam2_carries_objects_between_detections(videos, tmp_path):
     born = sorted(mask_utils.area({"size": e["rle"]["size"], "counts": e["rle"]["counts"].encode()}) for e in first.values())
     assert born == sorted(int(m.sum()) for m in video.tracks[0].values())  # a birth is its detection's mask
 
-    class Killed(Exception):
-        pass
-
-    def kill_at(done, total):
-        if done == 6:
-            raise Killed
     with pytest.raises(Killed):
         track_objects(OracleDetector(video), frames, tmp_path / "resumed", tracker=config, propagate=model, checkpoint_every=4,
-                      progress=kill_at)
+                      progress=killed_after(6))
     resumed = track_objects(OracleDetector(video), frames, tmp_path / "resumed", tracker=config, propagate=model, checkpoint_every=4,
                             contact_frames=2)
     assert resumed["objects"] == whole["objects"]

@@ -28,10 +28,10 @@ from omniseg.errors import ConfigError
 from omniseg.inference.prediction.predictor import Predictor
 from omniseg.inference.tracking.association import Tracker, TrackerConfig
 from omniseg.inference.tracking.sam2_propagation import Sam2Propagation
-from omniseg.inference.tracking.video_output import write_label_frame, write_overlays
+from omniseg.inference.tracking.video_output import RunState, write_label_frame, write_overlays
 
 Progress = Callable[[int, int], None]
-STATE_FILES = ("tracker.npz", "tracker.json", "frames.jsonl")
+STATE_FILES = ("tracker.npz", "frames.jsonl")
 
 
 def track_objects(run: str | Path | Predictor, video: str | Path | list[Path], out: str | Path, *, tracker: TrackerConfig | None = None,
@@ -55,12 +55,11 @@ def track_objects(run: str | Path | Predictor, video: str | Path | list[Path], o
     named = str(video) if isinstance(video, (str, Path)) else str(Path(video[0]).parent)  # a list of frame files: their folder
     options = {"tracker": dataclasses.asdict(config), "smooth": smooth, "video": named, "max_frames": max_frames,
                "instances": instances, "propagate": None if propagate is None else str(getattr(propagate, "name", propagate))}
-    state_dir = out / "state"
-    saved = json.loads((state_dir / "tracker.json").read_text()) if (state_dir / "tracker.json").is_file() and not overwrite else None
-    if saved is not None and saved["options"] != options:
-        raise ConfigError(f"{out} holds an unfinished tracking run with other options; give another --out, or --overwrite to start again")
-    if saved is None and not overwrite and (out / "tracks.json").is_file():
-        return json.loads((out / "tracks.json").read_text())  # finished earlier
+    state = RunState(out, STATE_FILES)
+    saved, finished = state.begin(options, overwrite)
+    if finished is not None:
+        return finished
+    state_dir = state.folder
     predictor = run if hasattr(run, "predict_instances") else Predictor(run, device=device)  # a Predictor, or one like it
     semantic = predictor.task == "semantic" and not instances
     if predictor.volumetric:
@@ -68,11 +67,6 @@ def track_objects(run: str | Path | Predictor, video: str | Path | list[Path], o
     if propagate is not None and semantic:
         raise ConfigError("--propagate carries objects: track a semantic run's regions as objects (--instances), or an instance run")
     sam2 = None if propagate is None else _sam2_model(propagate, device)
-    (out / "masks").mkdir(parents=True, exist_ok=True)
-    state_dir.mkdir(exist_ok=True)
-    if saved is None:
-        for name in STATE_FILES:
-            (state_dir / name).unlink(missing_ok=True)
     objects: dict[str, dict] = {}
     areas: dict[str, dict] = {}
     previous = None  # the smoothed class probabilities of the last frame (semantic runs)
@@ -117,7 +111,7 @@ def track_objects(run: str | Path | Predictor, video: str | Path | list[Path], o
             if progress is not None:
                 progress(index + 1, total)
             if checkpoint_every and (index + 1) % checkpoint_every == 0 and index + 1 < total:
-                _save_state(state_dir, associate, previous if semantic else None, options, index + 1)
+                _save_state(state, associate, previous if semantic else None, options, index + 1)
         fps = frames.fps or 10.0
         size = [frames.height, frames.width]
     summary = {"video": named, "frames": total, "size": size, "fps": fps, "run": predictor.card.architecture if hasattr(run, "predict_instances") else str(run),
@@ -134,12 +128,7 @@ def track_objects(run: str | Path | Predictor, video: str | Path | list[Path], o
     else:
         write_overlays(video, out, fps=fps, contact_frames=contact_frames, tracks=summary["objects"],
                        names={k: v["class"] for k, v in summary["objects"].items()}, count=total)
-    for name in STATE_FILES:
-        (state_dir / name).unlink(missing_ok=True)
-    try:
-        state_dir.rmdir()
-    except OSError:
-        pass
+    state.clear(remove=True)
     return summary
 
 
@@ -166,7 +155,7 @@ def _record(entry: dict, objects: dict, areas: dict) -> None:
         track["frames"][str(entry["frame"])] = {k: v for k, v in values.items() if k not in ("label", "class")}
 
 
-def _save_state(folder: Path, tracker, previous: np.ndarray | None, options: dict, next_frame: int) -> None:
+def _save_state(state: RunState, tracker, previous: np.ndarray | None, options: dict, next_frame: int) -> None:
     arrays, described = tracker.state_dict()
     if previous is not None:
         arrays["previous"] = previous
@@ -174,5 +163,5 @@ def _save_state(folder: Path, tracker, previous: np.ndarray | None, options: dic
         with open(path, "wb") as file:  # a file object: np.savez would add .npz to the temporary name
             np.savez(file, **arrays)
 
-    write_with(folder / "tracker.npz", save)
-    write_text(folder / "tracker.json", json.dumps({"options": options, "next": next_frame, "tracker": described}))
+    write_with(state.folder / "tracker.npz", save)
+    state.save(options, next=next_frame, tracker=described)

@@ -24,7 +24,7 @@ from omniseg.errors import ConfigError
 from omniseg.inference.promptable.prompt_predictor import PromptPredictor, load_prompt_model
 from omniseg.inference.promptable.video_predictor import VideoPredictor
 from omniseg.models.promptable.sam2 import Sam2
-from omniseg.inference.tracking.video_output import write_overlays
+from omniseg.inference.tracking.video_output import RunState, write_overlays
 
 Progress = Callable[[int, int], None]
 
@@ -63,19 +63,14 @@ def track_video(model, video: str | Path, out: str | Path, prompts: Sequence[Vid
                               "give it one mask, or one box with clicks, on a frame (or another object id)")
     out = Path(out)
     described = [[p.frame, p.obj_id, p.kind, list(p.value) if isinstance(p.value, tuple) else str(p.value)] for p in prompts]
-    state_dir = out / "state"
-    saved = json.loads((state_dir / "tracker.json").read_text()) if (state_dir / "tracker.json").is_file() and not overwrite else None
-    if saved is not None and saved["prompts"] != described:
-        raise ConfigError(f"{out} holds an unfinished tracking run with other prompts; give another --out, or --overwrite to start again")
-    if saved is None and not overwrite and (out / "tracks.json").is_file():
-        return json.loads((out / "tracks.json").read_text())  # finished earlier
+    state = RunState(out, STATE_FILES)
+    saved, finished = state.begin({"prompts": described}, overwrite)
+    if finished is not None:
+        return finished
+    state_dir = state.folder
     predictor = load_prompt_model(model, arch=arch, device=device)
     if not isinstance(predictor, PromptPredictor) or not isinstance(predictor.model, Sam2):
         raise ConfigError(f"tracking needs a Segment Anything 2 model (sam2.1_hiera_*); {model} is not one")
-    (out / "masks").mkdir(parents=True, exist_ok=True)
-    state_dir.mkdir(exist_ok=True)
-    if saved is None:  # a fresh run: whatever an earlier one left in the state folder is not ours to go on from
-        _clear_state(state_dir)
     palette = voc_palette()
     with VideoFrames(video) as frames, open(state_dir / "tracks.jsonl", "a") as log:
         tracker = VideoPredictor(predictor.model, device=device).start(frames)
@@ -112,41 +107,30 @@ def track_video(model, video: str | Path, out: str | Path, prompts: Sequence[Vid
                 step = 1 if direction == "forward" else -1
                 ended = frame + step < 0 or frame + step >= total
                 if checkpoint_every and (frame - start) % checkpoint_every == checkpoint_every - 1 and not ended:
-                    _save_state(state_dir, tracker, described, direction, frame + step)
+                    _save_state(state, tracker, described, direction, frame + step)
             if number + 1 < len(passes):
-                _save_state(state_dir, tracker, described, passes[number + 1][0], passes[number + 1][1])
+                _save_state(state, tracker, described, passes[number + 1][0], passes[number + 1][1])
         fps = frames.fps
     summary = {"video": str(video), "frames": total, "size": [tracker.height, tracker.width], "fps": fps,
                "objects": {obj_id: {"frames": dict(sorted(per_frame.items(), key=lambda item: int(item[0])))}
                            for obj_id, per_frame in tracks.items()}}
     write_text(out / "tracks.json", json.dumps(summary))
     write_overlays(video, out, fps=fps, contact_frames=contact_frames, tracks=summary["objects"])
-    _clear_state(state_dir)
-    try:
-        state_dir.rmdir()  # only when nothing but our files was in it
-    except OSError:
-        pass
+    state.clear(remove=True)  # the folder too, when nothing but our files was in it
     return summary
 
 
-STATE_FILES = ("tracker.safetensors", "tracker.json", "tracks.jsonl")
+STATE_FILES = ("tracker.safetensors", "tracks.jsonl")
 
 
-def _clear_state(folder: Path) -> None:
-    """Remove the files tracking writes into its state folder (and nothing else there)."""
-    for name in STATE_FILES:
-        (folder / name).unlink(missing_ok=True)
-
-
-def _save_state(folder: Path, tracker: VideoPredictor, prompts: list, direction: str, next_frame: int) -> None:
+def _save_state(state: RunState, tracker: VideoPredictor, prompts: list, direction: str, next_frame: int) -> None:
     """The tracker's state, for a resumed run to go on from ``next_frame`` of the ``direction`` pass (the tracks so far
     are in ``tracks.jsonl``, appended frame by frame)."""
     from safetensors.torch import save_file
 
     tensors, description = tracker.state_dict()
-    write_with(folder / "tracker.safetensors", lambda path: save_file(tensors, str(path)))
-    write_text(folder / "tracker.json", json.dumps({"prompts": prompts, "pass": direction, "next": next_frame,
-                                                    "tracker": description}))
+    write_with(state.folder / "tracker.safetensors", lambda path: save_file(tensors, str(path)))
+    state.save({"prompts": prompts}, **{"pass": direction, "next": next_frame, "tracker": description})
 
 
 def _apply(tracker: VideoPredictor, prompt: VideoPrompt, frames: VideoFrames) -> None:

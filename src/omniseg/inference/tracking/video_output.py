@@ -5,20 +5,58 @@ PNGs again frame by frame, so memory does not grow with the video's length."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from omniseg.core.atomic import write_with
+from omniseg.core.atomic import write_text, write_with
 from omniseg.data.formats.voc import voc_palette
 from omniseg.data.imageio import read_label_png, write_index_png
 from omniseg.data.video import Mp4Writer, VideoFrames
-from omniseg.errors import DataError
+from omniseg.errors import ConfigError, DataError
 from omniseg.viz.overlay import overlay
 
 TRAIL = 15  # frames of an object's path drawn behind it
 LEGIBLE = 240  # pixels: a smaller video is drawn enlarged (by a whole factor), so that ids can be read
+
+
+class RunState:
+    """A resumable tracking run's ``out/state/`` folder: ``tracker.json`` (what the run was asked, where it got to) beside
+    the files ``names`` the run keeps there. :meth:`begin` says whether to go on, start afresh or stop (finished)."""
+
+    def __init__(self, out: Path, names: tuple[str, ...]) -> None:
+        self.out, self.folder, self.names = out, out / "state", names
+
+    def begin(self, asked: dict, overwrite: bool) -> tuple[dict | None, dict | None]:
+        """``(saved state to go on from, or None; the finished run's tracks.json, or None)`` for a run asked ``asked``
+        (refused when an unfinished run was asked something else); a fresh start clears the folder of our files."""
+        path = self.folder / "tracker.json"
+        saved = json.loads(path.read_text()) if path.is_file() and not overwrite else None
+        if saved is not None and saved["asked"] != asked:
+            raise ConfigError(f"{self.out} holds an unfinished tracking run with other prompts or options; give another --out, "
+                              "or --overwrite to start again")
+        if saved is None and not overwrite and (self.out / "tracks.json").is_file():
+            return None, json.loads((self.out / "tracks.json").read_text())  # finished earlier
+        (self.out / "masks").mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(exist_ok=True)
+        if saved is None:  # a fresh run: whatever an earlier one left in the state folder is not ours to go on from
+            self.clear()
+        return saved, None
+
+    def save(self, asked: dict, **values) -> None:
+        write_text(self.folder / "tracker.json", json.dumps({"asked": asked, **values}))
+
+    def clear(self, *, remove: bool = False) -> None:
+        """Remove our files (and, with ``remove``, the folder when nothing else is in it)."""
+        for name in ("tracker.json", *self.names):
+            (self.folder / name).unlink(missing_ok=True)
+        if remove:
+            try:
+                self.folder.rmdir()
+            except OSError:
+                pass
 
 
 def id_palette(count: int = 256) -> list[tuple[int, int, int]]:

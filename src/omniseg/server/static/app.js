@@ -1,16 +1,8 @@
 // The omniseg page: plain JavaScript, no build step. It talks to the REST API of `omniseg serve`.
-const $ = (id) => document.getElementById(id);
+import { $, api, setStatus } from "/static/common.js";
+
 const state = { models: [], model: null, file: null, image: null, embedding: null, points: [], labels: [], box: null,
                 logits: null, mask: null, masks: null, objects: [], drag: null };
-
-const setStatus = (text) => { $("status").textContent = text; };
-
-async function api(path, options) {
-  const response = await fetch(path, options);
-  const body = await response.json().catch(() => ({ detail: response.statusText }));
-  if (!response.ok) throw new Error(body.detail || response.statusText);
-  return body;
-}
 
 function pngImage(base64) {
   return new Promise((resolve) => { const img = new Image(); img.onload = () => resolve(img); img.src = `data:image/png;base64,${base64}`; });

@@ -1,18 +1,10 @@
 // The video page: open a video, the server tracks it with the chosen run; play and scrub it with the tracks drawn
 // (each id in one colour on every frame, its number at its box), click an object to select its track (or, with a
 // Segment Anything 2 model served, to add or redraw it through the video), join two tracks, download tracks.json.
-const $ = (id) => document.getElementById(id);
+import { $, api, setStatus } from "/static/common.js";
+
 const state = { video: null, info: null, frame: 0, playing: null, selected: 0, frames: new Map(), masks: new Map() };
 window.omnisegVideo = state;
-
-const setStatus = (text) => { $("status").textContent = text; };
-
-async function api(path, options) {
-  const response = await fetch(path, options);
-  const body = await response.json().catch(() => ({ detail: response.statusText }));
-  if (!response.ok) throw new Error(body.detail || response.statusText);
-  return body;
-}
 
 function colour(id) {  // the DAVIS (VOC) palette: the colour of an id is the same on every frame and in the PNGs
   let r = 0, g = 0, b = 0, c = id;
