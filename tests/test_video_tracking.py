@@ -205,3 +205,37 @@ def test_sam2_carries_objects_between_detections(videos, tmp_path):
     resumed = track_objects(OracleDetector(video), frames, tmp_path / "resumed", tracker=config, propagate=model, checkpoint_every=4,
                             contact_frames=2)
     assert resumed["objects"] == whole["objects"]
+
+
+def test_page_edits_join_tracks_and_follow_a_click_with_sam2(videos, tmp_path):
+    """The page's corrections on a tracked folder: the track under a pixel, two tracks joined (refused while both are on
+    one frame), and a click followed through the video by SAM 2 (a small one, random weights): a click on a track
+    redraws that track, a click elsewhere adds one."""
+    import torch
+
+    from omniseg.data.imageio import read_label_png
+    from omniseg.data.video import VideoFrames
+    from omniseg.errors import ConfigError
+    from omniseg.inference.tracking.edits import follow_click, merge_tracks, track_at
+    from omniseg.inference.tracking.track_detections import track_objects
+    from omniseg.models.promptable.sam2 import sam2_model
+    from tests.test_sam2 import SMALL
+
+    video = tracking_video(1, 0, frames=20, size=64)
+    frames = sorted((videos / "valid" / "JPEGImages" / "valid000").iterdir())[:6]
+    summary = track_objects(OracleDetector(video), frames, tmp_path, tracker=TrackerConfig(min_hits=1), contact_frames=2)
+    ys, xs = np.nonzero(video.tracks[0][1])
+    assert track_at(tmp_path, 0, xs[len(xs) // 2], ys[len(ys) // 2]) == 1
+    ys, xs = np.nonzero(video.tracks[2][1])
+    clicked = track_at(tmp_path, 2, xs[len(xs) // 2], ys[len(ys) // 2])
+    with pytest.raises(ConfigError, match="both on frame 0"):
+        merge_tracks(tmp_path, 2, 1)
+    torch.manual_seed(0)
+    model = sam2_model(image_size=128, d_model=32, mem_dim=16, memory_layers=2, memory_feedforward=64, **SMALL).eval()
+    with VideoFrames(frames) as opened:
+        redrawn, _ = follow_click(tmp_path, opened, model, 2, xs[len(xs) // 2], ys[len(ys) // 2])
+        empty = np.argwhere(read_label_png(tmp_path / "masks" / "00002.png")[0] == 0)[0]
+        added, after = follow_click(tmp_path, opened, model, 2, float(empty[1]), float(empty[0]))
+    assert redrawn == clicked > 0 and added == len(summary["objects"]) + 1 and str(added) in after["objects"]
+    for t, entry in after["objects"][str(added)]["frames"].items():  # its frames' PNGs hold its pixels
+        assert (read_label_png(tmp_path / "masks" / f"{int(t):05d}.png")[0] == added).sum() == entry["area"]
