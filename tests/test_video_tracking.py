@@ -239,3 +239,32 @@ def test_page_edits_join_tracks_and_follow_a_click_with_sam2(videos, tmp_path):
     assert redrawn == clicked > 0 and added == len(summary["objects"]) + 1 and str(added) in after["objects"]
     for t, entry in after["objects"][str(added)]["frames"].items():  # its frames' PNGs hold its pixels
         assert (read_label_png(tmp_path / "masks" / f"{int(t):05d}.png")[0] == added).sum() == entry["area"]
+
+
+def test_a_semantic_run_on_video_writes_smoothed_classes(trained_rectangles_run, tmp_path):
+    """A semantic run writes each frame's classes; with ``smooth`` a frame's classes are the argmax of the running
+    average of the class probabilities (computed here by hand from the predictor's own probabilities)."""
+    from PIL import Image
+
+    from omniseg.data.imageio import read_label_png
+    from omniseg.inference.tracking.track_detections import track_objects
+    from tests.conftest import coloured_rectangles
+
+    _, predictor, _, _ = trained_rectangles_run
+    rng = np.random.default_rng(3)
+    image, truth = coloured_rectangles(rng, 64, 80, 3)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k in range(3):
+        noisy = np.clip(image.astype(int) + rng.normal(0, 25, image.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(folder / f"{k}.png")
+    summary = track_objects(predictor, folder, tmp_path / "out", smooth=0.5, contact_frames=2)
+    frames = sorted(folder.iterdir(), key=lambda p: int(p.stem))
+    average = None
+    for k, frame in enumerate(frames):
+        probabilities = predictor.predict_proba(np.asarray(Image.open(frame))).numpy()
+        average = probabilities if average is None else 0.5 * probabilities + 0.5 * average
+        written = read_label_png(tmp_path / "out" / "masks" / f"{k:05d}.png")[0]
+        assert np.array_equal(written, average.argmax(0))
+        assert summary["areas"][str(k)] == {predictor.info.class_names[c]: int((written == c).sum()) for c in np.unique(written)}
+    assert (written == truth).mean() > 0.9 and summary["task"] == "semantic"
