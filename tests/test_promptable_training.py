@@ -176,7 +176,7 @@ def test_fine_tuning_a_tiny_official_sam_on_nuclei_raises_its_one_click_miou(run
     code, out, err = run_cli("train", "--task", "promptable", "--data", DSB, "--model", "sam", *arch, "--checkpoint", checkpoint,
                              "--img-size", "128", "--batch-size", "4", "--lr", "1e-3", "--set", "data.fit_to_crop=false",
                              "--set", "data.scale_range=[0.8,1.25]", "--set", "data.color_jitter=0.0", "--set", "train.epochs=null", "--set", "train.max_steps=200",
-                             "--set", "train.val_every_steps=200", "--set", "prompt.corrective_clicks=1",
+                             "--set", "train.val_every_steps=200", "--set", "prompt.corrective_clicks=1", "--set", "data.cache=true",
                              "--set", "prompt.refine_iterations=0", "--set", "prompt.max_clicks=1", "--set", "train.num_samples=1",
                              "--out", tmp_path / "run", "--no-progress", "--json", tmp_path / "metrics.json")
     assert code == 0, err
