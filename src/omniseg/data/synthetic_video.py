@@ -11,7 +11,6 @@ velocity, written in the DAVIS layout by :func:`write_moving_shapes`.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from omniseg.data.formats.voc import voc_palette
 from omniseg.core.atomic import write_text
 from omniseg.core.rle import coco_bbox, encode_rle
 from omniseg.data.imageio import write_index_png
-from omniseg.data.synthetic import CLASS_NAMES, _colour, _shape_polygon, _smooth_noise, _texture
+from omniseg.data.synthetic import CLASS_NAMES, _colour, _remove_if_empty, _shape_polygon, _smooth_noise, _texture
 from omniseg.errors import ConfigError
 
 SHAPES = ("disc", "square", "diamond")
@@ -191,12 +190,28 @@ def tracking_video(seed: int, index: int, *, frames: int = 40, size: int = 64, m
 VIDEO_MARKER = ".omniseg-synthetic-video.json"
 
 
+def _remove_videos(root: Path, splits: dict[str, int], lengths: dict[str, int]) -> None:
+    """Delete the files an earlier :func:`write_tracking_videos` wrote into ``root`` (``splits``: its video counts,
+    ``lengths``: its frames a video), and the folders that leaves empty; anything else stays."""
+    for split, count in splits.items():
+        images = root / split / "JPEGImages"
+        for v in range(count):
+            for t in range(lengths[split]):
+                (images / f"{split}{v:03d}" / f"{t:05d}.png").unlink(missing_ok=True)
+            _remove_if_empty(images / f"{split}{v:03d}")
+        (root / split / "instances.json").unlink(missing_ok=True)
+        _remove_if_empty(images)
+        _remove_if_empty(root / split)
+
+
 def write_tracking_videos(root: str | Path, *, splits: dict[str, int] | None = None, frames: int | dict[str, int] = 40, size: int = 64,
                           max_objects: int = 3, seed: int = 0) -> Path:
     """Videos of :func:`tracking_video` in the YouTube-VIS layout: ``<split>/JPEGImages/<video>/00000.png`` (lossless)
     and ``<split>/instances.json`` (videos, per-frame RLE of each track, categories). Each split has its own seed
-    stream; ``frames`` is the length of every video, or a length per split. A folder this function wrote with the same recipe is kept as it is, one it wrote with another is
-    written again; a folder with anything else in it is refused (nothing is deleted)."""
+    stream; ``frames`` is the length of every video, or a length per split. A folder this function wrote with the same
+    recipe is kept as it is, one it wrote with another is
+    written again (only the files it wrote are removed); a folder with anything else in it is refused (nothing is
+    deleted)."""
     root = Path(root)
     splits = splits or {"train": 24, "valid": 6}
     recipe = {"splits": dict(splits), "frames": frames, "size": size, "max_objects": max_objects, "seed": seed}
@@ -204,12 +219,14 @@ def write_tracking_videos(root: str | Path, *, splits: dict[str, int] | None = N
     if marker.is_file():
         try:
             previous = json.loads(marker.read_text())
-        except (OSError, json.JSONDecodeError):
-            previous = None
+            written = {str(split): int(count) for split, count in previous["splits"].items()}
+            lengths = {split: int(previous["frames"][split] if isinstance(previous["frames"], dict) else previous["frames"]) for split in written}
+        except (OSError, json.JSONDecodeError, KeyError, AttributeError, TypeError, ValueError):
+            raise ConfigError(f"{marker} is unreadable, so what omniseg wrote in {root} is unknown; choose a new or empty folder "
+                              "for the videos (nothing was deleted)") from None
         if previous == {**recipe, "complete": True}:
             return root
-        for split in (previous or {}).get("splits", {}):
-            shutil.rmtree(root / str(split), ignore_errors=True)
+        _remove_videos(root, written, lengths)
     elif root.is_dir() and any(root.iterdir()):
         raise ConfigError(f"{root} is not empty and omniseg did not write it; choose a new or empty folder for the videos "
                           "(nothing was deleted)")

@@ -33,14 +33,13 @@ def mask_ious(truths: np.ndarray, predictions: np.ndarray) -> np.ndarray:
 
 
 def box_ious(truths: np.ndarray, predictions: np.ndarray) -> np.ndarray:
-    """IoU of XYXY boxes ``[N, 4]`` x ``[M, 4]``: ``[N, M]``."""
-    a, b = np.asarray(truths, float).reshape(-1, 4), np.asarray(predictions, float).reshape(-1, 4)
-    width = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    height = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    intersection = width * height
-    area = lambda boxes: (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - intersection
-    return np.where(union > 0, intersection / np.maximum(union, EPS), 0.0)
+    """IoU of XYXY boxes ``[N, 4]`` x ``[M, 4]``: ``[N, M]`` (torchvision's, two empty boxes 0)."""
+    import torch
+    from torchvision.ops import box_iou
+
+    a = torch.as_tensor(np.asarray(truths, np.float64).reshape(-1, 4))
+    b = torch.as_tensor(np.asarray(predictions, np.float64).reshape(-1, 4))
+    return box_iou(a, b).nan_to_num(0.0).numpy()
 
 
 class TrackSequence:
@@ -68,13 +67,6 @@ class TrackSequence:
 
     def add_masks(self, truth_ids: Sequence[int], truth_masks: np.ndarray, predicted_ids: Sequence[int], predicted_masks: np.ndarray) -> None:
         self.add_frame(truth_ids, predicted_ids, mask_ious(truth_masks, predicted_masks))
-
-    def add_label_images(self, truth: np.ndarray, prediction: np.ndarray, *, background: int = 0) -> None:
-        """A frame as two label images (pixel value = object id, ``background`` = none)."""
-        truth_ids = [int(i) for i in np.unique(truth) if i != background]
-        predicted_ids = [int(i) for i in np.unique(prediction) if i != background]
-        self.add_masks(truth_ids, np.stack([truth == i for i in truth_ids]) if truth_ids else np.zeros((0,) + truth.shape, bool),
-                       predicted_ids, np.stack([prediction == i for i in predicted_ids]) if predicted_ids else np.zeros((0,) + prediction.shape, bool))
 
     @property
     def frames(self) -> int:

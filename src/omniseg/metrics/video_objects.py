@@ -15,14 +15,14 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
+from omniseg.metrics.clicks import mask_iou
+
 TOLERANCE = 0.008
 
 
 def region_similarity(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """J: the IoU of two masks; 1 when both are empty."""
-    prediction, truth = np.asarray(prediction, bool), np.asarray(truth, bool)
-    union = np.count_nonzero(prediction | truth)
-    return 1.0 if union == 0 else np.count_nonzero(prediction & truth) / union
+    """J: the IoU of two masks; 1 when both are empty (the click metrics' IoU)."""
+    return mask_iou(np.asarray(prediction, bool), np.asarray(truth, bool))
 
 
 def boundary_map(mask: np.ndarray) -> np.ndarray:
@@ -109,9 +109,12 @@ class VideoObjectScores:
         array = np.array(values).reshape(-1, 2)
         return array[:, 0], array[:, 1]
 
+    def truth_ids(self) -> list[int]:
+        return sorted({key[1] for _, alone in self.frames for key in alone if key[0] == "t"})
+
     def per_object(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """``{truth id: (J per frame, F per frame)}``."""
-        truth_ids = sorted({key[1] for _, alone in self.frames for key in alone if key[0] == "t"})
+        truth_ids = self.truth_ids()
         if self.match == "ids":
             return {t: self._scores(t, t) for t in truth_ids}
         predicted_ids = sorted({key[1] for _, alone in self.frames for key in alone if key[0] == "p"})

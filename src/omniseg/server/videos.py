@@ -56,7 +56,7 @@ class VideoSessions:
             while len(self._sessions) > self.limit:
                 _, oldest = next(iter(self._sessions.items()))
                 del self._sessions[oldest.key]
-                shutil.rmtree(oldest.folder, ignore_errors=True)
+                shutil.rmtree(oldest.folder, ignore_errors=True)  # made by open() below our own temporary root
         return session
 
     def get(self, key: str) -> VideoSession:
@@ -72,4 +72,4 @@ class VideoSessions:
         return session
 
     def close_all(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)  # the temporary folder made by mkdtemp at start: only ours in it

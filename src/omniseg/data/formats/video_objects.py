@@ -5,13 +5,13 @@ A reader fills ``videos`` (name -> :class:`Video`), ``split_videos`` (split -> v
 to read one frame's objects (:meth:`VideoSource.frame_objects`); the rest is shared: each annotated frame is an
 image with instances for the still-image tasks (the train split evenly thinned to ``frames_per_video`` frames a
 video, so that long videos' neighbouring, nearly equal frames do not outweigh the others), clips of consecutive
-annotated frames for SAM 2's memory, and whole videos with their tracks for tracking metrics. Frames are read when
+annotated frames for SAM 2's memory, and each annotated frame's objects by track id for tracking metrics. Frames are read when
 asked for, never at open.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ class TrackedObject:
     ignore: bool = False
 
 
-class VideoSource(ObjectSource):
+class VideoSource(ObjectSource, metaclass=ABCMeta):
     """Base of video formats (see the module docstring). Subclasses call :meth:`_finish` after filling ``videos``,
     ``split_videos``, ``info`` and ``how`` (how the split was made), and implement :meth:`frame_objects`."""
 
@@ -62,8 +62,9 @@ class VideoSource(ObjectSource):
     split_videos: dict[str, list[str]]
     frames_per_video: int | None = 50
 
+    @abstractmethod
     def frame_objects(self, video: Video, index: int, size: tuple[int, int]) -> list[TrackedObject]:
-        raise NotImplementedError
+        """The objects of annotated frame ``index`` of ``video`` (whose images are ``size``)."""
 
     def _split_by_video(self, val_fraction: float, split_seed: int) -> str:
         """A seeded split by whole video (neighbouring frames never land in both splits); returns how it was made."""
@@ -113,12 +114,6 @@ class VideoSource(ObjectSource):
         if not self.split_videos.get(split):
             raise DataError(f"{self.root} has no videos in split {split!r}; splits found: {', '.join(self.splits()) or 'none'}")
         return list(self.split_videos[split])
-
-    def tracks(self, split: str) -> Iterator[tuple[Video, Iterator[tuple[int, dict[int, tuple[int, np.ndarray]]]]]]:
-        """The split's videos, each with an iterator over its annotated frames: ``(frame, {track id: (class, mask)})``."""
-        for name in self.split_names(split):
-            video = self.videos[name]
-            yield video, ((i, self.frame_masks(video, i)) for i in video.annotated)
 
     def clips(self, split: str, length: int, *, step: int = 1) -> ClipDataset:
         """Clips of ``length`` consecutive annotated frames of the ``split``'s videos, starting every ``step`` frames."""

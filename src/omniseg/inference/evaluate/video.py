@@ -11,6 +11,7 @@ J&F with each truth object matched to one predicted track per video (the unsuper
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -59,22 +60,24 @@ def score_video(source: VideoSource, video: Video, predictions: Path) -> tuple[T
 
 
 def video_report(sequences: dict[str, tuple[TrackSequence, VideoObjectScores]]) -> dict:
-    """The report of several videos: overall HOTA / CLEAR / identity / J&F, and the summary per video."""
+    """The report of several videos: overall HOTA / CLEAR / identity / J&F, and the summary per video (each video's
+    counts computed once, then combined)."""
     names = list(sequences)
-    tracks = [sequences[n][0] for n in names]
-    hota = hota_scores(hota_counts(s) for s in tracks)
+    counts = {name: (hota_counts(sequence), clear_counts(sequence), identity_counts(sequence)) for name, (sequence, _) in sequences.items()}
+    hota = hota_scores(counts[n][0] for n in names)
     report = {"task": "video", "videos_count": len(names)}
     report |= {k: v for k, v in hota.items() if k != "curves"}
-    report |= clear_scores(clear_counts(s) for s in tracks)
-    report |= identity_scores(identity_counts(s) for s in tracks)
+    report |= clear_scores(counts[n][1] for n in names)
+    report |= identity_scores(counts[n][2] for n in names)
     report |= video_object_scores([sequences[n][1] for n in names])
     report["MOTSA"], report["sMOTSA"] = report["MOTA"], report["sMOTA"]  # on masks, CLEAR's MOTA is MOTSA
     report["hota_curves"] = hota["curves"]
     per_video = {}
     for name in names:
-        sequence, objects = sequences[name]
-        one = hota_scores([hota_counts(sequence)]) | clear_scores([clear_counts(sequence)]) | identity_scores([identity_counts(sequence)])
-        one |= video_object_scores([objects]) if objects.per_object() else {"J&F": float("nan")}
+        hota_one, clear_one, identity_one = counts[name]
+        one = hota_scores([hota_one]) | clear_scores([clear_one]) | identity_scores([identity_one])
+        objects = sequences[name][1]
+        one |= video_object_scores([objects]) if objects.truth_ids() else {"J&F": float("nan")}
         per_video[name] = {k: one[k] for k in SUMMARY}
     report["videos"] = per_video
     return report
@@ -109,7 +112,5 @@ def evaluate_video(predictions: str | Path, data: str | Path, *, split: str = "v
         raise ConfigError(f"{predictions} is neither a run (model.json) nor a folder of tracked videos")
     report = video_report({name: score_video(source, source.videos[name], predictions) for name in names})
     report["predictions"], report["data"], report["split"] = str(predictions), str(data), split
-    import json
-
     write_text(predictions / "video_metrics.json", json.dumps(report, indent=2))
     return report

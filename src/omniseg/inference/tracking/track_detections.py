@@ -60,7 +60,8 @@ def track_objects(run: str | Path | Predictor, video: str | Path | list[Path], o
     if finished is not None:
         return finished
     state_dir = state.folder
-    predictor = run if hasattr(run, "predict_instances") else Predictor(run, device=device)  # a Predictor, or one like it
+    given = hasattr(run, "predict_instances")  # a Predictor, or one like it
+    predictor = run if given else Predictor(run, device=device)
     semantic = predictor.task == "semantic" and not instances
     if predictor.volumetric:
         raise ConfigError(f"{predictor.card.architecture} is a volumetric model; tracking takes a 2D semantic, instance or panoptic run")
@@ -114,7 +115,7 @@ def track_objects(run: str | Path | Predictor, video: str | Path | list[Path], o
                 _save_state(state, associate, previous if semantic else None, options, index + 1)
         fps = frames.fps or 10.0
         size = [frames.height, frames.width]
-    summary = {"video": named, "frames": total, "size": size, "fps": fps, "run": predictor.card.architecture if hasattr(run, "predict_instances") else str(run),
+    summary = {"video": named, "frames": total, "size": size, "fps": fps, "run": predictor.card.architecture if given else str(run),
                "task": predictor.task, "tracker": options["tracker"], "smooth": smooth}
     if semantic:
         summary["areas"] = areas
@@ -159,6 +160,7 @@ def _save_state(state: RunState, tracker, previous: np.ndarray | None, options: 
     arrays, described = tracker.state_dict()
     if previous is not None:
         arrays["previous"] = previous
+
     def save(path: Path) -> None:
         with open(path, "wb") as file:  # a file object: np.savez would add .npz to the temporary name
             np.savez(file, **arrays)

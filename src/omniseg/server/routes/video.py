@@ -4,6 +4,7 @@ redraws that object through the whole video; two tracks can be joined into one."
 
 from __future__ import annotations
 
+import json
 import threading
 
 import cv2
@@ -51,8 +52,6 @@ def describe(key: str, state: ServerState = Depends(server_state)) -> dict:
     session = state.videos.get(key)
     answer = session.describe()
     if session.status == "done":
-        import json
-
         summary = json.loads((session.out / "tracks.json").read_text())
         answer |= {"frames": summary["frames"], "fps": summary["fps"], "height": summary["size"][0], "width": summary["size"][1],
                    "objects": {k: {"class": v["class"], "first": min(map(int, v["frames"])), "last": max(map(int, v["frames"])),
