@@ -6,7 +6,6 @@ Images, masks and boxes move together because they are tv_tensors in one Sample 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -62,17 +61,20 @@ class ScaleJitterCrop(v2.Transform):
     def __init__(self, size: int, scale_range: tuple[float, float], *, fill: dict, fit: bool = True) -> None:
         super().__init__()
         self.size, self.scale_range, self.fill, self.fit = size, tuple(scale_range), fill, fit
+        self.generator: torch.Generator | None = None  # None: torch's global random state
 
     def make_params(self, flat_inputs: list) -> dict:
         height, width = v2.query_size(flat_inputs)
         low, high = self.scale_range
-        scale = (min(self.size / height, self.size / width) if self.fit else 1.0) * (low + float(torch.rand(())) * (high - low))
+        g = self.generator
+        scale = (min(self.size / height, self.size / width) if self.fit else 1.0) * (low + float(torch.rand((), generator=g)) * (high - low))
         scaled_h, scaled_w = max(1, round(height * scale)), max(1, round(width * scale))
         crop_h, crop_w = min(self.size, scaled_h), min(self.size, scaled_w)
-        top, left = int(torch.randint(scaled_h - crop_h + 1, ())), int(torch.randint(scaled_w - crop_w + 1, ()))
+        top, left = int(torch.randint(scaled_h - crop_h + 1, (), generator=g)), int(torch.randint(scaled_w - crop_w + 1, (), generator=g))
         y0, x0 = int(top / scale), int(left / scale)
         y1, x1 = min(height, max(y0 + 1, round((top + crop_h) / scale))), min(width, max(x0 + 1, round((left + crop_w) / scale)))
-        pad_top, pad_left = int(torch.randint(self.size - crop_h + 1, ())), int(torch.randint(self.size - crop_w + 1, ()))
+        pad_top = int(torch.randint(self.size - crop_h + 1, (), generator=g))
+        pad_left = int(torch.randint(self.size - crop_w + 1, (), generator=g))
         return {"window": (y0, x0, y1 - y0, x1 - x0), "out": (crop_h, crop_w),
                 "padding": [pad_left, pad_top, self.size - crop_w - pad_left, self.size - crop_h - pad_top]}
 
@@ -96,11 +98,12 @@ class RandomFlipRotate(v2.Transform):
     def __init__(self, *, hflip: bool = True, vflip: bool = False, rot90: bool = False) -> None:
         super().__init__()
         self.hflip, self.vflip, self.rot90 = hflip, vflip, rot90
+        self.generator: torch.Generator | None = None  # None: torch's global random state
 
     def make_params(self, flat_inputs: list) -> dict:
-        draws = torch.rand(2).tolist()
+        draws = torch.rand(2, generator=self.generator).tolist()
         return {"hflip": self.hflip and draws[0] < 0.5, "vflip": self.vflip and draws[1] < 0.5,
-                "turns": int(torch.randint(4, ())) if self.rot90 else 0}
+                "turns": int(torch.randint(4, (), generator=self.generator)) if self.rot90 else 0}
 
     def transform(self, inpt, params: dict):
         if isinstance(inpt, tv_tensors.BoundingBoxes):
@@ -137,21 +140,33 @@ class ColourJitterNormalize(v2.Transform):
         super().__init__()
         self.jitter, self.hue = float(jitter), float(hue)
         self.mean, self.std = torch.tensor(mean).view(-1, 1), torch.tensor(std).view(-1, 1)
+        self.generator: torch.Generator | None = None  # None: torch's global random state
 
     def make_params(self, flat_inputs: list) -> dict:
-        draw = lambda span: float(torch.empty(()).uniform_(-span, span))  # noqa: E731
+        draw = lambda span: float(torch.empty(()).uniform_(-span, span, generator=self.generator))  # noqa: E731
         return {"brightness": 1 + draw(self.jitter), "contrast": 1 + draw(self.jitter),
                 "saturation": 1 + draw(self.jitter), "hue": draw(self.hue)}
 
-    def colour_map(self, params: dict, mean_grey: float) -> tuple[torch.Tensor, torch.Tensor]:
-        b, c, s = params["brightness"], params["contrast"], params["saturation"]
-        angle = -2 * torch.pi * params["hue"]  # this sign turns hues the way an HSV hue shift does
-        rotation = torch.tensor([[1.0, 0.0, 0.0], [0.0, math.cos(angle), -math.sin(angle)], [0.0, math.sin(angle), math.cos(angle)]])
-        hue = self.YIQ_TO_RGB @ rotation @ self.RGB_TO_YIQ
-        saturation = s * torch.eye(3) + (1 - s) * self.GREY.expand(3, 3)
-        matrix = hue @ saturation * (c * b)
-        offset = (1 - c) * b * mean_grey * torch.ones(3, 1)  # grey stays grey under saturation and hue
+    @classmethod
+    def colour_maps(cls, brightness: torch.Tensor, contrast: torch.Tensor, saturation: torch.Tensor, hue: torch.Tensor,
+                    mean_grey: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``[N, 3, 3]`` matrices and ``[N, 3, 1]`` offsets of ``N`` images' draws (each argument ``[N]``, float32)."""
+        angle = -2 * torch.pi * hue  # this sign turns hues the way an HSV hue shift does
+        cos, sin, one, zero = angle.cos(), angle.sin(), torch.ones_like(angle), torch.zeros_like(angle)
+        rotation = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], 1).view(-1, 3, 3)
+        to_yiq, to_rgb, grey = (t.to(angle.device) for t in (cls.RGB_TO_YIQ, cls.YIQ_TO_RGB, cls.GREY))
+        hue_map = to_rgb @ rotation @ to_yiq
+        s = saturation.view(-1, 1, 1)
+        saturation_map = s * torch.eye(3, device=angle.device) + (1 - s) * grey.expand(3, 3)
+        matrix = hue_map @ saturation_map * (contrast * brightness).view(-1, 1, 1)
+        offset = ((1 - contrast) * brightness * mean_grey).view(-1, 1, 1).expand(-1, 3, 1)  # grey stays grey under saturation and hue
         return matrix, offset
+
+    def colour_map(self, params: dict, mean_grey: float) -> tuple[torch.Tensor, torch.Tensor]:
+        values = [torch.tensor([float(v)]) for v in (params["brightness"], params["contrast"], params["saturation"],
+                                                     params["hue"], mean_grey)]
+        matrix, offset = self.colour_maps(*values)
+        return matrix[0], offset[0]
 
     def transform(self, inpt, params: dict):
         pixels = inpt.as_subclass(torch.Tensor).reshape(inpt.shape[0], -1).to(torch.float32, copy=True)  # never the input
@@ -222,14 +237,30 @@ def semantic_only(sample: Sample) -> Sample:
     return {k: v for k, v in sample.items() if k != "instances"}
 
 
+def seedable_steps(transform) -> list | None:
+    """The random steps of ``transform`` (a callable, a ``Compose`` of them, or an object whose ``transform`` is one)
+    that draw from a ``generator`` attribute; None when a step might draw from torch's global state instead."""
+    if isinstance(transform, v2.Compose):
+        parts = [seedable_steps(step) for step in transform.transforms]
+        return None if any(part is None for part in parts) else [step for part in parts for step in part]
+    if hasattr(transform, "generator"):
+        return [transform]
+    if isinstance(transform, MatchChannels):
+        return []
+    inner = getattr(transform, "transform", None)
+    return seedable_steps(inner) if isinstance(inner, v2.Compose) else None
+
+
 class TransformedDataset(torch.utils.data.Dataset):
     """``dataset`` with ``transform`` applied to each Sample; instance annotations are dropped first
     unless ``instances`` is set (cheaper for semantic training). A key ``(index, seed)`` draws the transform's
     randomness from ``seed`` (torch's random state outside is left as it was), so a draw is augmented the same
-    in any process and after a resume."""
+    in any process, in any thread and after a resume: omniseg's steps draw from a generator seeded with it, other
+    transforms from torch's global state, seeded and restored around the call (one thread at a time)."""
 
     def __init__(self, dataset: torch.utils.data.Dataset, transform, *, instances: bool = False) -> None:
         self.dataset, self.transform, self.instances = dataset, transform, instances
+        self.random_steps = seedable_steps(transform)
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -239,6 +270,11 @@ class TransformedDataset(torch.utils.data.Dataset):
         sample = self.dataset[index]
         sample = sample if self.instances else semantic_only(sample)
         if seed is None:
+            return self.transform(sample)
+        if self.random_steps is not None:
+            generator = torch.Generator().manual_seed(seed % 2**63)
+            for step in self.random_steps:
+                step.generator = generator
             return self.transform(sample)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed % 2**63)
@@ -271,6 +307,8 @@ class PadCollate:
         }
         if all("mask" in s for s in samples):
             batch["mask"] = torch.stack([pad(s["mask"].as_subclass(torch.Tensor), self.ignore_index) for s in samples])
+        if all("augment" in s for s in samples):  # draws of the batch half of augmentation (omniseg.data.batch_augment)
+            batch["augment"] = torch.stack([s["augment"] for s in samples])
         return batch
 
 

@@ -126,11 +126,15 @@ class TrainingClock(L.Callback):
     as the last one) would end past the budget, so a run keeps its budget within a step's length instead of
     overshooting by one. Stopping sets ``trainer.should_stop``, on which Lightning runs a final validation:
     the last steps always count. ``summary()`` gives the steps, seconds, and the shares of the time spent
-    waiting for the loader and validating (measured, for the run report).
+    waiting for the loader and validating (measured, for the run report). ``fetch_seconds`` (the datamodule's, where
+    it counts the wait for batches itself) splits the time between steps into the wait for data
+    (``loader_wait_share``) and the training loop's own work (``loop_share``); without it the whole time between
+    steps counts as the wait.
     """
 
-    def __init__(self, *, max_steps: int | None, time_budget: float | None) -> None:
+    def __init__(self, *, max_steps: int | None, time_budget: float | None, fetch_seconds=None) -> None:
         self.max_steps, self.time_budget = max_steps, time_budget
+        self.fetch_seconds = fetch_seconds
         self._recent: deque[float] = deque(maxlen=20)
         self.step_seconds = self.wait_seconds = self.validation_seconds = self.last_validation = 0.0
         self.steps = 0
@@ -184,8 +188,10 @@ class TrainingClock(L.Callback):
 
     def summary(self) -> dict:
         total = max(self.step_seconds + self.wait_seconds + self.validation_seconds, 1e-9)
+        fetch = self.fetch_seconds() if self.fetch_seconds is not None else None
+        wait = self.wait_seconds if fetch is None else min(fetch, self.wait_seconds)
         return {"train_seconds": round(self.elapsed(), 1), "step_seconds": round(self.step_seconds / max(self.steps, 1), 4),
-                "loader_wait_share": round(self.wait_seconds / total, 4),
+                "loader_wait_share": round(wait / total, 4), "loop_share": round((self.wait_seconds - wait) / total, 4),
                 "validation_share": round(self.validation_seconds / total, 4)}
 
 

@@ -9,11 +9,13 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from omniseg.config import DataConfig
+from omniseg.data.batch_augment import split_train_transforms
 from omniseg.data.cache import CachedDataset
 from omniseg.data.formats import DataSource
 from omniseg.data.transforms import (
-    PadCollate, TransformedDataset, VolumeTransform, eval_transforms_for, train_transforms_of,
+    PadCollate, TransformedDataset, VolumeTransform, eval_transforms_for,
 )
+from omniseg.engine.prefetch import PrefetchLoader
 
 
 class ShardSampler(Sampler[int]):
@@ -83,7 +85,12 @@ def shard_loader(dataset, *, batch_size: int, rank: int, world_size: int, collat
 
 
 class SemanticDataModule(L.LightningDataModule):
-    """Train and val loaders of a :class:`DataSource` for semantic segmentation."""
+    """Train and val loaders of a :class:`DataSource` for semantic segmentation.
+
+    2D training images are cropped per sample and flipped, turned, colour-jittered and normalised a whole batch
+    at a time on the model's device (:mod:`omniseg.data.batch_augment`: the same augmentation as the one-sample
+    pipeline); without loader workers the training batches are made by a thread, ahead of the step
+    (:class:`~omniseg.engine.prefetch.PrefetchLoader`). ``fetch_seconds()``: the seconds training waited for them."""
 
     def __init__(self, source: DataSource, config: DataConfig, *, seed: int = 0, val_split: str = "val") -> None:
         super().__init__()
@@ -94,11 +101,13 @@ class SemanticDataModule(L.LightningDataModule):
         train, val = source.dataset("train"), source.dataset(val_split)
         if config.cache:
             train, val = CachedDataset(train), CachedDataset(val)
-        self.train_set = TransformedDataset(
-            train,
-            VolumeTransform(config.patch_size, flip=config.hflip, ignore_index=info.ignore_index) if volumetric
-            else train_transforms_of(config, ignore_index=info.ignore_index),
-        )
+        self.batch_augment = None
+        if volumetric:
+            per_sample = VolumeTransform(config.patch_size, flip=config.hflip, ignore_index=info.ignore_index)
+        else:
+            per_sample, self.batch_augment = split_train_transforms(config, ignore_index=info.ignore_index)
+        self.train_set = TransformedDataset(train, per_sample)
+        self._train_loader: PrefetchLoader | None = None
         self.val_set = TransformedDataset(val, eval_transforms_for(volumetric, mean=config.mean, std=config.std,
                                                                    channels=config.channels))
 
@@ -106,10 +115,22 @@ class SemanticDataModule(L.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | PrefetchLoader:
         rank, world = self._world()
-        return endless_loader(self.train_set, batch_size=self.config.batch_size, seed=self.seed, rank=rank, world_size=world,
-                              trainer=self.trainer, collate_fn=self.collate, num_workers=self.config.num_workers)
+        loader = endless_loader(self.train_set, batch_size=self.config.batch_size, seed=self.seed, rank=rank, world_size=world,
+                                trainer=self.trainer, collate_fn=self.collate, num_workers=self.config.num_workers)
+        if self.config.num_workers == 0:  # worker processes already load ahead
+            self._train_loader = loader = PrefetchLoader(loader)
+        return loader
+
+    def fetch_seconds(self) -> float | None:
+        """Seconds the training loop waited for batches (None with worker processes: not counted here)."""
+        return None if self._train_loader is None else self._train_loader.wait_seconds
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if self.batch_augment is not None and "augment" in batch:
+            return self.batch_augment(batch)
+        return batch
 
     def val_dataloader(self) -> DataLoader:
         rank, world = self._world()

@@ -11,6 +11,7 @@ from torch import nn
 
 from omniseg.config import OptimConfig
 from omniseg.core.labels import class_ids
+from omniseg.core.precision import float32
 from omniseg.errors import NonFiniteLoss
 from omniseg.metrics import ConfusionMatrix, metrics_from_confusion
 from omniseg.models.semantic.base import is_volumetric
@@ -149,13 +150,18 @@ class SemanticTask(OptimisedTask):
     def _layout(self, images: torch.Tensor) -> torch.Tensor:
         return images.contiguous(memory_format=self.memory_format)
 
+    def _loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The loss in float32, also when the model runs under mixed precision."""
+        with float32(logits.device.type):
+            return self.loss(logits.float(), mask)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         images = self._layout(batch["image"])
         if getattr(self.model, "has_aux", False):  # deep supervision through the auxiliary heads
             logits, extra = self.model(images, aux=True)
-            loss = self.loss(logits, batch["mask"]) + self.aux_weight * sum(self.loss(e, batch["mask"]) for e in extra)
+            loss = self._loss(logits, batch["mask"]) + self.aux_weight * sum(self._loss(e, batch["mask"]) for e in extra)
         else:
-            loss = self.loss(self.model(images), batch["mask"])
+            loss = self._loss(self.model(images), batch["mask"])
         return self.check_loss(loss, len(batch["image"]))
 
     def on_validation_epoch_start(self) -> None:
@@ -168,7 +174,7 @@ class SemanticTask(OptimisedTask):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self.model(self._layout(batch["image"]))
-        self._val_loss += torch.tensor([self.loss(logits, batch["mask"]).item(), 1.0], dtype=torch.float64)
+        self._val_loss += torch.tensor([self._loss(logits, batch["mask"]).item(), 1.0], dtype=torch.float64)
         self.confusion.update(class_ids(logits, 1), batch["mask"])
 
     def on_validation_epoch_end(self) -> None:

@@ -7,6 +7,7 @@ import functools
 import inspect
 import json
 import logging
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,9 @@ from omniseg.models import create_model, list_models
 from omniseg.models.builder import MODELS
 from omniseg.models.hub import ModelCard
 from omniseg.models.semantic.base import check_dimensions
-from omniseg.plan import Plan
+from omniseg.core.precision import BF16_MARGIN, bf16_speedup, choose_training_precision
+from omniseg.plan import Candidate, Plan
+from omniseg.plan.measure import step_seconds
 from omniseg.viz.report import write_run_report
 
 log = logging.getLogger(__name__)
@@ -243,8 +246,11 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, p
         aux_weight=config.loss.aux_weight,
     )
     writer = RunWriter(Path(config.train.out), card)
+    shape = tuple(config.data.patch_size) if source.volumetric else (config.data.img_size,) * 2
+    config, precision = _training_precision(config, plan, Candidate(config.model.name, _without(kwargs, "num_classes", "in_channels")),
+                                            channels=channels, num_classes=info.num_classes, shape=shape)
     return _fit_and_report(config, source, task, SemanticDataModule(source, config.data, seed=config.train.seed), writer,
-                           write_report, resume=resume, overwrite=overwrite, progress=progress, plan=plan)
+                           write_report, resume=resume, overwrite=overwrite, progress=progress, plan=plan, precision=precision)
 
 
 def _require_splits(source: DataSource, path) -> None:
@@ -283,8 +289,10 @@ def _train_objects(config: RunConfig, source: DataSource, *, resume: bool, overw
         task = InstanceTask(model, class_names=info.class_names, optim=config.optim)
         writer = RunWriter(Path(config.train.out), card, monitor="val_map", fields=INSTANCE_HISTORY_FIELDS)
     datamodule = InstanceDataModule(source, config.data, seed=config.train.seed, semantic=panoptic)
+    config, precision = _training_precision(config, plan, Candidate(config.model.name, _without(kwargs, "num_classes")), channels=3,
+                                            num_classes=info.num_classes, shape=(config.data.img_size,) * 2, detector=True)
     return _fit_and_report(config, source, task, datamodule, writer, write_instance_report, resume=resume, overwrite=overwrite,
-                           progress=progress, plan=plan)
+                           progress=progress, plan=plan, precision=precision)
 
 
 def _train_promptable(config: RunConfig, source: DataSource, *, resume: bool, overwrite: bool, progress: bool,
@@ -327,8 +335,45 @@ def _train_promptable(config: RunConfig, source: DataSource, *, resume: bool, ov
     else:
         task = PromptableTask(model, prompt=config.prompt, optim=config.optim)
         datamodule, report = InstanceDataModule(source, config.data, seed=config.train.seed), write_promptable_report
+    config, precision = _training_precision(config, plan, None)
     return _fit_and_report(config, source, task, datamodule, writer, report, resume=resume, overwrite=overwrite,
-                           progress=progress, plan=plan)
+                           progress=progress, plan=plan, precision=precision)
+
+
+def _without(kwargs: dict, *names: str) -> dict:
+    return {k: v for k, v in kwargs.items() if k not in names}
+
+
+def _training_precision(config: RunConfig, plan: Plan | None, candidate: Candidate | None, *, channels: int = 3,
+                        num_classes: int = 2, shape: tuple[int, ...] = (), detector: bool = False) -> tuple[RunConfig, dict]:
+    """``config`` with ``train.precision`` as Lightning takes it, and the facts of the choice for metrics.json.
+
+    ``"auto"`` measures a training step of ``candidate`` (the run's model, at its crop and batch) in float32 and
+    bfloat16 (:func:`~omniseg.core.precision.choose_training_precision`); promptable models (``candidate`` None), whose
+    step needs prompts, are judged by a matrix product in each precision. A plan that chose already is followed."""
+    asked = config.train.precision
+    if plan is not None and plan.values.get("train.precision") == asked and asked != "auto":  # the plan measured it
+        facts = {"chosen": asked, "reason": plan.reasons.get("train.precision", "")}
+        if "precision_step_seconds" in plan.measured:
+            facts["step_seconds"] = plan.measured["precision_step_seconds"]
+        return config, facts
+    gpu = config.train.accelerator in ("gpu", "cuda") or (config.train.accelerator == "auto" and torch.cuda.is_available())
+    device = "cuda" if gpu else "cpu"
+    if candidate is None:
+        speedup = bf16_speedup(torch.device(device))
+
+        def measure(precision: str) -> float:  # relative cost: a matrix product's
+            return 1.0 if precision == "32-true" else (1 / speedup if speedup else math.inf)
+    else:
+        def measure(precision: str) -> float:
+            return step_seconds(candidate, channels=channels, num_classes=num_classes, shape=shape, batch=config.data.batch_size,
+                                device=device, detector=detector, precision=precision)
+    chosen, facts = choose_training_precision(asked, device, measure)
+    if candidate is None and "step_seconds" in facts:
+        facts["reason"] = f"a 1024 x 1024 matrix product ran {speedup:.2f}x as fast in bfloat16 (bfloat16 from {BF16_MARGIN}x)"
+        del facts["step_seconds"]
+    log.info("training precision %s: %s", chosen, facts["reason"])
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, precision=chosen)), facts
 
 
 def _report_clips(clips, run_dir: Path, _frames, *, config: RunConfig, extra: dict) -> dict:
@@ -353,12 +398,15 @@ def _keeps_determinism(function):
 
 @_keeps_determinism
 def _fit_and_report(config: RunConfig, source: DataSource, task: L.LightningModule, datamodule: L.LightningDataModule,
-                    writer: RunWriter, report, *, resume: bool, overwrite: bool, progress: bool, plan: Plan | None) -> TrainResult | None:
-    """Fit, then (on the main process) evaluate the best weights with ``report`` and write metrics.json."""
+                    writer: RunWriter, report, *, resume: bool, overwrite: bool, progress: bool, plan: Plan | None,
+                    precision: dict) -> TrainResult | None:
+    """Fit, then (on the main process) evaluate the best weights with ``report`` and write metrics.json (with the
+    ``precision`` facts)."""
     run_dir = Path(config.train.out)
     max_steps, val_every, epochs_per_step = step_counts(config.train, train_size=len(datamodule.train_set),
                                                         batch_size=config.data.batch_size)
-    clock = TrainingClock(max_steps=max_steps, time_budget=config.train.time_budget)
+    clock = TrainingClock(max_steps=max_steps, time_budget=config.train.time_budget,
+                          fetch_seconds=getattr(datamodule, "fetch_seconds", None))
     writer.epochs_per_step, writer.clock = epochs_per_step, clock
     callbacks: list[L.Callback] = [clock, writer, RandomState()]
     if config.train.early_stopping_patience is not None:
@@ -391,7 +439,7 @@ def _fit_and_report(config: RunConfig, source: DataSource, task: L.LightningModu
     if not trainer.is_global_zero:
         return None
     facts = {"best_step": writer.best_step, "best_epoch": writer.best_epoch, "global_step": trainer.global_step,
-             "epochs": round(trainer.global_step * epochs_per_step, 2), **clock.summary()}
+             "epochs": round(trainer.global_step * epochs_per_step, 2), **clock.summary(), "precision": precision}
     metrics = report(run_dir, source.dataset("val"), config=config, extra=facts)
     write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     write_run_report(run_dir)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,9 +11,11 @@ from typing import Any
 import torch
 
 from omniseg.config import RunConfig
+from omniseg.core.precision import float32
 from omniseg.data.cache import CachedDataset
 from omniseg.data.formats import DataSource
-from omniseg.data.transforms import PadCollate, TransformedDataset, train_transforms_of
+from omniseg.data.batch_augment import split_train_transforms
+from omniseg.data.transforms import PadCollate, TransformedDataset
 from omniseg.losses import build_loss
 from omniseg.models import create_model
 
@@ -35,11 +39,18 @@ def _build(candidate: Candidate, channels: int, num_classes: int, detector: bool
     return create_model(candidate.name, num_classes=num_classes, **kwargs)
 
 
+def mixed_precision(precision: str, device: str):
+    """The autocast context of a Lightning precision name (``"bf16-mixed"``, ``"16-mixed"``; none for float32)."""
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+    return torch.autocast(torch.device(device).type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
 def step_seconds(candidate: Candidate, *, channels: int, num_classes: int, shape: tuple[int, ...], batch: int,
-                 device: str = "cpu", measure: bool = True, detector: bool = False) -> float:
+                 device: str = "cpu", measure: bool = True, detector: bool = False, precision: str = "32-true") -> float:
     """Seconds of one training step (forward, CE + Dice or the detector's losses, backward, fused AdamW) of
     ``candidate`` on ``batch`` random inputs of ``shape`` (H, W or D, H, W), as the engine runs it (channels-last
-    for 2D). ``measure=False`` estimates it from the forward pass's multiply-adds counted on the meta device."""
+    for 2D; under autocast for the mixed ``precision`` names, the loss in float32); infinite when the loss is not
+    finite. ``measure=False`` estimates it from the forward pass's multiply-adds counted on the meta device."""
     torch.manual_seed(0)
     if not measure:
         return _estimate(candidate, channels, num_classes, shape, batch, device, detector)
@@ -59,14 +70,18 @@ def step_seconds(candidate: Candidate, *, channels: int, num_classes: int, shape
                 target["semantic"] = torch.zeros(shape, dtype=torch.int64, device=device)
 
         def loss() -> torch.Tensor:
-            return sum(model(images, targets).values())
+            with mixed_precision(precision, device):
+                return sum(model(images, targets).values())
     else:
         x = torch.randn(batch, channels, *shape, device=device).contiguous(memory_format=layout)
         y = torch.randint(0, num_classes, (batch, *shape), device=device)
         criterion = build_loss("ce+dice", ignore_index=-1)
 
         def loss() -> torch.Tensor:
-            return criterion(model(x), y)
+            with mixed_precision(precision, device):
+                logits = model(x)
+            with float32(torch.device(device).type):
+                return criterion(logits.float(), y)
 
     times = []
     for _ in range(1 + TIMED_STEPS):
@@ -74,6 +89,8 @@ def step_seconds(candidate: Candidate, *, channels: int, num_classes: int, shape
             torch.cuda.synchronize()
         start = time.perf_counter()
         value = loss()
+        if not math.isfinite(value.item()):
+            return math.inf
         optimizer.zero_grad(set_to_none=True)
         value.backward()
         optimizer.step()
@@ -99,16 +116,18 @@ def _estimate(candidate: Candidate, channels: int, num_classes: int, shape: tupl
 
 
 def loader_seconds(config: RunConfig, source: DataSource, *, batches: int = 3) -> float:
-    """Seconds the semantic training pipeline of ``config`` takes to make one batch in the main process: the
-    fastest of ``batches`` after a first when the images are cached, else the slowest."""
+    """Seconds the semantic training pipeline of ``config`` takes to make one batch in the main process (both
+    halves of :mod:`~omniseg.data.batch_augment`, the batch half on the CPU): the fastest of ``batches`` after a
+    first when the images are cached, else the slowest."""
     info = source.info
     dataset = source.dataset("train")
     dataset = CachedDataset(dataset) if config.data.cache else dataset
-    pipeline = TransformedDataset(dataset, train_transforms_of(config.data, ignore_index=info.ignore_index))
+    per_sample, batch_augment = split_train_transforms(config.data, ignore_index=info.ignore_index)
+    pipeline = TransformedDataset(dataset, per_sample)
     collate = PadCollate(ignore_index=info.ignore_index)
     size, times = config.data.batch_size, []
     for batch in range(batches + 1):
         start = time.perf_counter()
-        collate([pipeline[(batch * size + i) % len(pipeline)] for i in range(size)])
+        batch_augment(collate([pipeline[(batch * size + i) % len(pipeline)] for i in range(size)]))
         times.append(time.perf_counter() - start)
     return min(times[1:]) if config.data.cache else max(times[1:])

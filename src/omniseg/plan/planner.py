@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from omniseg.config import RunConfig, apply_values
+from omniseg.core.precision import choose_training_precision
 from omniseg.data.formats import DataSource, load_dataset, require_instances
 from omniseg.errors import ConfigError
 from omniseg.models import MODELS, list_models
@@ -103,13 +104,15 @@ class Plan:
 
 def make_plan(data: str | Path | DataSource, *, task: str = "semantic", time_budget: float | None = None, device: str = "cpu",
               format: str = "auto", ignore_index: int | None = None, measure: bool = True,
-              model: Candidate | None = None) -> Plan:
+              model: Candidate | None = None, precision: str = "auto") -> Plan:
     """Fingerprint ``data`` and plan its training on ``device`` for ``time_budget`` seconds.
 
     The architecture is chosen by measuring candidates' training steps on this device (``measure=False``
     estimates from operation counts instead, for a quick look); ``model`` fixes it instead (the user's
     choice: the plan measures it and fits the rest around it). ``task`` is "semantic", "instance" or
-    "panoptic".
+    "panoptic". ``precision`` ``"auto"`` measures the chosen model's step in bfloat16 too, where the processor has
+    it, and trains in the faster (:func:`~omniseg.core.precision.choose_training_precision`); the step count
+    follows the chosen precision's step.
 
     Example:
         >>> plan = make_plan("data/isbi2012", time_budget=300)  # doctest: +SKIP
@@ -133,17 +136,31 @@ def make_plan(data: str | Path | DataSource, *, task: str = "semantic", time_bud
     if model is not None and not _takes(model.name, task, fp.volumetric):
         model = None  # it cannot train on this data: training refuses it, naming the models that can
     if task in ("instance", "panoptic"):
-        _plan_objects(plan, source, measure, model)
+        _plan_objects(plan, source, measure, model, precision)
     elif fp.volumetric:
-        _plan_volumes(plan, source, measure, model)
+        _plan_volumes(plan, source, measure, model, precision)
     else:
-        _plan_images(plan, source, measure, model)
+        _plan_images(plan, source, measure, model, precision)
     return plan
 
 
 def _takes(name: str, task: str, volumetric: bool) -> bool:
     """Whether registered model ``name`` trains for ``task`` on 2D images (or on volumes)."""
     return name in list_models(task) and bool(MODELS.meta(name).get("volumetric")) == volumetric
+
+
+def _precision(plan: Plan, asked: str, float32_step: float, measure: bool, step_of) -> float:
+    """Set ``train.precision`` for the ``asked`` one (see :func:`make_plan`) and return the step time in it;
+    ``step_of(precision)`` measures the chosen model's step in one (its float32 step, ``float32_step``, is known)."""
+    if not measure and asked == "auto":
+        plan.set("train.precision", "auto", "chosen when training starts, by measuring the model's step in each precision")
+        return float32_step
+    chosen, facts = choose_training_precision(asked, plan.device, lambda p: float32_step if p == "32-true" else step_of(p))
+    plan.set("train.precision", chosen, facts["reason"])
+    if "step_seconds" in facts:
+        plan.measured["precision_step_seconds"] = facts["step_seconds"]
+        return facts["step_seconds"][chosen]
+    return float32_step
 
 
 def _set_model(plan: Plan, candidate: Candidate, step: float, chosen: bool, what: str) -> None:
@@ -253,7 +270,7 @@ def _choose(plan: Plan, candidates: list[Candidate], shape: tuple[int, ...], bat
     return chosen
 
 
-def _plan_images(plan: Plan, source: DataSource, measure: bool, model: Candidate | None) -> None:
+def _plan_images(plan: Plan, source: DataSource, measure: bool, model: Candidate | None, precision: str) -> None:
     fp = plan.fingerprint
     short = min(fp.size_median)
     cap = MAX_CROP[plan.device]
@@ -272,6 +289,9 @@ def _plan_images(plan: Plan, source: DataSource, measure: bool, model: Candidate
     plan.set("data.eval_batch_size", max(1, min(16, 2**22 // max(pixels, 1))), "whole validation images, about 4 Mpx a batch")
     _cache(plan, pixels)
     candidate, step = _choose(plan, [model] if model else _candidates_2d(fp, crop), (crop, crop), batch, measure)
+    step = _precision(plan, precision, step, measure, lambda p: step_seconds(
+        candidate, channels=fp.channels, num_classes=fp.num_classes, shape=(crop, crop), batch=batch, device=plan.device,
+        precision=p))
     wait = loader_seconds(plan.config(), source, batches=3) if measure else 0.0
     plan.measured["loader_seconds_per_batch"] = round(wait, 4)
     workers = 0 if wait < 0.1 * step else 2
@@ -292,7 +312,7 @@ def _loss_reason(fp: Fingerprint) -> str:
             f"(the rarest, {rarest[1]}, holds {rarest[0]:.1%} of the pixels)")
 
 
-def _plan_volumes(plan: Plan, source: DataSource, measure: bool, model: Candidate | None) -> None:
+def _plan_volumes(plan: Plan, source: DataSource, measure: bool, model: Candidate | None, precision: str) -> None:
     fp = plan.fingerprint
     spacing = fp.spacing_median or [1.0, 1.0, 1.0]
     shape = fp.size_median
@@ -307,6 +327,9 @@ def _plan_volumes(plan: Plan, source: DataSource, measure: bool, model: Candidat
     candidates = [Candidate("unet3d", {"base_channels": width, "depth": depth}, f"3D U-Net, width {width}, {depth} poolings")
                   for width in (8, 16, 32)]
     candidate, step = _choose(plan, [model] if model else candidates, tuple(patch), 2, measure)
+    step = _precision(plan, precision, step, measure, lambda p: step_seconds(
+        candidate, channels=fp.channels, num_classes=fp.num_classes, shape=tuple(patch), batch=2, device=plan.device,
+        precision=p))
     _set_model(plan, candidate, step, model is None, f"2 x {' x '.join(map(str, patch))}")
     plan.set("loss.name", "ce+dice", _loss_reason(fp))
     steps = _stop_rule(plan, step)
@@ -340,7 +363,7 @@ def anisotropic_patch(spacing: list[float], shape: list[int], voxels: int, multi
     return [int(max(multiple, min(lim, round(g / multiple) * multiple))) for g, lim in zip(grown, limits)]
 
 
-def _plan_objects(plan: Plan, source: DataSource, measure: bool, model: Candidate | None) -> None:
+def _plan_objects(plan: Plan, source: DataSource, measure: bool, model: Candidate | None, precision: str) -> None:
     """Instance and panoptic runs: a light Mask R-CNN on CPUs (the demos' detector), the paper's widths on GPUs,
     anchors from the object sizes, proposals from the objects per image; a ``model`` asked for keeps its own
     options (the plan then sets the data, schedule and stop rule around it)."""
@@ -381,10 +404,12 @@ def _plan_objects(plan: Plan, source: DataSource, measure: bool, model: Candidat
     plan.set("data.eval_batch_size", 4, "validation images a batch")
     _cache(plan, fp.size_median[0] * fp.size_median[1])
     sized = Candidate(candidate.name, {**candidate.kwargs, "min_size": img_size, "max_size": round(img_size * 1333 / 800)})
-    step = step_seconds(sized,
-                        channels=3, num_classes=fp.num_classes, shape=(img_size, img_size), batch=4 if cpu else 8,
-                        device=plan.device, measure=measure, detector=True)
+    measure_step = (lambda precision="32-true": step_seconds(
+        sized, channels=3, num_classes=fp.num_classes, shape=(img_size, img_size), batch=4 if cpu else 8,
+        device=plan.device, measure=measure, detector=True, precision=precision))
+    step = measure_step()
     plan.measured["step_seconds"] = {"detector": round(step, 4)}
+    step = _precision(plan, precision, step, measure, measure_step)
     steps = _stop_rule(plan, step)
     _optimiser(plan, steps, 2e-3)
     _validation(plan, steps, step, step * max(fp.num_val, 1) / 4)
