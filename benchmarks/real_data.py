@@ -4,7 +4,9 @@ The peer is the loop a practitioner writes first: segmentation_models_pytorch's 
 randomly initialised, CE + Dice, random 256 x 256 crops, batch 8, AdamW at 1e-3, flips and quarter turns,
 no validation, trained until the budget is spent, then scored on the val split at full size. Against it:
 
-- ``omniseg``: ``omniseg train --data DATA --time-budget S`` (the plan from the dataset's fingerprint);
+- ``omniseg``: ``omniseg train --data DATA --time-budget S`` (the plan from the dataset's fingerprint, its
+  precision ``auto``: bfloat16 where a measured step is faster);
+- ``omniseg-32``: the same with ``--precision 32`` (float32 whatever the processor), for the precision's effect;
 - ``omniseg-same``: ``omniseg train --no-plan`` with the peer's exact recipe (``--model unet --encoder
   resnet18 --img-size 256 --batch-size 8 --lr 1e-3``, AdamW's default decay, a constant rate, crops at the
   images' resolution, flips and quarter turns) and a validation every 50 steps, which measures the
@@ -15,6 +17,7 @@ that the machine's drift touches every side alike. Scores: per-class IoU, mIoU a
 val split, from the same confusion matrix code for every side.
 
     python benchmarks/real_data.py --data ../shared/data/isbi2012 --budget 300 --seeds 3
+    python benchmarks/real_data.py --sides omniseg-32,omniseg --name precision_isbi2012   # float32 against auto
 
 Writes ``benchmarks/results/real_data.json`` and ``.md``.
 """
@@ -31,7 +34,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-SIDES = ("peer", "omniseg", "omniseg-same")
+SIDES = ("peer", "omniseg", "omniseg-same", "omniseg-32")
 
 
 def plain_loop(data: str, budget: float, seed: int) -> dict:
@@ -101,12 +104,12 @@ def plain_loop(data: str, budget: float, seed: int) -> dict:
             "pixel_accuracy": metrics["pixel_accuracy"], "class_names": info.class_names}
 
 
-def omniseg_run(data: str, budget: float, seed: int, same: bool) -> dict:
+def omniseg_run(data: str, budget: float, seed: int, same: bool, precision: str | None = None) -> dict:
     """``omniseg train`` as a user runs it, in this process's interpreter; its metrics.json."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         command = [sys.executable, "-m", "omniseg.cli.main", "train", "--data", data, "--time-budget", str(budget),
-                   "--seed", str(seed), "--out", str(out), "--no-progress"]
+                   "--seed", str(seed), "--out", str(out), "--no-progress", *(["--precision", precision] if precision else [])]
         if same:
             command += ["--no-plan", "--model", "unet", "--encoder", "resnet18", "--img-size", "256", "--batch-size", "8",
                         "--lr", "1e-3", "--set", "data.scale_range=[1.0,1.0]", "--set", "data.fit_to_crop=false",
@@ -120,14 +123,16 @@ def omniseg_run(data: str, budget: float, seed: int, same: bool) -> dict:
     per_class = metrics["per_class"]
     return {"steps": metrics["global_step"], "train_seconds": metrics["train_seconds"], "wall_seconds": wall,
             "iou": [c["iou"] for c in per_class], "miou": metrics["miou"], "pixel_accuracy": metrics["pixel_accuracy"],
-            "class_names": [c["name"] for c in per_class], "plan": metrics.get("plan")}
+            "class_names": [c["name"] for c in per_class], "plan": metrics.get("plan"), "precision": metrics.get("precision"),
+            "loader_wait_share": metrics.get("loader_wait_share"), "loop_share": metrics.get("loop_share")}
 
 
 def worker(args: argparse.Namespace) -> None:
     if args.worker == "peer":
         result = plain_loop(args.data, args.budget, args.seed)
     else:
-        result = omniseg_run(args.data, args.budget, args.seed, same=args.worker == "omniseg-same")
+        result = omniseg_run(args.data, args.budget, args.seed, same=args.worker == "omniseg-same",
+                             precision="32" if args.worker == "omniseg-32" else None)
     print("RESULT " + json.dumps(result))
 
 
@@ -145,6 +150,8 @@ def summarise(runs: list[dict]) -> dict:
     summary = {"steps": stat([r["steps"] for r in runs]), "miou": stat([r["miou"] for r in runs]),
                "pixel_accuracy": stat([r["pixel_accuracy"] for r in runs]),
                "steps_per_second": stat([r["steps"] / r["train_seconds"] for r in runs])}
+    if runs[0].get("loader_wait_share") is not None:
+        summary["loader_wait_share"] = stat([r["loader_wait_share"] for r in runs])
     for k, name in enumerate(names):
         summary[f"iou_{name}"] = stat([r["iou"][k] for r in runs])
     return summary
@@ -171,12 +178,14 @@ def main() -> None:
         for side in sides:
             result = run_side(side, args, seed)
             runs[side].append(result)
-            print(f"seed {seed} {side}: {result['steps']} steps, mIoU {result['miou']:.3f}, IoU {[round(v, 3) for v in result['iou']]}",
+            print(f"seed {seed} {side}: {result['steps']} steps, mIoU {result['miou']:.3f}, IoU {[round(v, 3) for v in result['iou']]}"
+                  + (f", {result['precision']['chosen']}, loader wait {result['loader_wait_share']:.3f}" if result.get("precision") else ""),
                   flush=True)
     summary = {side: summarise(side_runs) for side, side_runs in runs.items()}
     names = runs[sides[0]][0]["class_names"]
     table = Table(title=f"{Path(args.data).name}: {args.budget:.0f} s of training each, {args.seeds} seeds (mean ± half-range)")
     columns = ["steps", "steps_per_second", *[f"iou_{n}" for n in names], "miou", "pixel_accuracy"]
+    columns += ["loader_wait_share"] if all("loader_wait_share" in summary[side] for side in sides) else []
     for column in ["run", *columns]:
         table.add_column(column)
     lines = ["| run | " + " | ".join(columns) + " |", "|" + " --- |" * (len(columns) + 1)]

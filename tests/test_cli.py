@@ -48,7 +48,7 @@ def test_train_eval_predict_round_trip(run_cli, shapes_dir, tmp_path):
 
     # predict writes palette PNGs that agree with the model
     preds = tmp_path / "pred"
-    code, out, _ = run_cli("predict", run, shapes_dir / "images" / "val", "--out", preds)
+    code, out, _ = run_cli("predict", run, shapes_dir / "images" / "val", "--out", preds, "--precision", "32")
     assert code == 0
     written = sorted(preds.glob("val_*[0-9].png"))
     assert len(written) == 8 and len(list(preds.glob("*_overlay.png"))) == 8

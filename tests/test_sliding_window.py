@@ -163,10 +163,10 @@ def test_predict_tiles_a_large_tiff_resumes_and_never_leaves_half_a_file(trained
         return real(predictor, path, out, **options)
 
     monkeypatch.setattr(predict_files, "predict_large_image", interrupted)
-    code, _, _ = run_cli("predict", run, inputs, "--out", tmp_path / "preds", "--tile", "64", "--probabilities")
+    code, _, _ = run_cli("predict", run, inputs, "--out", tmp_path / "preds", "--tile", "64", "--probabilities", "--precision", "32")
     assert code == 130  # Ctrl-C
     assert sorted(p.name for p in (tmp_path / "preds").glob("*.png")) == ["a.png", "a_overlay.png"]
-    code, out, err = run_cli("predict", run, inputs, "--out", tmp_path / "preds", "--tile", "64", "--probabilities")
+    code, out, err = run_cli("predict", run, inputs, "--out", tmp_path / "preds", "--tile", "64", "--probabilities", "--precision", "32")
     assert code == 0, err
     assert calls == ["a.tif", "b.png", "b.png", "c.png"]  # a.tif was finished: not predicted again
     mask = np.asarray(Image.open(tmp_path / "preds" / "a.png"))
@@ -175,7 +175,7 @@ def test_predict_tiles_a_large_tiff_resumes_and_never_leaves_half_a_file(trained
     probability = np.asarray(Image.open(tmp_path / "preds" / "a_probabilities" / "1_yellow.png"))
     assert ((probability > 127) == (mask == 1)).mean() > 0.99
     assert not list((tmp_path / "preds").rglob(".*"))
-    code, _, err = run_cli("predict", run, inputs / "a.tif", "--out", tmp_path / "tiff", "--tile", "64", "--mask-format", "tiff")
+    code, _, err = run_cli("predict", run, inputs / "a.tif", "--out", tmp_path / "tiff", "--tile", "64", "--mask-format", "tiff", "--precision", "32")
     assert code == 0, err
     assert np.array_equal(tifffile.imread(tmp_path / "tiff" / "a.tif"), mask)
 
@@ -234,7 +234,7 @@ def test_two_processes_share_the_files_and_write_what_one_would(trained_rectangl
         Image.fromarray(np.ascontiguousarray(np.rot90(image, k % 2)[:, ::1 - 2 * (k // 2)])).save(inputs / f"{k}.png")
     (tmp_path / "preds").mkdir()
     (tmp_path / "preds" / ".0.999999.tmp.png").write_bytes(b"half")  # a dead process's temporary: removed
-    code, _, err = run_cli("predict", run, inputs, "--out", tmp_path / "preds", "--tile", "64", "--devices", "2")
+    code, _, err = run_cli("predict", run, inputs, "--out", tmp_path / "preds", "--tile", "64", "--devices", "2", "--precision", "32")
     assert code == 0, err
     for k in range(4):
         written = np.asarray(Image.open(tmp_path / "preds" / f"{k}.png"))

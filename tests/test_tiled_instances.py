@@ -196,7 +196,8 @@ def test_predict_tiles_an_instance_run_and_takes_up_where_it_stopped(rectangle_d
         image, _ = separate_rectangles(160, 12, rng)
         Image.fromarray(image).save(tmp_path / "in" / f"{name}.png")
         counts[name] = len(rectangle_detector.predict_instances(image, tile=0, score_threshold=0.8)["masks"])
-    args = ("predict", rectangle_detector_run, tmp_path / "in", "--out", tmp_path / "out", "--tile", "0", "--score-threshold", "0.8")
+    args = ("predict", rectangle_detector_run, tmp_path / "in", "--out", tmp_path / "out", "--tile", "0", "--score-threshold", "0.8",
+            "--precision", "32")
     assert run_cli(*args)[0] == 0
     results = json.loads((tmp_path / "out" / "coco_results.json").read_text())
     assert [sum(r["image_id"] == k for r in results) for k in (1, 2)] == [counts["a"], counts["b"]]

@@ -22,9 +22,18 @@ def add_parser(sub, name: str) -> None:
                    "file name gives its architecture; another needs --arch)")
     p.add_argument("--arch", help="the SAM checkpoint's architecture: sam_vit_b, sam_vit_l, sam_vit_h, mobile_sam, sam2.1_hiera_tiny, ...")
     p.add_argument("--single-mask", action="store_true", help="SAM: the decoder returns the best mask only")
-    p.add_argument("--format", choices=("onnx", "torch"), default="onnx")
+    p.add_argument("--format", choices=("onnx", "torch", "openvino"), default="onnx", help="onnx (extra 'onnx'), torch "
+                   "(.pt2), or openvino (.xml + .bin, extra 'openvino')")
+    p.add_argument("--quantize", choices=("int8",), help="2D semantic runs: INT8 weights and activations (onnx: ONNX "
+                   "Runtime static QDQ quantisation, per-channel weights; openvino: NNCF), calibrated on --calibration")
+    p.add_argument("--calibration", metavar="DATA", help="dataset whose images calibrate the INT8 ranges and measure the "
+                   "export against float32 (default: the run's own training data)")
+    p.add_argument("--samples", type=int, default=32, help="calibration tiles (default 32), one per image at the export size")
+    p.add_argument("--calibration-method", choices=("minmax", "percentile", "entropy"), default="minmax",
+                   help="ONNX Runtime's activation range estimate (default minmax)")
     p.add_argument("--size", default="512x512", help="input size HxW, or DxHxW for volumetric models (default 512x512)")
-    p.add_argument("--out", required=True, help="output file (.onnx or .pt2)")
+    p.add_argument("--out", required=True, help="output file (.onnx, .pt2 or .xml); 2D semantic exports write the agreement "
+                   "with float32 beside it (<name>.agreement.json)")
     p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print the result as JSON (or write FILE)")
 
 
@@ -51,8 +60,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
                       f"{result['decoder_max_abs_difference']:.2e}, encoder {result['encoder_max_abs_difference']:.2e}")
         emit_json(console, result, args.json)
         return 0
-    result = export_run(args.run_dir, args.out, format=args.format, size=parse_size(args.size))
-    console.print(f"wrote {result['file']} ({args.format}, input {result['input_shape']}); largest difference to PyTorch "
-                  f"{result['max_abs_difference']:.2e}; preprocessing and classes in {result['sidecar']}")
+    result = export_run(args.run_dir, args.out, format=args.format, size=parse_size(args.size), quantize=args.quantize,
+                        calibration=args.calibration, samples=args.samples, calibration_method=args.calibration_method)
+    console.print(f"wrote {result['file']} ({args.format}{', ' + args.quantize if args.quantize else ''}, input "
+                  f"{result['input_shape']}); largest difference to PyTorch {result['max_abs_difference']:.2e}; "
+                  f"preprocessing and classes in {result['sidecar']}")
+    if "agreement" in result:
+        miou = f", mIoU difference {result['miou_difference']:+.4f}" if "miou_difference" in result else ""
+        console.print(f"against float32 PyTorch: {result['pixel_agreement']:.2%} of pixels agree{miou} ({result['agreement']})")
     emit_json(console, result, args.json)
     return 0

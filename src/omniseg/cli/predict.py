@@ -7,7 +7,7 @@ import argparse
 
 from rich.console import Console
 
-from omniseg.cli.output import add_device_argument, progress_bars
+from omniseg.cli.output import add_device_argument, add_precision_argument, progress_bars
 from omniseg.errors import ConfigError
 
 
@@ -39,8 +39,11 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--overwrite", action="store_true", help="predict files whose outputs exist too (default: skip them)")
     p.add_argument("--devices", type=int, default=1, help="semantic runs: share the files among this many processes "
                    "(one GPU each, or the CPU's threads split); under torchrun each rank takes its share")
-    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch", help="run tiles with PyTorch, or with "
-                   "ONNX Runtime (2D semantic runs; the model is exported at the training size into the run the first time)")
+    p.add_argument("--backend", choices=["torch", "onnxruntime", "openvino"], default="torch", help="run tiles with PyTorch, "
+                   "ONNX Runtime or OpenVINO (2D semantic runs): the --exported file (float32 or INT8, as `omniseg export` "
+                   "wrote it); without one, onnxruntime exports the float32 model at the training size into the run")
+    p.add_argument("--exported", metavar="FILE", help="with --backend onnxruntime|openvino: the exported model (.onnx or .xml)")
+    add_precision_argument(p)
 
 
 def _tile(text: str) -> int | str | None:
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
                                  split_touching=args.split_touching, semantic=args.semantic, progress=progress,
                                  tile=args.tile, overlap=args.overlap, tta=args.tta, probabilities=args.probabilities,
                                  overwrite=args.overwrite, batch_size=args.batch_size, tile_progress=tile_progress,
-                                 mask_format=args.mask_format, backend=args.backend, devices=args.devices)
+                                 mask_format=args.mask_format, backend=args.backend, devices=args.devices,
+                                 exported=args.exported, precision=args.precision)
     what = {
         "semantic": f"{summary.files} masks and overlays",
         "instances": f"{summary.instances} instances in {summary.files} images (instance PNGs, overlays, coco_results.json, images.json)",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from omniseg.cli.output import add_device_argument
+from omniseg.cli.output import add_device_argument, add_precision_argument
 
 from omniseg.errors import ConfigError
 
@@ -27,6 +27,10 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--cache-mb", type=float, default=512.0, help="memory for cached image embeddings")
     p.add_argument("--workers", type=int, default=2, help="inference calls at once; more requests queue")
     p.add_argument("--label-dir", help="folder where labelled objects are saved (COCO)")
+    p.add_argument("--backend", choices=["torch", "onnxruntime", "openvino"], default="torch",
+                   help="run the one semantic run served through ONNX Runtime or OpenVINO (its --exported file)")
+    p.add_argument("--exported", metavar="FILE", help="with --backend: the exported model (.onnx or .xml, float32 or INT8)")
+    add_precision_argument(p)
     add_device_argument(p)
 
 
@@ -42,7 +46,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     settings = ServerSettings(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=int(args.max_megapixels * 1e6),
                               cache_bytes=int(args.cache_mb * 1024 * 1024), workers=args.workers,
                               label_dir=Path(args.label_dir) if args.label_dir else None)
-    app = create_app(args.runs, settings, device=args.device, arch=args.arch)
+    app = create_app(args.runs, settings, device=args.device, arch=args.arch, precision=args.precision, backend=args.backend,
+                     exported=args.exported)
     console.print(f"serving {len(args.runs)} model(s) on http://{args.host}:{args.port} (API docs at /docs)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -73,6 +73,45 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def _fastest_seconds(run: Callable[[], object], device: torch.device, repeats: int) -> float:
+    run()  # warm-up: kernels chosen, weights cast
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def choose_inference_precision(precision: str, device: torch.device | str, forward: Callable[[], object], *,
+                               repeats: int = 2) -> tuple[str, dict]:
+    """``"32"`` or ``"bf16"`` for a model's inference, and why: ``precision`` itself, or for ``"auto"`` float32 on a
+    device without bfloat16 in hardware, else the faster of ``forward()`` (one forward pass of the model, at the
+    size it will see) timed in each (bfloat16 from :data:`BF16_MARGIN` times faster). Returns
+    ``(precision, {"chosen", "reason", "seconds"?})``."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r}: choose auto, 32 or bf16")
+    device = torch.device(device)
+    if precision != "auto":
+        return precision, {"chosen": precision, "reason": "asked for"}
+    if not bf16_capable(device):
+        return "32", {"chosen": "32", "reason": "no bfloat16 in hardware on this device: float32"}
+    with torch.inference_mode():
+        seconds = {}
+        for name in ("32", "bf16"):
+            with autocast(name, device):
+                seconds[name] = _fastest_seconds(forward, device, repeats)
+    speedup = seconds["32"] / seconds["bf16"]
+    chosen = "bf16" if speedup >= BF16_MARGIN else "32"
+    return chosen, {"chosen": chosen, "seconds": {k: round(v, 4) for k, v in seconds.items()},
+                    "reason": f"a forward pass took {seconds['bf16']:.3f} s in bfloat16 against {seconds['32']:.3f} s in "
+                              f"float32 ({speedup:.2f}x; bfloat16 from {BF16_MARGIN}x)"}
+
+
 def autocast(precision: str, device: torch.device):
     """A context computing in bfloat16 (float32 where torch's autocast keeps it) when ``precision`` is ``"bf16"``."""
     if precision == "bf16":

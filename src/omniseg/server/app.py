@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from omniseg.errors import OmnisegError
+from omniseg.errors import ConfigError, OmnisegError
 from omniseg.server.routes import classical, dense, info, labelling, promptable, video
 from omniseg.server.settings import ServerSettings
 from omniseg.server.state import LoadedModel, ServerState
@@ -23,13 +23,19 @@ ENGINES = ("grabcut", "random-walker")
 
 
 def create_app(models: Sequence[str | Path] | dict[str, str | Path] = (), settings: ServerSettings | None = None, *,
-               device: str | None = None, arch: str | None = None) -> FastAPI:
+               device: str | None = None, arch: str | None = None, precision: str = "32", backend: str = "torch",
+               exported: str | Path | None = None) -> FastAPI:
     """The application serving ``models``: run directories, or promptable checkpoint files of architecture ``arch``
     (not needed for the official file names). A dict names them, else the folder or file stem does. The weight-free
-    prompt engines (GrabCut, the random walker) are served too unless ``settings.prompt_engines`` is off."""
+    prompt engines (GrabCut, the random walker) are served too unless ``settings.prompt_engines`` is off.
+    ``precision`` is every model's arithmetic (see :class:`~omniseg.inference.Predictor`; a promptable model's image
+    encoder); ``backend`` and ``exported`` run the one semantic run served through ONNX Runtime or OpenVINO."""
     settings = settings or ServerSettings()
     named = dict(models) if isinstance(models, dict) else {Path(m).stem if Path(m).is_file() else Path(m).name: m for m in models}
-    loaded = {name: LoadedModel(name, source, arch=arch if Path(source).is_file() else None, device=device)
+    if backend != "torch" and len(named) != 1:
+        raise ConfigError(f"the {backend} backend serves one semantic run (its exported file); serve the others apart")
+    loaded = {name: LoadedModel(name, source, arch=arch if Path(source).is_file() else None, device=device, precision=precision,
+                                backend=backend, exported=exported)
               for name, source in named.items()}
     if settings.prompt_engines:
         loaded.update({engine: LoadedModel(engine, None, engine=engine) for engine in ENGINES if engine not in loaded})

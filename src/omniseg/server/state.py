@@ -14,6 +14,7 @@ import numpy as np
 from fastapi import HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
+from omniseg.errors import ConfigError
 from omniseg.server.cache import EmbeddingCache
 from omniseg.server.settings import ServerSettings
 from omniseg.server.videos import VideoSessions
@@ -26,17 +27,20 @@ class LoadedModel:
     predictor's state."""
 
     def __init__(self, name: str, source: str | Path | None, *, arch: str | None = None, device: str | None = None,
-                 engine: str | None = None) -> None:
+                 engine: str | None = None, precision: str = "32", backend: str = "torch",
+                 exported: str | Path | None = None) -> None:
         from omniseg.inference.promptable.export_sam import is_promptable_run
         from omniseg.inference.prediction.predictor import Predictor
         from omniseg.inference.promptable.prompt_predictor import load_prompt_model
 
         self.name, self.engine, self.lock = name, engine, threading.Lock()
         if engine is not None or Path(source).is_file() or is_promptable_run(source):
-            self.predictor = load_prompt_model(source, arch=arch, device=device, engine=engine)
+            if backend != "torch":
+                raise ConfigError(f"{source}: the {backend} backend runs semantic runs; serve promptable models with torch")
+            self.predictor = load_prompt_model(source, arch=arch, device=device, engine=engine, precision=precision)
             self.task, self.classes, self.palette = "promptable", ["background", "object"], [[0, 0, 0], [30, 144, 255]]
         else:
-            self.predictor = Predictor(source, device=device)
+            self.predictor = Predictor(source, device=device, precision=precision, backend=backend, exported=exported)
             self.task, self.classes, self.palette = self.predictor.card.task, self.predictor.info.class_names, self.predictor.info.palette
 
     def describe(self) -> dict:

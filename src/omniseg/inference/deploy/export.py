@@ -56,48 +56,98 @@ def onnx_max_difference(path: str | Path, model: nn.Module, example: torch.Tenso
     return float(np.abs(onnx_out - expected).max())
 
 
-def export_run(run_dir: str | Path, out: str | Path, *, format: str = "onnx", size: Sequence[int] = (512, 512)) -> dict:
-    """Export the model of a run as ONNX (``format="onnx"``, extra ``onnx``) or a ``torch.export`` program
-    (``"torch"``, a ``.pt2`` file) at the input ``size`` (H, W; or D, H, W for volumetric models), check the
-    exported outputs against PyTorch, and write the preprocessing and classes beside it (``<out>.json``).
+FORMATS = ("onnx", "torch", "openvino")
 
-    Returns ``{"file", "format", "input_shape", "max_abs_difference", "sidecar"}``.
+
+def export_run(run_dir: str | Path, out: str | Path, *, format: str = "onnx", size: Sequence[int] = (512, 512),
+               quantize: str | None = None, calibration: str | Path | None = None, samples: int = 32,
+               calibration_method: str = "minmax", agreement_images: int = 16) -> dict:
+    """Export the model of a run as ONNX (``format="onnx"``, extra ``onnx``), a ``torch.export`` program
+    (``"torch"``, a ``.pt2`` file) or an OpenVINO model (``"openvino"``, ``.xml`` + ``.bin``, extra ``openvino``) at
+    the input ``size`` (H, W; or D, H, W for volumetric models), check the exported outputs against PyTorch, and
+    write the preprocessing and classes beside it (``<out>.json``).
+
+    ``quantize="int8"`` (2D semantic runs; onnx or openvino) quantises the model with ``samples`` calibration tiles
+    drawn from the images of ``calibration`` (a dataset; default: the run's own training data) as the run's pipeline
+    reads them (:mod:`~omniseg.inference.deploy.quantize`). 2D semantic exports with data at hand (``calibration`` or
+    the run's own) are measured against the float32 PyTorch model on up to ``agreement_images`` validation images,
+    predicted tile by tile at the exported size: pixel agreement and mIoU difference, written beside the file as
+    ``<out stem>.agreement.json`` (:mod:`~omniseg.inference.deploy.agreement`).
+
+    Returns ``{"file", "format", "quantize", "input_shape", "max_abs_difference", "sidecar", "agreement"?}``.
 
     Example:
         >>> export_run("runs/demo", "model.onnx", size=(64, 64))["max_abs_difference"] < 1e-4  # doctest: +SKIP
         True
     """
+    import tempfile
+
+    from omniseg.inference.deploy.agreement import data_of_run, prediction_agreement, write_agreement
+    from omniseg.inference.deploy.quantize import calibration_tiles, export_openvino, quantize_onnx_int8
+    from omniseg.inference.deploy.runtimes import OpenVinoTiles
+    from omniseg.inference.prediction.predictor import Predictor
     from omniseg.models.hub import load_model
     from omniseg.models.profile import example_input
     from omniseg.models.semantic.base import is_volumetric
 
-    if format not in ("onnx", "torch"):
-        raise ConfigError(f"export format {format!r} is unknown; use onnx or torch")
+    if format not in FORMATS:
+        raise ConfigError(f"export format {format!r} is unknown; use {', '.join(FORMATS)}")
+    if quantize not in (None, "int8"):
+        raise ConfigError(f"--quantize {quantize!r}: int8 is the quantisation omniseg exports")
     model = load_model(run_dir).eval()
     volumetric = is_volumetric(model)
+    if quantize and (format == "torch" or volumetric or model.card.task != "semantic"):
+        raise ConfigError("INT8 export quantises 2D semantic models as onnx or openvino; export this one in float32")
     sides = [int(v) for v in size]
     if len(sides) != (3 if volumetric else 2) or min(sides) < 1:
         want = "D, H, W (a volumetric model)" if volumetric else "H, W"
         raise ConfigError(f"export size {tuple(sides)} is not {want} of positive sides")
     x = example_input(model, sides[-2], sides[-1], sides[0] if volumetric else 1)
-    out = Path(out)
-    if format == "onnx":
-        export_onnx(model, out, x)
-        difference = onnx_max_difference(out, model, x)
-    else:
-        program = export_program(model, x)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        torch.export.save(program, out)
-        with torch.no_grad():
-            difference = float((torch.export.load(out).module()(x) - model(x)).abs().max())
+    data = {"path": str(calibration), "format": "auto", "ignore_index": None} if calibration is not None else data_of_run(run_dir)
+    if quantize and data is None:
+        raise ConfigError(f"INT8 export calibrates on images: pass --calibration DATA (the run {run_dir} names no dataset "
+                          "that is here)")
     card = model.card
+    tiles = calibration_tiles(data["path"], card, size=tuple(sides), samples=samples, format=data["format"],
+                              ignore_index=data["ignore_index"]) if quantize else None
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        if format == "torch":
+            program = export_program(model, x)
+            torch.export.save(program, out)
+            with torch.no_grad():
+                difference = float((torch.export.load(out).module()(x) - model(x)).abs().max())
+        else:
+            float32 = out if format == "onnx" and not quantize else Path(tmp) / "float32.onnx"
+            export_onnx(model, float32, x)
+            if format == "onnx":
+                if quantize:
+                    quantize_onnx_int8(float32, out, tiles, method=calibration_method)
+                difference = onnx_max_difference(out, model, x)
+            else:
+                out = export_openvino(float32, out, tiles)
+                with torch.no_grad():
+                    difference = float(np.abs(OpenVinoTiles(out).run(x.numpy()) - model(x).numpy()).max())
     sidecar = out.with_suffix(".json")
     sidecar.write_text(json.dumps({
         "architecture": card.architecture, "input_shape": list(x.shape), "preprocessing": card.preprocessing,
-        **card.info.to_dict(), "max_abs_difference": difference,
+        **card.info.to_dict(), "max_abs_difference": difference, "quantize": quantize,
     }, indent=2))
-    return {"file": str(out), "format": format, "input_shape": list(x.shape), "max_abs_difference": difference,
-            "sidecar": str(sidecar)}
+    result = {"file": str(out), "format": format, "quantize": quantize, "input_shape": list(x.shape),
+              "max_abs_difference": difference, "sidecar": str(sidecar)}
+    if data is not None and not volumetric and card.task == "semantic" and format != "torch":
+        reference = Predictor(model, device="cpu", precision="32")
+        candidate = Predictor(model, device="cpu", backend="onnxruntime" if format == "onnx" else "openvino", exported=out)
+        report = prediction_agreement(reference, candidate, data["path"], images=agreement_images, tile=sides[0],
+                                      format=data["format"], ignore_index=data["ignore_index"])
+        report = {"file": str(out), "format": format, "quantize": quantize, "calibration": data["path"] if quantize else None,
+                  "calibration_samples": samples if quantize else None, **report}
+        result["agreement"] = str(write_agreement(out, report))
+        result["pixel_agreement"] = report["pixel_agreement"]
+        if "miou" in report:
+            result["miou_difference"] = report["miou"]["difference"]
+    return result
 
 
 class _quiet:

@@ -51,7 +51,7 @@ def predict_images(
     semantic: str | Path | Predictor | None = None, progress: Progress | None = None, tile: int | str | None = "auto",
     overlap: float = 0.5, tta: str | None = None, probabilities: bool = False, overwrite: bool = False,
     batch_size: int | None = None, tile_progress: Progress | None = None, backend: str = "torch", devices: int = 1,
-    mask_format: str = "png",
+    mask_format: str = "png", exported: str | Path | None = None, precision: str = "32",
 ) -> PredictionSummary:
     """Predict every image (or volume) of ``inputs`` (files and folders) with the model of ``run`` and write
     the results into ``out``.
@@ -78,7 +78,9 @@ def predict_images(
     ``<stem>_probabilities/<k>_<class>.png`` (uint8, 255 = 1). Files (of semantic, instance and volumetric runs)
     whose outputs exist are skipped unless ``overwrite`` (every file is written whole or not at all, so an
     interrupted run continues where it stopped); ``tile_progress(done, total)`` follows the tiles of a file;
-    ``backend="onnxruntime"`` runs the tiles through ONNX Runtime (see :class:`Predictor`). ``devices`` > 1
+    ``backend`` ("onnxruntime", "openvino") runs the tiles of a 2D semantic run through that runtime, from the
+    ``exported`` file; ``precision`` is the torch backend's arithmetic ("auto": bfloat16 where measured faster; see
+    :class:`Predictor`). ``devices`` > 1
     shares the files of a semantic run among that many processes (one GPU each where there are GPUs; the CPU's
     threads split between them otherwise), each writing its own outputs; under ``torchrun`` (``RANK`` and
     ``WORLD_SIZE`` set) each rank takes its share the same way, on one machine or several.
@@ -91,15 +93,17 @@ def predict_images(
                "stuff_min_area": stuff_min_area, "instances": instances, "split_touching": split_touching, "semantic": semantic,
                "tile": tile, "overlap": overlap, "tta": tta, "probabilities": probabilities, "overwrite": overwrite,
                "batch_size": batch_size, "backend": backend, "devices": devices,
-               "mask_format": mask_format}
+               "mask_format": mask_format, "exported": exported}
     out, report = Path(out), progress or (lambda done, total: None)
     if devices > 1:
         card = run.card if isinstance(run, Predictor) else load_card(run)
         refuse_unhonoured(_kind(card.task, False, instances, semantic), options, run)
         return _predict_on_processes(run, inputs, out, devices, {
             "device": device, "tile": tile, "overlap": overlap, "tta": tta, "probabilities": probabilities,
-            "overwrite": overwrite, "batch_size": batch_size, "backend": backend, "mask_format": mask_format})
-    predictor = run if isinstance(run, Predictor) else Predictor(run, device=device, backend=backend)
+            "overwrite": overwrite, "batch_size": batch_size, "backend": backend, "mask_format": mask_format,
+            "exported": None if exported is None else str(exported), "precision": precision})
+    predictor = run if isinstance(run, Predictor) else Predictor(run, device=device, backend=backend, exported=exported,
+                                                                 precision=precision)
     kind = _kind(predictor.task, predictor.volumetric, instances, semantic)
     refuse_unhonoured(kind, options, run)
     if kind != "semantic" and _shard()[1] > 1:
@@ -124,7 +128,8 @@ def predict_images(
 # What each kind of prediction honours beyond the inputs, the output folder, the device and the progress callbacks. An
 # option given a value other than its default that the kind does not honour is refused, never dropped in silence.
 HONOURED = {
-    "semantic": {"tile", "overlap", "tta", "probabilities", "batch_size", "backend", "devices", "mask_format", "overwrite"},
+    "semantic": {"tile", "overlap", "tta", "probabilities", "batch_size", "backend", "devices", "mask_format", "overwrite",
+                 "exported"},
     "semantic with instances": {"instances", "split_touching", "score_threshold", "mask_threshold", "tile", "overlap", "tta",
                                 "overwrite"},
     "volumetric": {"tile", "overlap", "tta", "overwrite"},
@@ -351,7 +356,7 @@ def _predict_panoptic(predictor: Predictor, partner: Predictor | None, inputs, o
 
 def _semantic_partner(predictor: Predictor, semantic: str | Path | Predictor, device: str | None) -> Predictor:
     """The semantic run merged with an instance run's instances, checked against its classes."""
-    partner = semantic if isinstance(semantic, Predictor) else Predictor(semantic, device=device)
+    partner = semantic if isinstance(semantic, Predictor) else Predictor(semantic, device=device, precision=predictor.precision)
     if partner.task != "semantic" or partner.volumetric:
         raise ConfigError(f"--semantic {semantic} is not a 2D semantic run (it is {partner.task}); pass one trained with --task semantic")
     if partner.info.class_names != predictor.info.class_names:

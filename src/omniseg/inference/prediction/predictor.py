@@ -12,6 +12,7 @@ from torch import nn
 
 from omniseg.core.device import resolve_device
 from omniseg.core.labels import class_ids
+from omniseg.core.precision import autocast, choose_inference_precision
 from omniseg.data.imageio import ImageLike, to_image_tensor
 from omniseg.data.transforms import VolumeTransform, match_channels
 from omniseg.errors import OmnisegError
@@ -25,6 +26,9 @@ from omniseg.models.instance.mask_rcnn import at_native_resolution
 from omniseg.models.panoptic.merge import merge_prediction
 from omniseg.models.semantic.base import is_volumetric
 
+BACKENDS = ("torch", "onnxruntime", "openvino")
+
+
 class Predictor:
     """Predict with a trained model: class masks (semantic models), instances (instance and panoptic
     models) or panoptic segments (panoptic models).
@@ -33,8 +37,14 @@ class Predictor:
         model: a run directory (``model.json`` + ``model.safetensors``) or a loaded model with ``.card``.
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
         optimize: fold BatchNorm into convolutions and use channels-last memory (same outputs, faster).
-        backend: ``"torch"``, or ``"onnxruntime"`` (2D semantic runs, extra ``onnx``): tiles run through ONNX
-            Runtime, exported at the training size into the run directory the first time (or ``onnx``: a file).
+        backend: ``"torch"``, ``"onnxruntime"`` (extra ``onnx``) or ``"openvino"`` (extra ``openvino``), the last two
+            for 2D semantic runs: tiles run through that runtime, from ``exported`` (a file ``omniseg export`` wrote:
+            ``.onnx``, float32 or INT8, for onnxruntime; an OpenVINO ``.xml`` for openvino), or for onnxruntime
+            without it the float32 model exported at the training size into the run directory the first time.
+        precision: the torch backend's arithmetic: ``"32"``, ``"bf16"`` (autocast; softmax and outputs in float32)
+            or ``"auto"``: bfloat16 where a forward pass of this model at its tile size measures faster on this
+            device (:func:`~omniseg.core.precision.choose_inference_precision`; never without bfloat16 in hardware).
+            ``precision_facts`` holds the choice and why.
 
     Example:
         >>> mask = Predictor("runs/demo").predict("scene.png")  # doctest: +SKIP
@@ -42,7 +52,7 @@ class Predictor:
     """
 
     def __init__(self, model: str | Path | nn.Module, *, device: str | None = None, optimize: bool = True,
-                 backend: str = "torch", onnx: str | Path | None = None) -> None:
+                 backend: str = "torch", exported: str | Path | None = None, precision: str = "32") -> None:
         where = "the model's card" if isinstance(model, nn.Module) else model
         run_dir = None if isinstance(model, nn.Module) else Path(model)
         if not isinstance(model, nn.Module):
@@ -72,18 +82,31 @@ class Predictor:
                 self._memory_format = torch.channels_last
                 model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self._onnx = None
+        self._runtime = None
         self._native_detector = None
-        if backend not in ("torch", "onnxruntime"):
-            raise OmnisegError(f"backend {backend!r} is unknown; use torch or onnxruntime")
-        if backend == "onnxruntime":
+        self.backend = backend
+        if backend not in BACKENDS:
+            raise OmnisegError(f"backend {backend!r} is unknown; use {', '.join(BACKENDS)}")
+        if backend != "torch":
             if self.task != "semantic" or self.volumetric:
-                raise OmnisegError("the onnxruntime backend runs 2D semantic models; use the torch backend for this run")
-            if onnx is None and run_dir is None:
-                raise OmnisegError("the onnxruntime backend needs the run directory (to export the model) or onnx=PATH")
-            from omniseg.inference.deploy.onnx_backend import OnnxTiles, onnx_model_for
+                raise OmnisegError(f"the {backend} backend runs 2D semantic models; use the torch backend for this run")
+            from omniseg.inference.deploy.runtimes import runtime_tiles
 
-            self._onnx = OnnxTiles(onnx or onnx_model_for(run_dir, int(self.tile_size)))
+            self._runtime = runtime_tiles(backend, exported, run_dir, int(self.tile_size))
+            precision = "32"  # the runtime computes as its file says
+        self.precision, self.precision_facts = choose_inference_precision(precision, self.device, self._example_forward())
+
+    def _example_forward(self) -> Callable[[], object]:
+        """One forward pass of the model at the size it will see (a tile; a detector's resized image), for timing."""
+        if self.task != "semantic":
+            size = int(getattr(getattr(self.model, "transform", None), "min_size", (512,))[0])
+            image = torch.rand(3, size, size, device=self.device)
+            return lambda: self.model([image])
+        shape = self.tile_size if self.volumetric else [int(self.tile_size)] * 2
+        x = torch.zeros(1, self._channels if not self.volumetric else self.card.kwargs.get("in_channels", 1), *shape,
+                        device=self.device)
+        x = x.contiguous(memory_format=self._memory_format) if not self.volumetric else x
+        return lambda: self.model(x)
 
     def _check_images(self) -> None:
         if self.task != "semantic":
@@ -112,7 +135,11 @@ class Predictor:
         """Class probabilities ``[B, K, *spatial]`` (on the device) of a batch: uint8 images (or float in
         0..1), or volumes already normalised."""
         x = tiles.to(self.device) if self.volumetric else self.preprocess(tiles)
-        return (self._onnx(x).to(self.device) if self._onnx is not None else self.model(x)).float().softmax(1)
+        if self._runtime is not None:
+            return self._runtime(x).to(self.device).float().softmax(1)
+        with autocast(self.precision, self.device):
+            logits = self.model(x)
+        return logits.float().softmax(1)
 
     def forward_of(self, tta: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
         """The tile function of sliding windows: :meth:`probabilities_of`, averaged over the ``tta`` spec."""
@@ -136,7 +163,12 @@ class Predictor:
     @torch.inference_mode()
     def predict_batch(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, 3, H, W]`` -> class ids ``[N, H, W]`` (int64, on the CPU)."""
-        return class_ids(self.model(self.preprocess(images)), 1).cpu()
+        x = self.preprocess(images)
+        if self._runtime is not None:
+            return class_ids(self._runtime(x), 1).cpu()
+        with autocast(self.precision, self.device):
+            logits = self.model(x)
+        return class_ids(logits.float(), 1).cpu()
 
     def predict(self, image: ImageLike, *, tile: int | Sequence[int] | None = None, overlap: float = 0.5,
                 tta: str | None = None) -> np.ndarray:
@@ -159,7 +191,9 @@ class Predictor:
         x = x.to(self.device, torch.float32) / 255 if x.dtype == torch.uint8 else x.to(self.device, torch.float32)
         if native and self._native_detector is None:
             self._native_detector = at_native_resolution(self.model)
-        return {k: v.cpu() for k, v in (self._native_detector if native else self.model)([x])[0].items()}
+        with autocast(self.precision, self.device):
+            output = (self._native_detector if native else self.model)([x])[0]
+        return {k: v.cpu().float() if v.is_floating_point() else v.cpu() for k, v in output.items()}
 
     @torch.inference_mode()
     def predict_instances(self, image: ImageLike, *, score_threshold: float = 0.5, mask_threshold: float = 0.5,

@@ -13,6 +13,7 @@ import torch
 
 from omniseg.errors import ConfigError, OmnisegError
 from omniseg.core.device import resolve_device
+from omniseg.core.precision import autocast, resolve_precision
 from omniseg.data.imageio import ImageLike, rgb_uint8
 from omniseg.models.promptable import Sam, Sam2
 
@@ -114,10 +115,13 @@ class PromptPredictor:
         >>> best = result.masks[result.scores.argmax()]  # doctest: +SKIP
     """
 
-    def __init__(self, model: Sam | Sam2, *, device: str | None = None, cache_size: int = 4) -> None:
+    def __init__(self, model: Sam | Sam2, *, device: str | None = None, cache_size: int = 4, precision: str = "32") -> None:
         if not isinstance(model, (Sam, Sam2)):
             raise ConfigError(f"the prompt predictor takes a Segment Anything model, got {type(model).__name__}")
         self.device = resolve_device(device)
+        # the image encoder's arithmetic ("auto": bfloat16 where this device multiplies matrices faster in it, as a
+        # transformer encoder's time is its matrix products'); the prompt encoder and decoder stay float32
+        self.precision = resolve_precision(precision, self.device)
         self.model = model.eval().to(self.device)
         self.cache_size = cache_size
         self._cache: OrderedDict[str, tuple[torch.Tensor, tuple[int, int], tuple[int, int]]] = OrderedDict()
@@ -142,7 +146,9 @@ class PromptPredictor:
     @torch.no_grad()
     def encode(self, array: np.ndarray) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
         """``(embedding, original size, resized input size)`` of a uint8 ``[H, W, 3]`` image (nothing is cached)."""
-        features, input_size = self.model.encode_image(torch.from_numpy(np.ascontiguousarray(array)).to(self.device).permute(2, 0, 1))
+        with autocast(self.precision, self.device):
+            features, input_size = self.model.encode_image(torch.from_numpy(np.ascontiguousarray(array)).to(self.device).permute(2, 0, 1))
+        features = tuple(f.float() for f in features) if isinstance(features, tuple) else features.float()
         return features, tuple(array.shape[:2]), input_size
 
     def embedding(self) -> torch.Tensor:
@@ -273,10 +279,11 @@ class ClassicalPromptEngine:
 
 
 def load_prompt_model(model: str | Path | Sam | None = None, *, arch: str | None = None, engine: str | None = None,
-                      device: str | None = None) -> PromptPredictor | ClassicalPromptEngine:
+                      device: str | None = None, precision: str = "32") -> PromptPredictor | ClassicalPromptEngine:
     """A predictor for ``model``: a loaded :class:`Sam`, an omniseg run directory of a promptable model, or a
     checkpoint file with its architecture ``arch`` (``sam_vit_b``, ``sam_vit_l``, ``sam_vit_h``, ``mobile_sam``; an
-    official file's name gives it); or ``engine`` ("grabcut", "random-walker") for prompting without weights."""
+    official file's name gives it); or ``engine`` ("grabcut", "random-walker") for prompting without weights.
+    ``precision``: the image encoder's (see :class:`PromptPredictor`)."""
     from omniseg.models import create_model, list_models, load_model
 
     if engine is not None:
@@ -284,7 +291,7 @@ def load_prompt_model(model: str | Path | Sam | None = None, *, arch: str | None
             raise ConfigError("give a model or an engine, not both")
         return ClassicalPromptEngine(engine)
     if isinstance(model, (Sam, Sam2)):
-        return PromptPredictor(model, device=device)
+        return PromptPredictor(model, device=device, precision=precision)
     if model is None:
         raise ConfigError("give a promptable model (a run directory, or a checkpoint file with --arch) or --engine grabcut|random-walker")
     path = Path(model)
@@ -292,7 +299,7 @@ def load_prompt_model(model: str | Path | Sam | None = None, *, arch: str | None
         loaded = load_model(path)
         if not isinstance(loaded, (Sam, Sam2)):
             raise ConfigError(f"{path} holds a {loaded.card.task} model ({loaded.card.architecture}), not a promptable one")
-        return PromptPredictor(loaded, device=device)
+        return PromptPredictor(loaded, device=device, precision=precision)
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; give a run directory or a checkpoint file")
     from omniseg.models.promptable.sam import OFFICIAL_ARCHITECTURE
@@ -302,4 +309,4 @@ def load_prompt_model(model: str | Path | Sam | None = None, *, arch: str | None
     if arch not in promptable:
         raise ConfigError(f"which architecture is {path.name}? pass --arch with one of {', '.join(promptable)}"
                           + (f" ({arch!r} is not promptable)" if arch else ""))
-    return PromptPredictor(create_model(arch, checkpoint=str(path)), device=device)
+    return PromptPredictor(create_model(arch, checkpoint=str(path)), device=device, precision=precision)
