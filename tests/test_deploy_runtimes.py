@@ -40,11 +40,11 @@ def test_each_export_reports_its_agreement_and_its_runtime_gives_torchs_masks(fo
         pytest.importorskip("nncf")
     from omniseg.data.formats import load_dataset
     from omniseg.inference import Predictor
-    from omniseg.inference.deploy.export import export_run
+    from omniseg.inference.evaluate.exports import export_measured
 
     run, torch_predictor, image, _ = trained_rectangles_run
     out = tmp_path / ("model.onnx" if format == "onnx" else "model.xml")
-    result = export_run(run, out, format=format, size=(64, 64), quantize=quantize, calibration=rectangles_data, samples=12,
+    result = export_measured(run, out, format=format, size=(64, 64), quantize=quantize, calibration=rectangles_data, samples=12,
                         agreement_images=4)
     report = json.loads((tmp_path / "model.agreement.json").read_text())
     assert result["agreement"] == str(tmp_path / "model.agreement.json") and report["quantize"] == quantize

@@ -76,7 +76,7 @@ INFERENCE_ALLOWED = {
     "prediction": {"deploy", "tiling", "writers"},
     "promptable": {"prediction", "deploy", "tiling", "writers"},
     "tracking": {"prediction", "promptable"},
-    "evaluate": {"prediction", "promptable", "tracking"},
+    "evaluate": {"prediction", "promptable", "tracking", "deploy"},
 }
 
 

@@ -49,7 +49,7 @@ def parse_size(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from omniseg.inference.deploy.export import export_run
+    from omniseg.inference.evaluate.exports import export_measured
     from omniseg.inference.promptable.export_sam import export_promptable, is_promptable_run
 
     from omniseg.models.promptable.sam import OFFICIAL_ARCHITECTURE
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                       f"{result['decoder_max_abs_difference']:.2e}, encoder {result['encoder_max_abs_difference']:.2e}")
         emit_json(console, result, args.json)
         return 0
-    result = export_run(args.run_dir, args.out, format=args.format, size=parse_size(args.size), quantize=args.quantize,
+    result = export_measured(args.run_dir, args.out, format=args.format, size=parse_size(args.size), quantize=args.quantize,
                         calibration=args.calibration, samples=args.samples, calibration_method=args.calibration_method)
     console.print(f"wrote {result['file']} ({args.format}{', ' + args.quantize if args.quantize else ''}, input "
                   f"{result['input_shape']}); largest difference to PyTorch {result['max_abs_difference']:.2e}; "

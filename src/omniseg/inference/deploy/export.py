@@ -61,7 +61,7 @@ FORMATS = ("onnx", "torch", "openvino")
 
 def export_run(run_dir: str | Path, out: str | Path, *, format: str = "onnx", size: Sequence[int] = (512, 512),
                quantize: str | None = None, calibration: str | Path | None = None, samples: int = 32,
-               calibration_method: str = "minmax", agreement_images: int = 16) -> dict:
+               calibration_method: str = "minmax") -> dict:
     """Export the model of a run as ONNX (``format="onnx"``, extra ``onnx``), a ``torch.export`` program
     (``"torch"``, a ``.pt2`` file) or an OpenVINO model (``"openvino"``, ``.xml`` + ``.bin``, extra ``openvino``) at
     the input ``size`` (H, W; or D, H, W for volumetric models), check the exported outputs against PyTorch, and
@@ -69,12 +69,10 @@ def export_run(run_dir: str | Path, out: str | Path, *, format: str = "onnx", si
 
     ``quantize="int8"`` (2D semantic runs; onnx or openvino) quantises the model with ``samples`` calibration tiles
     drawn from the images of ``calibration`` (a dataset; default: the run's own training data) as the run's pipeline
-    reads them (:mod:`~omniseg.inference.deploy.quantize`). 2D semantic exports with data at hand (``calibration`` or
-    the run's own) are measured against the float32 PyTorch model on up to ``agreement_images`` validation images,
-    predicted tile by tile at the exported size: pixel agreement and mIoU difference, written beside the file as
-    ``<out stem>.agreement.json`` (:mod:`~omniseg.inference.deploy.agreement`).
+    reads them (:mod:`~omniseg.inference.deploy.quantize`). ``omniseg export`` also measures the export against the
+    float32 model on validation images (:func:`omniseg.inference.evaluate.exports.export_measured`).
 
-    Returns ``{"file", "format", "quantize", "input_shape", "max_abs_difference", "sidecar", "agreement"?}``.
+    Returns ``{"file", "format", "quantize", "input_shape", "max_abs_difference", "sidecar"}``.
 
     Example:
         >>> export_run("runs/demo", "model.onnx", size=(64, 64))["max_abs_difference"] < 1e-4  # doctest: +SKIP
@@ -82,10 +80,8 @@ def export_run(run_dir: str | Path, out: str | Path, *, format: str = "onnx", si
     """
     import tempfile
 
-    from omniseg.inference.deploy.agreement import data_of_run, prediction_agreement, write_agreement
-    from omniseg.inference.deploy.quantize import calibration_tiles, export_openvino, quantize_onnx_int8
+    from omniseg.inference.deploy.quantize import calibration_tiles, data_of_run, export_openvino, quantize_onnx_int8
     from omniseg.inference.deploy.runtimes import OpenVinoTiles
-    from omniseg.inference.prediction.predictor import Predictor
     from omniseg.models.hub import load_model
     from omniseg.models.profile import example_input
     from omniseg.models.semantic.base import is_volumetric
@@ -134,20 +130,8 @@ def export_run(run_dir: str | Path, out: str | Path, *, format: str = "onnx", si
         "architecture": card.architecture, "input_shape": list(x.shape), "preprocessing": card.preprocessing,
         **card.info.to_dict(), "max_abs_difference": difference, "quantize": quantize,
     }, indent=2))
-    result = {"file": str(out), "format": format, "quantize": quantize, "input_shape": list(x.shape),
-              "max_abs_difference": difference, "sidecar": str(sidecar)}
-    if data is not None and not volumetric and card.task == "semantic" and format != "torch":
-        reference = Predictor(model, device="cpu", precision="32")
-        candidate = Predictor(model, device="cpu", backend="onnxruntime" if format == "onnx" else "openvino", exported=out)
-        report = prediction_agreement(reference, candidate, data["path"], images=agreement_images, tile=sides[0],
-                                      format=data["format"], ignore_index=data["ignore_index"])
-        report = {"file": str(out), "format": format, "quantize": quantize, "calibration": data["path"] if quantize else None,
-                  "calibration_samples": samples if quantize else None, **report}
-        result["agreement"] = str(write_agreement(out, report))
-        result["pixel_agreement"] = report["pixel_agreement"]
-        if "miou" in report:
-            result["miou_difference"] = report["miou"]["difference"]
-    return result
+    return {"file": str(out), "format": format, "quantize": quantize, "input_shape": list(x.shape),
+            "max_abs_difference": difference, "sidecar": str(sidecar)}
 
 
 class _quiet:

@@ -22,6 +22,21 @@ from omniseg.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
+def data_of_run(run_dir: str | Path) -> dict | None:
+    """The dataset a run trained on (``{"path", "format", "ignore_index"}`` from its config.yaml), or None when the
+    run does not say or the data is not there."""
+    from omniseg.config import flatten, load_values
+
+    config = Path(run_dir) / "config.yaml"
+    if not config.is_file():
+        return None
+    values = flatten(load_values(config))
+    path = values.get("data.path")
+    if not path or not Path(path).exists():
+        return None
+    return {"path": path, "format": values.get("data.format", "auto"), "ignore_index": values.get("data.ignore_index")}
+
+
 def calibration_tiles(data: str | Path, card, *, size: tuple[int, int], samples: int, seed: int = 0,
                       split: str | None = None, format: str = "auto", ignore_index: int | None = None) -> list[np.ndarray]:
     """Up to ``samples`` normalised float32 tiles ``[1, C, H, W]`` (``size``) from the images of ``data`` (``split``,
@@ -81,12 +96,18 @@ def quantize_onnx_int8(model_path: str | Path, out: str | Path, tiles: list[np.n
 
     out = Path(out)
     name = onnx.load(str(model_path), load_external_data=False).graph.input[0].name
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(model_path), str(prepared), skip_symbolic_shape=False)
-        quantize_static(str(prepared), str(out), Reader(name), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=methods[method],
-                        extra_options={"CalibPercentile": 99.999})
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser warns once per 1-D weight that per-channel scales do not apply to it
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            prepared = Path(tmp) / "prepared.onnx"
+            quant_pre_process(str(model_path), str(prepared), skip_symbolic_shape=False)
+            quantize_static(str(prepared), str(out), Reader(name), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=methods[method],
+                            extra_options={"CalibPercentile": 99.999})
+    finally:
+        root.setLevel(level)
     return out
 
 

@@ -1,6 +1,7 @@
 """How far a faster model strays from float32: the same images predicted by the float32 PyTorch model and by a
 candidate (an INT8 or OpenVINO export, a bfloat16 PyTorch model), compared pixel by pixel and scored against the
-labels. Every export writes this report beside its file (``<name>.agreement.json``)."""
+labels. :func:`export_measured` (``omniseg export``) writes this report beside every 2D semantic export
+(``<name>.agreement.json``)."""
 
 from __future__ import annotations
 
@@ -11,21 +12,6 @@ import numpy as np
 import torch
 
 from omniseg.metrics import ConfusionMatrix, metrics_from_confusion
-
-
-def data_of_run(run_dir: str | Path) -> dict | None:
-    """The dataset a run trained on (``{"path", "format", "ignore_index"}`` from its config.yaml), or None when the
-    run does not say or the data is not there."""
-    from omniseg.config import flatten, load_values
-
-    config = Path(run_dir) / "config.yaml"
-    if not config.is_file():
-        return None
-    values = flatten(load_values(config))
-    path = values.get("data.path")
-    if not path or not Path(path).exists():
-        return None
-    return {"path": path, "format": values.get("data.format", "auto"), "ignore_index": values.get("data.ignore_index")}
 
 
 def prediction_agreement(reference, candidate, data: str | Path, *, images: int = 16, split: str | None = None,
@@ -76,3 +62,36 @@ def write_agreement(exported: str | Path, report: dict) -> Path:
     path = Path(exported).with_suffix(".agreement.json")
     path.write_text(json.dumps(report, indent=2, default=lambda v: float(v) if isinstance(v, np.floating) else str(v)))
     return path
+
+
+def export_measured(run_dir: str | Path, out: str | Path, *, agreement_images: int = 16, **options) -> dict:
+    """:func:`~omniseg.inference.deploy.export.export_run` (``options``: format, size, quantize, calibration, samples,
+    calibration_method), then, for a 2D semantic run with data at hand (``calibration``, else the run's own), its
+    agreement with the float32 PyTorch model on up to ``agreement_images`` validation images predicted tile by tile
+    at the exported size: ``<out stem>.agreement.json``, its path under ``"agreement"`` in the result, with
+    ``"pixel_agreement"`` and ``"miou_difference"``."""
+    from omniseg.inference.deploy.export import export_run
+    from omniseg.inference.deploy.quantize import data_of_run
+    from omniseg.inference.prediction.predictor import Predictor
+    from omniseg.models.hub import load_model
+
+    result = export_run(run_dir, out, **options)
+    calibration = options.get("calibration")
+    data = {"path": str(calibration), "format": "auto", "ignore_index": None} if calibration is not None else data_of_run(run_dir)
+    model = load_model(run_dir)
+    if data is None or model.card.task != "semantic" or len(result["input_shape"]) != 4 or result["format"] == "torch":
+        return result
+    reference = Predictor(model, device="cpu", precision="32")
+    runtime = "onnxruntime" if result["format"] == "onnx" else "openvino"
+    candidate = Predictor(model, device="cpu", backend=runtime, exported=result["file"])
+    report = prediction_agreement(reference, candidate, data["path"], images=agreement_images, tile=result["input_shape"][-1],
+                                  format=data["format"], ignore_index=data["ignore_index"])
+    quantize = result["quantize"]
+    report = {"file": result["file"], "format": result["format"], "quantize": quantize,
+              "calibration": data["path"] if quantize else None,
+              "calibration_samples": options.get("samples", 32) if quantize else None, **report}
+    result["agreement"] = str(write_agreement(result["file"], report))
+    result["pixel_agreement"] = report["pixel_agreement"]
+    if "miou" in report:
+        result["miou_difference"] = report["miou"]["difference"]
+    return result
