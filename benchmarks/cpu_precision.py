@@ -192,6 +192,13 @@ def semantic_quality(camvid_run: Path, files: dict, console: Console) -> dict:
                         "miou_float32": report["miou"]["reference"], "images": report["images"]}
         console.print(f"  CamVid {backend}: {report['pixel_agreement']:.4%} of pixels agree, mIoU {report['miou']['candidate']:.4f} "
                       f"against {report['miou']['reference']:.4f}")
+        own = {"ort_int8": "ort32", "ov_int8": "ov32"}.get(backend)
+        if own in candidates:  # INT8 against the same runtime's float32 export: the same padded tiles on both sides
+            report = prediction_agreement(candidates[own](), make(), SHARED / "camvid", tile=512)
+            out[backend]["against_" + own] = {"pixel_agreement": report["pixel_agreement"],
+                                              "miou_difference": report["miou"]["difference"]}
+            console.print(f"  CamVid {backend} against {own}: {report['pixel_agreement']:.4%} of pixels agree, mIoU difference "
+                          f"{report['miou']['difference']:+.4f}")
     return out
 
 
