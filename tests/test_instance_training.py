@@ -129,7 +129,7 @@ def test_predict_writes_instance_pngs_overlays_and_coco_results(run_cli, tmp_pat
                            "--set", "data.val_fraction=0.3", "--set", "train.max_steps=1",
                            "--set", "model.kwargs.box_score_threshold=0.0")  # an untrained detector: keep every detection
     assert code == 0, err
-    code, out, err = run_cli("predict", tmp_path / "run", data / "images", "--out", tmp_path / "pred", "--score-threshold", "0.0",
+    code, out, err = run_cli("predict", "--precision", "32", tmp_path / "run", data / "images", "--out", tmp_path / "pred", "--score-threshold", "0.0",
                              "--mask-threshold", "0.4")
     assert code == 0, err
     images = json.loads((tmp_path / "pred" / "images.json").read_text())

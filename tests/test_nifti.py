@@ -130,7 +130,7 @@ def test_train_a_3d_model_from_the_cli_and_evaluate_it(run_cli, tmp_path):
     code, stdout, err = run_cli("eval", out, "--data", data, "--json")
     assert code == 0, err
     assert json.loads(stdout)["miou"] == pytest.approx(metrics["miou"])
-    code, _, err = run_cli("predict", out, data / "imagesTr", "--out", tmp_path / "pred")
+    code, _, err = run_cli("predict", "--precision", "32", out, data / "imagesTr", "--out", tmp_path / "pred")
     assert code == 0, err
     predicted = nib.load(tmp_path / "pred" / "volume_000.nii.gz")
     source = nib.load(data / "imagesTr" / "volume_000.nii.gz")
@@ -145,7 +145,7 @@ def test_train_a_3d_model_from_the_cli_and_evaluate_it(run_cli, tmp_path):
     slabs = NiftiSlabs(data / "imagesTr" / "volume_000.nii.gz", slab_depth=5)
     whole = VolumeTransform()({"image": torch.from_numpy(read_nifti(data / "imagesTr" / "volume_000.nii.gz")[0])})["image"]
     torch.testing.assert_close(slabs(3, 11), whole[:, 3:11], atol=1e-5, rtol=0)
-    code, _, err = run_cli("predict", out, data / "imagesTr" / "volume_000.nii.gz", "--out", tmp_path / "tiled", "--tile", "8", "--tta", "flip")
+    code, _, err = run_cli("predict", "--precision", "32", out, data / "imagesTr" / "volume_000.nii.gz", "--out", tmp_path / "tiled", "--tile", "8", "--tta", "flip")
     assert code == 0, err
     tiled = np.asarray(nib.load(tmp_path / "tiled" / "volume_000.nii.gz").dataobj).transpose(2, 1, 0)
     in_memory = Predictor(out).predict_volume(np.asarray(source.dataobj).transpose(2, 1, 0), tile=8, tta="flip")

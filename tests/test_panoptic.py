@@ -146,7 +146,7 @@ def test_eval_and_predict_of_a_panoptic_run(panoptic_run, run_cli, tmp_path):
     assert code == 0, err
     report = json.loads(out)
     assert report["task"] == "panoptic" and report["panoptic"]["all"]["pq"] == json.loads((run / "metrics.json").read_text())["panoptic"]["all"]["pq"]
-    code, out, err = run_cli("predict", run, data / "images" / "val", "--out", tmp_path / "pred", "--score-threshold", "0.0",
+    code, out, err = run_cli("predict", "--precision", "32", run, data / "images" / "val", "--out", tmp_path / "pred", "--score-threshold", "0.0",
                              "--stuff-min-area", "1")
     assert code == 0, err
     values = json.loads((tmp_path / "pred" / "panoptic.json").read_text())
@@ -190,7 +190,7 @@ def test_predict_merges_an_instance_run_with_a_semantic_run(panoptic_run, run_cl
     code, _, err = run_cli("train", "--model", "unet", "--set", "model.kwargs.depth=2", "--set", "model.kwargs.base_channels=8", *common,
                            "--out", tmp_path / "semantic")
     assert code == 0, err
-    code, _, err = run_cli("predict", tmp_path / "instance", data / "images" / "val", "--semantic", tmp_path / "semantic",
+    code, _, err = run_cli("predict", "--precision", "32", tmp_path / "instance", data / "images" / "val", "--semantic", tmp_path / "semantic",
                            "--out", tmp_path / "pred", "--score-threshold", "0.0", "--stuff-min-area", "1")
     assert code == 0, err
     from omniseg.inference import Predictor
@@ -208,12 +208,12 @@ def test_predict_merges_an_instance_run_with_a_semantic_run(panoptic_run, run_cl
         rgb = np.asarray(Image.open(tmp_path / "pred" / annotation["file_name"])).astype(np.int64)
         assert np.array_equal(rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2], expected)
         assert [s["category_id"] for s in annotation["segments_info"]] == [s["category_id"] for s in segments]
-    code, _, err = run_cli("predict", tmp_path / "semantic", data / "images" / "val", "--semantic", tmp_path / "semantic",
+    code, _, err = run_cli("predict", "--precision", "32", tmp_path / "semantic", data / "images" / "val", "--semantic", tmp_path / "semantic",
                            "--out", tmp_path / "bad")
     assert code == 2 and "cannot honour --semantic (it serves: instance with a semantic partner)" in err
 
     # a semantic run answers instance questions: its thing classes' connected regions, scored by mean probability
-    code, _, err = run_cli("predict", tmp_path / "semantic", data / "images" / "val", "--instances", "--score-threshold", "0",
+    code, _, err = run_cli("predict", "--precision", "32", tmp_path / "semantic", data / "images" / "val", "--instances", "--score-threshold", "0",
                            "--out", tmp_path / "regions")
     assert code == 0, err
     from scipy import ndimage
@@ -233,5 +233,5 @@ def test_predict_merges_an_instance_run_with_a_semantic_run(panoptic_run, run_cl
         best = ids == 1  # the best-scored region: its score is its class's mean probability over it
         label = int(np.bincount(classes[best]).argmax())
         assert max(r["score"] for r in found) == pytest.approx(float(probabilities[label][best].mean()), abs=1e-6)
-    code, _, err = run_cli("predict", tmp_path / "instance", data / "images" / "val", "--instances", "--out", tmp_path / "bad2")
+    code, _, err = run_cli("predict", "--precision", "32", tmp_path / "instance", data / "images" / "val", "--instances", "--out", tmp_path / "bad2")
     assert code == 2 and "cannot honour --instances (it serves: semantic with instances)" in err

@@ -71,7 +71,8 @@ class InstanceTask(OptimisedTask):
 
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
         images, targets = batch
-        outputs = self.model(list(images))
+        # a mixed-precision run's detections in float32: metrics (and numpy) take them so
+        outputs = [{k: v.float() if v.is_floating_point() else v for k, v in output.items()} for output in self.model(list(images))]
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self._distributed() else (0, 1)
         for offset, (target, output) in enumerate(zip(targets, outputs)):
             # ids follow the ShardSampler's order, so they are unique across processes
