@@ -170,3 +170,16 @@ def trained_rectangles_run(tmp_path_factory):
                                      preprocessing={"mean": [0.5] * 3, "std": [0.25] * 3, "img_size": 64}))
     image, truth = coloured_rectangles(np.random.default_rng(5), 200, 280, 6)
     return run, Predictor(run, device="cpu"), image, truth
+
+
+@pytest.fixture(scope="session")
+def rectangles_data(tmp_path_factory):
+    """A folder dataset of :func:`coloured_rectangles` (12 train and 4 val images of 96 x 112), the classes named."""
+    root = tmp_path_factory.mktemp("rectangles_data")
+    rng = np.random.default_rng(11)
+    for split, count in (("train", 12), ("val", 4)):
+        for k in range(count):
+            image, mask = coloured_rectangles(rng, 96, 112, 4)
+            write_pair(root, split, f"{split}_{k}", image, mask)
+    write_classes(root, ["background", "yellow", "cyan"])
+    return root

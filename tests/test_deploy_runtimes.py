@@ -10,26 +10,12 @@ import pytest
 
 from omniseg.errors import ConfigError
 
-from .conftest import coloured_rectangles, write_classes, write_pair
-
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 # (format, quantize) -> the least pixel agreement with float32 torch on the validation images (measured on this trained
 # U-Net: float32 exports 1.0; INT8 0.99998 with ONNX Runtime, 0.99995 with OpenVINO, mIoU differences +0.0001, +0.0002)
 EXPORTS = {("onnx", None): 0.9999, ("onnx", "int8"): 0.999, ("openvino", None): 0.9999, ("openvino", "int8"): 0.999}
-
-
-@pytest.fixture(scope="module")
-def rectangles_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("rectangles_data")
-    rng = np.random.default_rng(11)
-    for split, count in (("train", 12), ("val", 4)):
-        for k in range(count):
-            image, mask = coloured_rectangles(rng, 96, 112, 4)
-            write_pair(root, split, f"{split}_{k}", image, mask)
-    write_classes(root, ["background", "yellow", "cyan"])
-    return root
 
 
 @pytest.mark.parametrize("format, quantize", list(EXPORTS))

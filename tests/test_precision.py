@@ -32,7 +32,7 @@ def _never(*_):
     raise AssertionError("nothing is measured on a processor without bfloat16")
 
 
-def test_a_processor_without_bf16_keeps_float32_under_auto_without_measuring(processor, trained_rectangles_run):
+def test_a_processor_without_bf16_keeps_float32_under_auto_without_measuring(processor, trained_rectangles_run, rectangles_data):
     from omniseg.inference import Predictor
     from omniseg.plan import make_plan
 
@@ -43,21 +43,8 @@ def test_a_processor_without_bf16_keeps_float32_under_auto_without_measuring(pro
     assert chosen == "32-true" and "no bfloat16 instructions" in facts["reason"]
     assert choose_inference_precision("auto", "cpu", _never)[0] == "32"
     assert Predictor(trained_rectangles_run[0], precision="auto").precision == "32"
-    plan = make_plan(_tiny_data(trained_rectangles_run), time_budget=30)
+    plan = make_plan(rectangles_data, time_budget=30)
     assert plan.values["train.precision"] == "32-true" and "no bfloat16" in plan.reasons["train.precision"]
-
-
-def _tiny_data(trained_rectangles_run):
-    from .conftest import coloured_rectangles, write_classes, write_pair
-
-    root = trained_rectangles_run[0].parent / "tiny_data"
-    if not root.exists():
-        rng = np.random.default_rng(0)
-        for split, count in (("train", 6), ("val", 2)):
-            for k in range(count):
-                write_pair(root, split, f"{split}{k}", *coloured_rectangles(rng, 64, 64))
-        write_classes(root, ["background", "yellow", "cyan"])
-    return root
 
 
 def test_auto_picks_bf16_only_when_a_measured_step_is_faster_by_the_margin(processor, monkeypatch):
@@ -79,7 +66,7 @@ def test_auto_picks_bf16_only_when_a_measured_step_is_faster_by_the_margin(proce
     assert choose_training_precision("auto", "cuda", _never)[0] == "bf16-mixed"
 
 
-def test_bf16_training_keeps_the_loss_in_float32_and_records_the_choice(trained_rectangles_run, tmp_path, run_cli):
+def test_bf16_training_keeps_the_loss_in_float32_and_records_the_choice(rectangles_data, tmp_path, run_cli):
     from omniseg.config import OptimConfig
     from omniseg.engine.module import SemanticTask
     from omniseg.losses import build_loss
@@ -94,8 +81,7 @@ def test_bf16_training_keeps_the_loss_in_float32_and_records_the_choice(trained_
     assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
     assert loss.item() == pytest.approx(task.loss(logits.float(), y).item(), rel=1e-6)
 
-    data = _tiny_data(trained_rectangles_run)
-    common = ["--data", data, "--no-plan", "--model", "unet", "--set", "model.kwargs.depth=2", "--set", "model.kwargs.base_channels=8",
+    common = ["--data", rectangles_data, "--no-plan", "--model", "unet", "--set", "model.kwargs.depth=2", "--set", "model.kwargs.base_channels=8",
               "--img-size", "64", "--batch-size", "4", "--set", "train.max_steps=6", "--set", "train.epochs=null", "--no-progress"]
     code, _, err = run_cli("train", *common, "--precision", "bf16-mixed", "--out", tmp_path / "bf16")
     assert code == 0, err

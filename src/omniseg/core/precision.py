@@ -38,18 +38,6 @@ def bf16_capable(device: torch.device | str) -> bool:
     return any(check() for check in checks if check is not None)
 
 
-def _seconds(a: torch.Tensor, repeats: int = 3) -> float:
-    torch.matmul(a, a)  # warm-up
-    if a.device.type == "cuda":
-        torch.cuda.synchronize(a.device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        torch.matmul(a, a)
-    if a.device.type == "cuda":
-        torch.cuda.synchronize(a.device)
-    return (time.perf_counter() - start) / repeats
-
-
 @cache
 def bf16_speedup(device: torch.device) -> float:
     """How many times faster a 1024x1024 bfloat16 matrix product runs than a float32 one on ``device`` (0 where the
@@ -57,8 +45,9 @@ def bf16_speedup(device: torch.device) -> float:
     if not bf16_capable(device):
         return 0.0
     a = torch.randn(1024, 1024, device=device)
+    b = a.to(torch.bfloat16)
     try:
-        return _seconds(a) / _seconds(a.to(torch.bfloat16))
+        return _fastest_seconds(lambda: a @ a, device, 3) / _fastest_seconds(lambda: b @ b, device, 3)
     except RuntimeError:
         return 0.0
 
@@ -112,11 +101,15 @@ def choose_inference_precision(precision: str, device: torch.device | str, forwa
                               f"float32 ({speedup:.2f}x; bfloat16 from {BF16_MARGIN}x)"}
 
 
-def autocast(precision: str, device: torch.device):
-    """A context computing in bfloat16 (float32 where torch's autocast keeps it) when ``precision`` is ``"bf16"``."""
-    if precision == "bf16":
-        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+#: autocast's type for each mixed precision name (inference's "bf16", Lightning's training names)
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
+def autocast(precision: str, device: torch.device | str):
+    """A context computing in bfloat16 (``"bf16"``, ``"bf16-mixed"``) or float16 (``"16-mixed"``), float32 where
+    torch's autocast keeps it; nothing for the float32 names."""
+    dtype = AUTOCAST_DTYPES.get(precision)
+    return torch.autocast(torch.device(device).type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
 def float32(device_type: str):

@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 
 from omniseg.config import RunConfig, TrainConfig, config_yaml, flatten, load_values, to_dict
 from omniseg.core.atomic import remove_stale_temporaries, write_text
+from omniseg.core.device import resolve_device
 from omniseg.core.info import DatasetInfo
 from omniseg.data.formats import DataSource, load_dataset, require_instances
 from omniseg.engine.callbacks import (
@@ -357,8 +358,8 @@ def _training_precision(config: RunConfig, plan: Plan | None, candidate: Candida
         if "precision_step_seconds" in plan.measured:
             facts["step_seconds"] = plan.measured["precision_step_seconds"]
         return config, facts
-    gpu = config.train.accelerator in ("gpu", "cuda") or (config.train.accelerator == "auto" and torch.cuda.is_available())
-    device = "cuda" if gpu else "cpu"
+    accelerator = config.train.accelerator
+    device = resolve_device({"auto": None, "gpu": "cuda", "cuda": "cuda"}.get(accelerator, "cpu")).type
     if candidate is None:
         speedup = bf16_speedup(torch.device(device))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from typing import Any
 import torch
 
 from omniseg.config import RunConfig
-from omniseg.core.precision import float32
+from omniseg.core.precision import autocast, float32
 from omniseg.data.cache import CachedDataset
 from omniseg.data.formats import DataSource
 from omniseg.data.batch_augment import split_train_transforms
@@ -39,12 +38,6 @@ def _build(candidate: Candidate, channels: int, num_classes: int, detector: bool
     return create_model(candidate.name, num_classes=num_classes, **kwargs)
 
 
-def mixed_precision(precision: str, device: str):
-    """The autocast context of a Lightning precision name (``"bf16-mixed"``, ``"16-mixed"``; none for float32)."""
-    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
-    return torch.autocast(torch.device(device).type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
-
 def step_seconds(candidate: Candidate, *, channels: int, num_classes: int, shape: tuple[int, ...], batch: int,
                  device: str = "cpu", measure: bool = True, detector: bool = False, precision: str = "32-true") -> float:
     """Seconds of one training step (forward, CE + Dice or the detector's losses, backward, fused AdamW) of
@@ -70,7 +63,7 @@ def step_seconds(candidate: Candidate, *, channels: int, num_classes: int, shape
                 target["semantic"] = torch.zeros(shape, dtype=torch.int64, device=device)
 
         def loss() -> torch.Tensor:
-            with mixed_precision(precision, device):
+            with autocast(precision, device):
                 return sum(model(images, targets).values())
     else:
         x = torch.randn(batch, channels, *shape, device=device).contiguous(memory_format=layout)
@@ -78,7 +71,7 @@ def step_seconds(candidate: Candidate, *, channels: int, num_classes: int, shape
         criterion = build_loss("ce+dice", ignore_index=-1)
 
         def loss() -> torch.Tensor:
-            with mixed_precision(precision, device):
+            with autocast(precision, device):
                 logits = model(x)
             with float32(torch.device(device).type):
                 return criterion(logits.float(), y)

@@ -99,13 +99,15 @@ def export_run(run_dir: str | Path, out: str | Path, *, format: str = "onnx", si
         want = "D, H, W (a volumetric model)" if volumetric else "H, W"
         raise ConfigError(f"export size {tuple(sides)} is not {want} of positive sides")
     x = example_input(model, sides[-2], sides[-1], sides[0] if volumetric else 1)
-    data = {"path": str(calibration), "format": "auto", "ignore_index": None} if calibration is not None else data_of_run(run_dir)
-    if quantize and data is None:
-        raise ConfigError(f"INT8 export calibrates on images: pass --calibration DATA (the run {run_dir} names no dataset "
-                          "that is here)")
     card = model.card
-    tiles = calibration_tiles(data["path"], card, size=tuple(sides), samples=samples, format=data["format"],
-                              ignore_index=data["ignore_index"]) if quantize else None
+    tiles = None
+    if quantize:
+        data = {"path": str(calibration), "format": "auto", "ignore_index": None} if calibration is not None else data_of_run(run_dir)
+        if data is None:
+            raise ConfigError(f"INT8 export calibrates on images: pass --calibration DATA (the run {run_dir} names no "
+                              "dataset that is here)")
+        tiles = calibration_tiles(data["path"], card, size=tuple(sides), samples=samples, format=data["format"],
+                                  ignore_index=data["ignore_index"])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

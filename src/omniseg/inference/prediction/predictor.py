@@ -74,7 +74,7 @@ class Predictor:
             self._channels = card.kwargs.get("in_channels", 3)
         model = model.eval().to(self.device)
         self._memory_format = torch.contiguous_format
-        if optimize and self.task == "semantic" and not self.volumetric:
+        if optimize and backend == "torch" and self.task == "semantic" and not self.volumetric:  # runtimes never run it
             example = torch.randn(1, card.kwargs.get("in_channels", 3), 64, 64, device=self.device)
             # a model loaded here is folded in place (one copy of the weights in memory), or loaded again unfolded
             model = fold_batchnorm(model, example, in_place=run_dir is not None) or load_model(run_dir).to(self.device)
